@@ -1,0 +1,48 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::store::{Connection, ConnectionStore, StoreError};
+
+/// The in-process stand-in for a room's DynamoDB table.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    connections: Mutex<HashMap<String, Connection>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connection>> {
+        // The map stays consistent even if a holder panicked: every critical section is a
+        // single insert, remove or clone.
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ConnectionStore for MemoryStore {
+    async fn put(&self, connection: Connection) -> Result<(), StoreError> {
+        self.lock().insert(connection.id.clone(), connection);
+        Ok(())
+    }
+
+    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.lock().remove(connection_id);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Connection>, StoreError> {
+        Ok(self.lock().values().cloned().collect())
+    }
+}

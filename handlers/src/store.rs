@@ -1,0 +1,51 @@
+use std::future::Future;
+
+/// One open WebSocket connection as the chat remembers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The id API Gateway (or the local gateway) assigned; opaque and URL-safe.
+    pub id: String,
+    /// The `name` query parameter given at `$connect`, if any.
+    pub display_name: Option<String>,
+    /// Milliseconds since the Unix epoch, from `requestContext.connectedAt`.
+    pub connected_at_ms: i64,
+}
+
+impl Connection {
+    /// How this connection signs its messages: its display name, else its id.
+    pub fn sender_label(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection store could not {operation}: {source}")]
+pub struct StoreError {
+    pub operation: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    pub fn new(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// Where a room keeps its open connections: DynamoDB on AWS, memory in the local gateway.
+pub trait ConnectionStore: Send + Sync {
+    fn put(&self, connection: Connection) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removing an id that is not stored is not an error: `$disconnect` and a 410 from a
+    /// broadcast can race to remove the same connection.
+    fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every stored connection; implementations page through all of their storage.
+    fn list(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send;
+}

@@ -1,0 +1,80 @@
+//! Broadcast: bounded concurrency, exact removal of gone connections, failures isolated.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chatroom_handlers::{Connection, ConnectionStore, MemoryStore, broadcast};
+use support::RecordingSender;
+
+async fn store_with(ids: &[&str]) -> (MemoryStore, Vec<Connection>) {
+    let store = MemoryStore::new();
+    for id in ids {
+        store
+            .put(Connection {
+                id: (*id).into(),
+                display_name: None,
+                connected_at_ms: 1,
+            })
+            .await
+            .unwrap();
+    }
+    let mut all = store.list().await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    (store, all)
+}
+
+#[tokio::test]
+async fn gone_connections_are_removed_exactly_and_the_rest_kept() {
+    let (store, recipients) = store_with(&["a", "b", "c", "d"]).await;
+    let sender = RecordingSender::answering_gone_for(&["b", "d"]);
+    let report = broadcast(&store, &sender, &recipients, Bytes::from_static(b"{}"), 8).await;
+
+    assert_eq!(report.delivered, 2);
+    assert_eq!(report.gone, vec!["b".to_owned(), "d".to_owned()]);
+    let mut left: Vec<_> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["a".to_owned(), "c".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_failing_post_does_not_stop_the_others_and_keeps_its_row() {
+    let (store, recipients) = store_with(&["a", "b", "c"]).await;
+    let sender = RecordingSender::failing_for(&["a"]);
+    let report = broadcast(&store, &sender, &recipients, Bytes::from_static(b"{}"), 8).await;
+
+    assert_eq!(report.delivered, 2);
+    assert_eq!(report.failed, vec!["a".to_owned()]);
+    assert_eq!(store.len(), 3);
+    let mut reached: Vec<_> = sender.raw_posts().into_iter().map(|(id, _)| id).collect();
+    reached.sort();
+    assert_eq!(reached, vec!["b".to_owned(), "c".to_owned()]);
+}
+
+#[tokio::test]
+async fn concurrency_never_exceeds_the_bound_and_all_posts_finish_first() {
+    let ids: Vec<String> = (0..100).map(|i| format!("c{i:03}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (store, recipients) = store_with(&refs).await;
+    let sender = RecordingSender::holding_each_post(Duration::from_millis(2));
+
+    let report = broadcast(&store, &sender, &recipients, Bytes::from_static(b"x"), 7).await;
+
+    assert_eq!(report.delivered, 100);
+    // Every post finished before broadcast returned.
+    assert_eq!(sender.raw_posts().len(), 100);
+    assert_eq!(sender.in_flight(), 0);
+    let peak = sender.peak_in_flight();
+    assert!(peak <= 7, "peak concurrency {peak} exceeded the bound 7");
+    assert!(
+        peak > 1,
+        "posts ran one at a time (peak {peak}); the bound was not used"
+    );
+}

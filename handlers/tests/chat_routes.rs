@@ -1,0 +1,180 @@
+//! The chat's behaviour per route, driven through `Chat::handle` with recorded API Gateway events.
+
+mod support;
+
+use chatroom_handlers::{
+    ChatConfig, ChatFrame, ConnectionStore, MemoryStore, RouteSelectionExpression,
+};
+use support::{RecordingSender, WithName, chat_with, event};
+
+#[tokio::test]
+async fn connect_stores_the_connection_with_its_display_name() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    let response = chat
+        .handle(&event("$connect", "conn-a", None).with_name("ada"))
+        .await
+        .unwrap();
+    assert_eq!(response.status_code, 200);
+    let stored = chat.store().list().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, "conn-a");
+    assert_eq!(stored[0].display_name.as_deref(), Some("ada"));
+}
+
+#[tokio::test]
+async fn connect_refuses_a_display_name_longer_than_32_characters() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    let long = "é".repeat(33);
+    let response = chat
+        .handle(&event("$connect", "conn-a", None).with_name(&long))
+        .await
+        .unwrap();
+    assert_eq!(response.status_code, 400);
+    assert!(chat.store().is_empty());
+    // 32 multi-byte characters are fine: the limit counts characters, not bytes.
+    let ok = chat
+        .handle(&event("$connect", "conn-b", None).with_name(&"é".repeat(32)))
+        .await
+        .unwrap();
+    assert_eq!(ok.status_code, 200);
+}
+
+#[tokio::test]
+async fn disconnect_removes_the_connection() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    chat.handle(&event("$connect", "conn-a", None))
+        .await
+        .unwrap();
+    chat.handle(&event("$disconnect", "conn-a", None))
+        .await
+        .unwrap();
+    assert!(chat.store().is_empty());
+}
+
+#[tokio::test]
+async fn message_route_broadcasts_to_everyone_including_the_sender() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    chat.handle(&event("$connect", "conn-a", None).with_name("ada"))
+        .await
+        .unwrap();
+    chat.handle(&event("$connect", "conn-b", None))
+        .await
+        .unwrap();
+
+    let body = r#"{"action":"onMessage","message":"Hello everyone"}"#;
+    let response = chat
+        .handle(&event("onMessage", "conn-a", Some(body)))
+        .await
+        .unwrap();
+    assert_eq!(response.status_code, 200);
+
+    let mut posts = chat.sender().posts();
+    posts.sort_by(|a, b| a.0.cmp(&b.0));
+    let expected = ChatFrame::Message {
+        from: "ada".into(),
+        message: "Hello everyone".into(),
+        sent_at: "2026-11-25T08:00:00.123Z".into(),
+    };
+    assert_eq!(
+        posts,
+        vec![
+            ("conn-a".to_owned(), expected.clone()),
+            ("conn-b".to_owned(), expected)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_sender_without_a_name_is_shown_by_connection_id() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    chat.handle(&event("$connect", "conn-b", None))
+        .await
+        .unwrap();
+    chat.handle(&event(
+        "onMessage",
+        "conn-b",
+        Some(r#"{"action":"onMessage","message":"hi"}"#),
+    ))
+    .await
+    .unwrap();
+    let posts = chat.sender().posts();
+    assert!(matches!(&posts[0].1, ChatFrame::Message { from, .. } if from == "conn-b"));
+}
+
+#[tokio::test]
+async fn default_route_answers_only_the_sender_with_the_expected_shape() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    chat.handle(&event("$connect", "conn-a", None))
+        .await
+        .unwrap();
+    chat.handle(&event("$connect", "conn-b", None))
+        .await
+        .unwrap();
+    chat.handle(&event("$default", "conn-a", Some("not json")))
+        .await
+        .unwrap();
+
+    let posts = chat.sender().posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].0, "conn-a");
+    let ChatFrame::Error { message } = &posts[0].1 else {
+        panic!("expected an error frame, got {posts:?}")
+    };
+    assert!(
+        message.contains(r#"{"action":"onMessage","message":"<text>"}"#),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn default_route_hint_follows_a_nested_route_selection_expression() {
+    let config = ChatConfig {
+        message_route: "say".into(),
+        route_selection: RouteSelectionExpression::parse("$request.body.meta.kind").unwrap(),
+        ..ChatConfig::default()
+    };
+    let chat = chatroom_handlers::Chat::new(MemoryStore::new(), RecordingSender::default(), config);
+    chat.handle(&event("$default", "conn-a", Some("{}")))
+        .await
+        .unwrap();
+    let posts = chat.sender().posts();
+    let ChatFrame::Error { message } = &posts[0].1 else {
+        panic!("expected an error frame")
+    };
+    assert!(
+        message.contains(r#"{"message":"<text>","meta":{"kind":"say"}}"#),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_without_text_gets_an_error_reply_and_no_broadcast() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    chat.handle(&event("$connect", "conn-a", None))
+        .await
+        .unwrap();
+    chat.handle(&event("$connect", "conn-b", None))
+        .await
+        .unwrap();
+    chat.handle(&event(
+        "onMessage",
+        "conn-a",
+        Some(r#"{"action":"onMessage","message":7}"#),
+    ))
+    .await
+    .unwrap();
+    let posts = chat.sender().posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].0, "conn-a");
+    assert!(matches!(&posts[0].1, ChatFrame::Error { message } if message.contains("onMessage")));
+}
+
+#[tokio::test]
+async fn a_store_failure_is_an_error_for_the_gateway_to_report() {
+    let chat = chat_with(support::FailingStore, RecordingSender::default());
+    let error = chat
+        .handle(&event("$connect", "conn-a", None))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("could not put"), "{error}");
+}
