@@ -1,1 +1,6 @@
-fn main() {}
+fn main() {
+    print!(
+        "{}",
+        chatroom_operator::crd::crd_yaml().expect("CRD serializes")
+    );
+}

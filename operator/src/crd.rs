@@ -1,0 +1,251 @@
+//! The `ChatRoom` API (`chatroom.dev/v1alpha1`).
+//!
+//! Every rule a field must follow is declared here, in the schema the API server enforces;
+//! [`crate::validate`] enforces the same rules for files that never meet an API server, and its
+//! tests check both agree.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const STAGE_PATTERN: &str = r"^[A-Za-z0-9_-]{1,128}$";
+/// Stricter than AWS (any string not starting with `$`): a route key a chat client types.
+pub const MESSAGE_ROUTE_PATTERN: &str = r"^[A-Za-z0-9_.:-]{1,128}$";
+pub const ROUTE_SELECTION_PATTERN: &str = r"^\$request\.body\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+pub const ROLE_ARN_PATTERN: &str =
+    r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+/// AWS allows 50 tags per resource; the operator keeps the rest for its ownership tags.
+pub const MAX_USER_TAGS: usize = 40;
+/// Tag keys the operator writes itself, and AWS's own prefix.
+pub const RESERVED_TAG_PREFIXES: [&str; 2] = ["aws:", "chatroom.dev/"];
+
+/// A serverless, real-time WebSocket chat room.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "chatroom.dev",
+    version = "v1alpha1",
+    kind = "ChatRoom",
+    plural = "chatrooms",
+    shortname = "room",
+    namespaced,
+    status = "ChatRoomStatus",
+    doc = "A serverless, real-time WebSocket chat room: an API Gateway WebSocket API, a Lambda function and a DynamoDB table of connections",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.websocketUrl"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(description = "What the room should be; every field has a default.")]
+pub struct ChatRoomSpec {
+    /// Stage name: the last path segment of the WebSocket URL.
+    #[serde(default = "default_stage")]
+    #[schemars(regex(pattern = STAGE_PATTERN))]
+    pub stage: String,
+
+    /// The custom route whose messages are broadcast to every connection.
+    #[serde(default = "default_message_route")]
+    #[schemars(regex(pattern = MESSAGE_ROUTE_PATTERN))]
+    pub message_route: String,
+
+    /// Where API Gateway finds the route key in a message: `$request.body.<dotted path>`.
+    #[serde(default = "default_route_selection_expression")]
+    #[schemars(regex(pattern = ROUTE_SELECTION_PATTERN))]
+    pub route_selection_expression: String,
+
+    #[serde(default)]
+    pub connection_table: ConnectionTableSpec,
+
+    #[serde(default)]
+    pub function: FunctionSpec,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling: Option<ThrottlingSpec>,
+
+    /// AWS region; the operator's default region when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = REGION_PATTERN))]
+    pub region: Option<String>,
+
+    /// Extra tags for every AWS resource of this room.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 40,
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('chatroom.dev/') && size(self[k]) <= 256)",
+            "message": "tag keys are 1-128 characters and must not start with aws: or chatroom.dev/; values are at most 256 characters"
+        }]
+    ))]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for ChatRoomSpec {
+    fn default() -> Self {
+        Self {
+            stage: default_stage(),
+            message_route: default_message_route(),
+            route_selection_expression: default_route_selection_expression(),
+            connection_table: ConnectionTableSpec::default(),
+            function: FunctionSpec::default(),
+            throttling: None,
+            region: None,
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+/// The DynamoDB table of connection ids.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.billingMode == 'PROVISIONED' ? (has(self.readCapacity) && has(self.writeCapacity)) : (!has(self.readCapacity) && !has(self.writeCapacity))",
+    "message": "readCapacity and writeCapacity are required when billingMode is PROVISIONED, and not allowed otherwise"
+}]))]
+pub struct ConnectionTableSpec {
+    /// What happens to the table when the ChatRoom is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    #[serde(default)]
+    pub billing_mode: BillingMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub read_capacity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub write_capacity: Option<i64>,
+    #[serde(default)]
+    pub point_in_time_recovery: bool,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Retain,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillingMode {
+    #[default]
+    PayPerRequest,
+    Provisioned,
+}
+
+/// The room's Lambda function.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionSpec {
+    #[serde(default = "default_memory_mb", rename = "memoryMB")]
+    #[schemars(range(min = 128, max = 10240))]
+    pub memory_mb: i32,
+    /// At most 29 s: API Gateway's integration timeout.
+    #[serde(default = "default_timeout_seconds")]
+    #[schemars(range(min = 1, max = 29))]
+    pub timeout_seconds: i32,
+    /// Bring your own execution role instead of the operator's least-privilege one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub architecture: Architecture,
+}
+
+impl Default for FunctionSpec {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+            timeout_seconds: default_timeout_seconds(),
+            role_arn: None,
+            architecture: Architecture::default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Architecture {
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+/// Stage-wide throttling; AWS's account defaults apply to what is unset.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottlingSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub burst_limit: Option<i32>,
+    /// Requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub rate_limit: Option<f64>,
+}
+
+/// What the operator last made of the room.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatRoomStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Where clients connect: `wss://…/{stage}` on AWS, `ws://…` locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket_url: Option<String>,
+    /// The `@connections` management endpoint for back-end pushes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+fn default_stage() -> String {
+    "dev".to_owned()
+}
+
+fn default_message_route() -> String {
+    "onMessage".to_owned()
+}
+
+fn default_route_selection_expression() -> String {
+    "$request.body.action".to_owned()
+}
+
+fn default_memory_mb() -> i32 {
+    128
+}
+
+fn default_timeout_seconds() -> i32 {
+    10
+}
+
+/// The CRD as YAML, exactly as committed under `crds/`.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&ChatRoom::crd())
+}

@@ -1,0 +1,448 @@
+//! The ChatRoom rules, for rooms that never meet an API server (`local`, `apply`, `delete`) and
+//! as a second line behind it in the controller. Each rule mirrors one in the CRD's schema
+//! ([`crate::crd`]); the tests below hold the two together.
+
+use chatroom_handlers::RouteSelectionExpression;
+
+use crate::crd::{BillingMode, ChatRoom, MAX_USER_TAGS, RESERVED_TAG_PREFIXES};
+
+/// One broken rule, named by the field's path from the object's root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every rule a room breaks, so that one edit can fix them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct InvalidSpec(pub Vec<FieldError>);
+
+impl InvalidSpec {
+    /// The first field at fault, for a condition reason.
+    pub fn first_field(&self) -> Option<&str> {
+        self.0.first().map(|e| e.field.as_str())
+    }
+}
+
+pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.to_owned(),
+            message,
+        });
+    };
+
+    match room.metadata.name.as_deref() {
+        None | Some("") => fail("metadata.name", "is required".into()),
+        Some(name) if !is_dns_subdomain(name) => fail(
+            "metadata.name",
+            format!(
+                "must be a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253), got {name:?}"
+            ),
+        ),
+        Some(_) => {}
+    }
+    if let Some(namespace) = room.metadata.namespace.as_deref()
+        && !is_dns_label(namespace)
+    {
+        fail(
+            "metadata.namespace",
+            format!(
+                "must be a DNS label (lowercase letters, digits and '-', at most 63), got {namespace:?}"
+            ),
+        );
+    }
+
+    let spec = &room.spec;
+    if !is_stage(&spec.stage) {
+        fail(
+            "spec.stage",
+            format!(
+                "must be 1-128 characters of A-Z a-z 0-9 _ -, got {:?}",
+                spec.stage
+            ),
+        );
+    }
+    if !is_message_route(&spec.message_route) {
+        fail(
+            "spec.messageRoute",
+            format!(
+                "must be 1-128 characters of A-Z a-z 0-9 _ . : - (a route key not starting with $), got {:?}",
+                spec.message_route
+            ),
+        );
+    }
+    if let Err(error) = RouteSelectionExpression::parse(&spec.route_selection_expression) {
+        fail("spec.routeSelectionExpression", error.to_string());
+    }
+
+    let table = &spec.connection_table;
+    let capacities = [
+        ("spec.connectionTable.readCapacity", table.read_capacity),
+        ("spec.connectionTable.writeCapacity", table.write_capacity),
+    ];
+    for (field, capacity) in capacities {
+        match (table.billing_mode, capacity) {
+            (BillingMode::Provisioned, None) => {
+                fail(field, "is required when billingMode is PROVISIONED".into());
+            }
+            (BillingMode::Provisioned, Some(units)) if units < 1 => {
+                fail(field, format!("must be at least 1, got {units}"));
+            }
+            (BillingMode::PayPerRequest, Some(_)) => {
+                fail(
+                    field,
+                    "is only allowed when billingMode is PROVISIONED".into(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    let function = &spec.function;
+    if !(128..=10240).contains(&function.memory_mb) {
+        fail(
+            "spec.function.memoryMB",
+            format!("must be between 128 and 10240, got {}", function.memory_mb),
+        );
+    }
+    if !(1..=29).contains(&function.timeout_seconds) {
+        fail(
+            "spec.function.timeoutSeconds",
+            format!(
+                "must be between 1 and 29 (API Gateway's integration timeout), got {}",
+                function.timeout_seconds
+            ),
+        );
+    }
+    if let Some(arn) = function.role_arn.as_deref()
+        && !is_role_arn(arn)
+    {
+        fail(
+            "spec.function.roleArn",
+            format!("must be an IAM role ARN (arn:aws:iam::123456789012:role/name), got {arn:?}"),
+        );
+    }
+
+    if let Some(throttling) = &spec.throttling {
+        if let Some(burst) = throttling.burst_limit
+            && burst < 0
+        {
+            fail(
+                "spec.throttling.burstLimit",
+                format!("must not be negative, got {burst}"),
+            );
+        }
+        if let Some(rate) = throttling.rate_limit
+            && !(rate >= 0.0 && rate.is_finite())
+        {
+            fail(
+                "spec.throttling.rateLimit",
+                format!("must not be negative, got {rate}"),
+            );
+        }
+    }
+
+    if let Some(region) = spec.region.as_deref()
+        && !is_region(region)
+    {
+        fail(
+            "spec.region",
+            format!("must be an AWS region such as eu-west-1, got {region:?}"),
+        );
+    }
+
+    if spec.tags.len() > MAX_USER_TAGS {
+        fail(
+            "spec.tags",
+            format!(
+                "must have at most {MAX_USER_TAGS} tags, got {}",
+                spec.tags.len()
+            ),
+        );
+    }
+    for (key, value) in &spec.tags {
+        let field = format!("spec.tags[{key:?}]");
+        if key.is_empty() || key.chars().count() > 128 {
+            fail(&field, "tag keys must be 1-128 characters".into());
+        }
+        if let Some(prefix) = RESERVED_TAG_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+            fail(&field, format!("tag keys must not start with {prefix}"));
+        }
+        if value.chars().count() > 256 {
+            fail(&field, "tag values must be at most 256 characters".into());
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidSpec(errors))
+    }
+}
+
+fn is_stage(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn is_message_route(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("arn:aws") else {
+        return false;
+    };
+    let Some((partition_suffix, rest)) = rest.split_once(":iam::") else {
+        return false;
+    };
+    let Some((account, role)) = rest.split_once(":role/") else {
+        return false;
+    };
+    partition_suffix
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && (1..=512).contains(&role.len())
+        && role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_/-".contains(c))
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let lower = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase());
+    match parts.as_slice() {
+        [area, middle @ .., number] => {
+            area.len() == 2
+                && lower(area)
+                && !middle.is_empty()
+                && middle.iter().all(lower)
+                && !number.is_empty()
+                && number.chars().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+
+    use super::*;
+    use crate::crd::{
+        ChatRoomSpec, MESSAGE_ROUTE_PATTERN, REGION_PATTERN, ROLE_ARN_PATTERN,
+        ROUTE_SELECTION_PATTERN, STAGE_PATTERN, ThrottlingSpec,
+    };
+
+    fn room(spec: ChatRoomSpec) -> ChatRoom {
+        let mut room = ChatRoom::new("lobby", spec);
+        room.metadata.namespace = Some("default".into());
+        room
+    }
+
+    fn fields(result: Result<(), InvalidSpec>) -> Vec<String> {
+        result
+            .err()
+            .map(|e| e.0.into_iter().map(|f| f.field).collect())
+            .unwrap_or_default()
+    }
+
+    /// The schema's patterns and the hand-written checks must accept exactly the same strings.
+    fn agree(pattern: &str, check: fn(&str) -> bool, samples: &[&str]) {
+        let schema = Regex::new(pattern).unwrap();
+        for sample in samples {
+            assert_eq!(
+                schema.is_match(sample),
+                check(sample),
+                "schema pattern {pattern} and validate disagree on {sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stage_rule_matches_the_schema() {
+        let long = "a".repeat(129);
+        agree(
+            STAGE_PATTERN,
+            is_stage,
+            &[
+                "dev",
+                "prod_1",
+                "a-b",
+                "",
+                "has space",
+                "dé",
+                "a/b",
+                &long,
+                &long[1..],
+            ],
+        );
+    }
+
+    #[test]
+    fn message_route_rule_matches_the_schema() {
+        let long = "m".repeat(129);
+        agree(
+            MESSAGE_ROUTE_PATTERN,
+            is_message_route,
+            &[
+                "onMessage",
+                "chat.send",
+                "a:b",
+                "$default",
+                "",
+                "has space",
+                "a\nb",
+                &long,
+                &long[1..],
+            ],
+        );
+    }
+
+    #[test]
+    fn route_selection_rule_matches_the_schema() {
+        let check = |s: &str| RouteSelectionExpression::parse(s).is_ok();
+        agree(
+            ROUTE_SELECTION_PATTERN,
+            check,
+            &[
+                "$request.body.action",
+                "$request.body.a.b-c_d",
+                "$request.body.",
+                "$request.body..a",
+                "$request.header.x",
+                "action",
+                "$request.body.a b",
+                "${request.body.action}",
+            ],
+        );
+    }
+
+    #[test]
+    fn role_arn_and_region_rules_match_the_schema() {
+        agree(
+            ROLE_ARN_PATTERN,
+            is_role_arn,
+            &[
+                "arn:aws:iam::123456789012:role/chat",
+                "arn:aws-cn:iam::123456789012:role/path/chat",
+                "arn:aws:iam::12345678901:role/x",
+                "arn:aws:iam::123456789012:user/x",
+                "arn:aws:iam::123456789012:role/",
+                "arn:aws:iam::123456789012:role/a b",
+            ],
+        );
+        agree(
+            REGION_PATTERN,
+            is_region,
+            &[
+                "eu-west-1",
+                "us-gov-west-1",
+                "ap-southeast-2",
+                "eu-west",
+                "euwest-1",
+                "EU-west-1",
+                "e-west-1",
+                "eu--1",
+            ],
+        );
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&room(ChatRoomSpec::default())), Ok(()));
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_with_its_field() {
+        let mut spec = ChatRoomSpec {
+            stage: "has space".into(),
+            message_route: "$default".into(),
+            route_selection_expression: "$request.header.x".into(),
+            region: Some("Europe".into()),
+            throttling: Some(ThrottlingSpec {
+                burst_limit: Some(-1),
+                rate_limit: Some(-0.5),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        spec.function.memory_mb = 64;
+        spec.function.timeout_seconds = 30;
+        spec.function.role_arn = Some("role".into());
+        spec.connection_table.read_capacity = Some(5);
+        spec.tags.insert("aws:owner".into(), "x".into());
+        assert_eq!(
+            fields(validate(&room(spec))),
+            [
+                "spec.stage",
+                "spec.messageRoute",
+                "spec.routeSelectionExpression",
+                "spec.connectionTable.readCapacity",
+                "spec.function.memoryMB",
+                "spec.function.timeoutSeconds",
+                "spec.function.roleArn",
+                "spec.throttling.burstLimit",
+                "spec.throttling.rateLimit",
+                "spec.region",
+                "spec.tags[\"aws:owner\"]",
+            ]
+        );
+    }
+
+    #[test]
+    fn provisioned_billing_needs_both_capacities() {
+        let mut spec = ChatRoomSpec::default();
+        spec.connection_table.billing_mode = BillingMode::Provisioned;
+        spec.connection_table.write_capacity = Some(0);
+        assert_eq!(
+            fields(validate(&room(spec.clone()))),
+            [
+                "spec.connectionTable.readCapacity",
+                "spec.connectionTable.writeCapacity"
+            ]
+        );
+        spec.connection_table.read_capacity = Some(1);
+        spec.connection_table.write_capacity = Some(1);
+        assert_eq!(validate(&room(spec)), Ok(()));
+    }
+
+    #[test]
+    fn names_must_be_kubernetes_names() {
+        let mut bad = room(ChatRoomSpec::default());
+        bad.metadata.name = Some("Lobby_1".into());
+        bad.metadata.namespace = Some("-ns".into());
+        assert_eq!(
+            fields(validate(&bad)),
+            ["metadata.name", "metadata.namespace"]
+        );
+    }
+}
