@@ -1,8 +1,10 @@
 use bytes::Bytes;
-use futures::{StreamExt, stream};
+use futures::StreamExt;
+use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 
 use crate::sender::{SendError, Sender};
-use crate::store::{Connection, ConnectionStore};
+use crate::store::{Connection, ConnectionStore, StoreError};
 
 /// What happened to one broadcast; the broadcast itself never fails.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,39 +29,54 @@ where
     S: ConnectionStore,
     T: Sender,
 {
-    let outcomes = stream::iter(recipients)
-        .map(|recipient| {
-            let payload = payload.clone();
-            async move { (recipient, sender.post(&recipient.id, payload).await) }
-        })
-        .buffer_unordered(concurrency.max(1));
-
-    let mut report = outcomes
-        .fold(BroadcastReport::default(), |mut report, (recipient, outcome)| async move {
-            match outcome {
-                Ok(()) => report.delivered += 1,
-                Err(SendError::Gone) => report.gone.push(recipient.id.clone()),
-                Err(SendError::Failed(reason)) => {
-                    tracing::warn!(connection_id = %recipient.id, %reason, "post to connection failed");
-                    report.failed.push(recipient.id.clone());
-                }
+    let concurrency = concurrency.max(1);
+    let mut report = BroadcastReport::default();
+    let mut waiting = recipients.iter();
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < concurrency {
+            let Some(recipient) = waiting.next() else {
+                break;
+            };
+            in_flight.push(post(sender, recipient, payload.clone()));
+        }
+        let Some((recipient, outcome)) = in_flight.next().await else {
+            break;
+        };
+        match outcome {
+            Ok(()) => report.delivered += 1,
+            Err(SendError::Gone) => report.gone.push(recipient.id.clone()),
+            Err(SendError::Failed(reason)) => {
+                tracing::warn!(connection_id = %recipient.id, %reason, "post to connection failed");
+                report.failed.push(recipient.id.clone());
             }
-            report
-        })
-        .await;
+        }
+    }
 
-    let removals = stream::iter(&report.gone)
-        .map(|id| async move { (id, store.remove(id).await) })
-        .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    for (id, removal) in removals {
-        if let Err(error) = removal {
-            // The row stays; the next broadcast meets the same 410 and tries again.
-            tracing::warn!(connection_id = %id, %error, "could not remove a gone connection");
+    for batch in report.gone.chunks(concurrency) {
+        for (id, removal) in join_all(batch.iter().map(|id| remove(store, id))).await {
+            if let Err(error) = removal {
+                // The row stays; the next broadcast meets the same 410 and tries again.
+                tracing::warn!(connection_id = %id, %error, "could not remove a gone connection");
+            }
         }
     }
     report.gone.sort();
     report.failed.sort();
     report
+}
+
+async fn post<'a, T: Sender>(
+    sender: &T,
+    recipient: &'a Connection,
+    payload: Bytes,
+) -> (&'a Connection, Result<(), SendError>) {
+    (recipient, sender.post(&recipient.id, payload).await)
+}
+
+async fn remove<'a, S: ConnectionStore>(
+    store: &S,
+    id: &'a str,
+) -> (&'a str, Result<(), StoreError>) {
+    (id, store.remove(id).await)
 }

@@ -49,3 +49,18 @@ pub trait ConnectionStore: Send + Sync {
     /// Every stored connection; implementations page through all of their storage.
     fn list(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send;
 }
+
+/// A store shared between a room's successive configurations keeps its connections across them.
+impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
+    fn put(&self, connection: Connection) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::put(self, connection)
+    }
+
+    fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::remove(self, connection_id)
+    }
+
+    fn list(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send {
+        S::list(self)
+    }
+}

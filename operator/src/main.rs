@@ -1,6 +1,25 @@
-fn main() {
-    print!(
-        "{}",
-        chatroom_operator::crd::crd_yaml().expect("CRD serializes")
-    );
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use chatroom_operator::cli::{Cli, Command};
+use chatroom_operator::{crd, local_command, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Crd => match crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: cannot render the CRD: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Local(args) => local_command::run(args).await,
+    }
 }

@@ -1,0 +1,140 @@
+//! The `@connections` API: what a back end uses to push to, inspect and drop a connection.
+//! Errors carry `x-amzn-ErrorType` as AWS's do, so the AWS SDK maps them to the same
+//! exceptions (`GoneException`, `PayloadTooLargeException`).
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html>
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::registry::ConnectionHandle;
+use super::{Gateway, RoomKey};
+
+type ConnectionPath = Path<(String, String, String, String)>;
+
+pub async fn post_to_connection(
+    State(gateway): State<Gateway>,
+    Path((namespace, name, stage, connection_id)): ConnectionPath,
+    body: Bytes,
+) -> Response {
+    let key = RoomKey {
+        namespace,
+        name,
+        stage,
+    };
+    if gateway.room(&key).is_none() {
+        return no_such_room(&key);
+    }
+    let limit = gateway.limits().max_message_bytes;
+    if body.len() > limit {
+        return aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            &format!(
+                "Message of {} bytes exceeds the limit of {limit} bytes",
+                body.len()
+            ),
+        );
+    }
+    // A WebSocket text frame must be UTF-8; anything else goes out as a binary frame.
+    let message = match Utf8Bytes::try_from(body.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Binary(body),
+    };
+    match gateway.connections().post(&key, &connection_id, message) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(_) => gone(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectionInfo {
+    connected_at: String,
+    identity: Identity,
+    last_active_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    source_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+}
+
+pub async fn get_connection(
+    State(gateway): State<Gateway>,
+    Path((namespace, name, stage, connection_id)): ConnectionPath,
+) -> Response {
+    let key = RoomKey {
+        namespace,
+        name,
+        stage,
+    };
+    match gateway.connections().get(&key, &connection_id) {
+        Some(handle) => Json(info(&handle)).into_response(),
+        None if gateway.room(&key).is_none() => no_such_room(&key),
+        None => gone(),
+    }
+}
+
+pub async fn delete_connection(
+    State(gateway): State<Gateway>,
+    Path((namespace, name, stage, connection_id)): ConnectionPath,
+) -> Response {
+    let key = RoomKey {
+        namespace,
+        name,
+        stage,
+    };
+    match gateway.connections().get(&key, &connection_id) {
+        Some(handle) => {
+            handle.request_close(super::CloseRequest::NORMAL);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None if gateway.room(&key).is_none() => no_such_room(&key),
+        None => gone(),
+    }
+}
+
+fn info(handle: &ConnectionHandle) -> ConnectionInfo {
+    ConnectionInfo {
+        connected_at: iso8601(handle.connected_at),
+        identity: Identity {
+            source_ip: handle.source_ip.clone(),
+            user_agent: handle.user_agent.clone(),
+        },
+        last_active_at: iso8601(handle.last_active()),
+    }
+}
+
+fn iso8601(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn gone() -> Response {
+    aws_error(
+        StatusCode::GONE,
+        "GoneException",
+        "The connection is gone or was never open",
+    )
+}
+
+fn no_such_room(key: &RoomKey) -> Response {
+    aws_error(
+        StatusCode::NOT_FOUND,
+        "NotFoundException",
+        &format!("No room is served at /{key}"),
+    )
+}
+
+fn aws_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
+    let body = Json(serde_json::json!({ "message": message }));
+    (status, [("x-amzn-ErrorType", error_type)], body).into_response()
+}

@@ -1,0 +1,193 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::extract::ws::{CloseFrame, Message};
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use super::room::RoomKey;
+
+/// Why the gateway ends a connection, as the close frame it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseRequest {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl CloseRequest {
+    pub const NORMAL: Self = Self {
+        code: 1000,
+        reason: "Connection deleted",
+    };
+    pub const GOING_AWAY: Self = Self {
+        code: 1001,
+        reason: "Going away",
+    };
+    pub const IDLE: Self = Self {
+        code: 1001,
+        reason: "Idle timeout",
+    };
+    pub const MAX_DURATION: Self = Self {
+        code: 1001,
+        reason: "Maximum connection duration reached",
+    };
+    pub const TOO_SLOW: Self = Self {
+        code: 1008,
+        reason: "Outbound queue full: client is not reading",
+    };
+    pub const TOO_BIG: Self = Self {
+        code: 1009,
+        reason: "Message too big",
+    };
+
+    pub fn frame(&self) -> CloseFrame {
+        CloseFrame {
+            code: self.code,
+            reason: self.reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PostError {
+    /// Unknown id, a connection of another room, or one already closing.
+    Gone,
+}
+
+/// The gateway's side of one open connection: what the management API and senders reach.
+pub struct ConnectionHandle {
+    pub id: String,
+    pub room: RoomKey,
+    pub connected_at: DateTime<Utc>,
+    pub source_ip: String,
+    pub user_agent: Option<String>,
+    last_active_ms: AtomicI64,
+    outbound: mpsc::Sender<Message>,
+    close: watch::Sender<Option<CloseRequest>>,
+}
+
+impl ConnectionHandle {
+    pub fn new(
+        id: String,
+        room: RoomKey,
+        connected_at: DateTime<Utc>,
+        source_ip: String,
+        user_agent: Option<String>,
+        outbound: mpsc::Sender<Message>,
+    ) -> (Self, watch::Receiver<Option<CloseRequest>>) {
+        let (close, close_requested) = watch::channel(None);
+        let handle = Self {
+            id,
+            room,
+            last_active_ms: AtomicI64::new(connected_at.timestamp_millis()),
+            connected_at,
+            source_ip,
+            user_agent,
+            outbound,
+            close,
+        };
+        (handle, close_requested)
+    }
+
+    /// Queues a frame for the client without waiting. A full queue means the client stopped
+    /// reading: it is closed, and the frame is not sent.
+    pub fn send(&self, message: Message) -> Result<(), PostError> {
+        if self.close.borrow().is_some() {
+            return Err(PostError::Gone);
+        }
+        match self.outbound.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(connection_id = %self.id, "closing a client that is not reading");
+                self.request_close(CloseRequest::TOO_SLOW);
+                Err(PostError::Gone)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(PostError::Gone),
+        }
+    }
+
+    /// Asks the connection to close; the first request decides the close code.
+    pub fn request_close(&self, request: CloseRequest) {
+        self.close.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(request);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn touch(&self, at: DateTime<Utc>) {
+        self.last_active_ms
+            .store(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub fn last_active(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.last_active_ms.load(Ordering::Relaxed))
+            .unwrap_or(self.connected_at)
+    }
+}
+
+/// Every open connection of the gateway, by id.
+#[derive(Default)]
+pub struct ConnectionRegistry {
+    connections: RwLock<HashMap<String, Arc<ConnectionHandle>>>,
+}
+
+impl ConnectionRegistry {
+    pub fn insert(&self, handle: Arc<ConnectionHandle>) {
+        self.write().insert(handle.id.clone(), handle);
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<ConnectionHandle>> {
+        self.write().remove(id)
+    }
+
+    /// The connection `id` of `room`; ids of other rooms are as unknown here as on AWS,
+    /// where each API has its own `@connections`.
+    pub fn get(&self, room: &RoomKey, id: &str) -> Option<Arc<ConnectionHandle>> {
+        self.read()
+            .get(id)
+            .filter(|handle| handle.room == *room)
+            .cloned()
+    }
+
+    pub fn post(&self, room: &RoomKey, id: &str, message: Message) -> Result<(), PostError> {
+        self.get(room, id).ok_or(PostError::Gone)?.send(message)
+    }
+
+    pub fn close_all(&self, request: &CloseRequest) {
+        for handle in self.read().values() {
+            handle.request_close(request.clone());
+        }
+    }
+
+    pub fn close_room(&self, room: &RoomKey, request: &CloseRequest) {
+        for handle in self.read().values().filter(|h| h.room == *room) {
+            handle.request_close(request.clone());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ConnectionHandle>>> {
+        // Critical sections are single map operations; a panic cannot leave the map half-done.
+        self.connections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ConnectionHandle>>> {
+        self.connections
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,127 @@
+//! The room URL: `$connect` runs before the WebSocket handshake completes, and decides it.
+
+use std::net::SocketAddr;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chatroom_handlers::ApiGatewayProxyResponse;
+use chrono::Utc;
+
+use super::connection::Session;
+use super::events;
+use super::ids::new_id;
+use super::{Gateway, RoomKey};
+
+/// Reading buffer per connection. Tungstenite's default (128 KiB) would cost 1.3 GB for 10,000
+/// idle clients; chat frames are small and the buffer grows when a large one arrives.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+pub async fn index(State(gateway): State<Gateway>) -> Response {
+    let rooms: Vec<String> = gateway
+        .room_keys()
+        .iter()
+        .map(|key| gateway.websocket_url(key))
+        .collect();
+    let mut text = String::from("chatroom-operator local gateway\n\nRooms:\n");
+    for url in rooms {
+        text.push_str(&format!("  {url}\n"));
+    }
+    text.into_response()
+}
+
+pub async fn room_endpoint(
+    State(gateway): State<Gateway>,
+    Path((namespace, name, stage)): Path<(String, String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let key = RoomKey {
+        namespace,
+        name,
+        stage,
+    };
+    let Some(room) = gateway.room(&key) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("No room is served at /{key}\n"),
+        )
+            .into_response();
+    };
+    let Ok(upgrade) = upgrade else {
+        let hint = format!(
+            "This is a WebSocket endpoint: npx wscat -c {}\n",
+            gateway.websocket_url(&key)
+        );
+        return (StatusCode::UPGRADE_REQUIRED, hint).into_response();
+    };
+    if gateway.is_shutting_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway is shutting down\n",
+        )
+            .into_response();
+    }
+
+    let session = Session {
+        gateway: gateway.clone(),
+        room,
+        connection_id: new_id(),
+        connected_at: Utc::now(),
+        source_ip: peer.ip().to_string(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let query: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let domain_name = gateway.domain_name().to_owned();
+    let context = session.context(&domain_name);
+    match session
+        .room
+        .invoke(events::connect(&context, &headers, &query))
+        .await
+    {
+        Ok(response) if (200..300).contains(&response.status_code) => {}
+        Ok(response) => return refusal(response),
+        Err(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response();
+        }
+    }
+
+    let limits = gateway.limits();
+    let failed = session.clone();
+    upgrade
+        .max_frame_size(limits.max_frame_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .on_failed_upgrade(move |error| {
+            // `$connect` said yes but the client left before the handshake finished:
+            // `$disconnect` still follows, so the integration can forget the connection.
+            tracing::debug!(%error, "WebSocket upgrade failed after $connect");
+            tokio::spawn(failed.disconnected(1006, "Upgrade failed".to_owned()));
+        })
+        .on_upgrade(move |socket| session.run(socket))
+}
+
+/// `$connect` answered non-2xx: the client gets that status and body, and no WebSocket.
+fn refusal(response: ApiGatewayProxyResponse) -> Response {
+    let status = u16::try_from(response.status_code)
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match response.body {
+        Some(aws_lambda_events::encodings::Body::Text(text)) => text,
+        Some(aws_lambda_events::encodings::Body::Binary(bytes)) => {
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => status.canonical_reason().unwrap_or_default().to_owned(),
+    };
+    (status, body).into_response()
+}

@@ -1,0 +1,205 @@
+//! The `local` provider: rooms served by the embedded gateway, running the `handlers` chat
+//! logic in-process over an in-memory connection store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
+use chatroom_handlers::{
+    ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MemoryStore,
+    RouteSelectionExpression, SendError, Sender,
+};
+
+use crate::crd::{ChatRoom, ChatRoomSpec, ChatRoomStatus};
+use crate::gateway::{
+    BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Room, RoomKey,
+};
+use crate::status::{ConditionStatus, READY, set_condition};
+
+type LocalChat = Chat<Arc<MemoryStore>, GatewaySender>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("spec.routeSelectionExpression: {0}")]
+    RouteSelection(#[from] InvalidExpression),
+}
+
+/// Serves ChatRooms on one gateway.
+#[derive(Clone)]
+pub struct LocalProvider {
+    gateway: Gateway,
+    served: Arc<Mutex<HashMap<(String, String), ServedRoom>>>,
+}
+
+struct ServedRoom {
+    key: RoomKey,
+    spec: ChatRoomSpec,
+    /// Kept across spec changes at the same URL, so connected clients stay in the room.
+    store: Arc<MemoryStore>,
+}
+
+impl LocalProvider {
+    pub fn new(gateway: Gateway) -> Self {
+        Self {
+            gateway,
+            served: Arc::default(),
+        }
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// Serves `room` as its spec says and returns its status. Converging an unchanged room
+    /// changes nothing; a new stage moves the room to its new URL.
+    pub fn converge(&self, room: &ChatRoom) -> Result<ChatRoomStatus, LocalError> {
+        let (namespace, name) = identity(room);
+        let spec = &room.spec;
+        let key = RoomKey {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            stage: spec.stage.clone(),
+        };
+        let route_selection = RouteSelectionExpression::parse(&spec.route_selection_expression)?;
+
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = served.remove(&(namespace.clone(), name.clone()));
+        let store = match previous {
+            Some(same) if same.spec == *spec => {
+                served.insert((namespace, name), same);
+                return Ok(self.status(room, &key));
+            }
+            Some(moved) if moved.key != key => {
+                self.gateway.remove_room(&moved.key);
+                Arc::default()
+            }
+            Some(reconfigured) => reconfigured.store,
+            None => Arc::default(),
+        };
+
+        let sender = GatewaySender {
+            registry: self.gateway.connections().clone(),
+            room: key.clone(),
+        };
+        let config = ChatConfig {
+            message_route: spec.message_route.clone(),
+            route_selection: route_selection.clone(),
+            ..ChatConfig::default()
+        };
+        let chat = Arc::new(Chat::new(store.clone(), sender, config));
+        self.gateway.upsert_room(Room {
+            key: key.clone(),
+            api_id: local_api_id(&namespace, &name),
+            route_selection,
+            routes: vec![spec.message_route.clone()],
+            integration: Arc::new(ChatIntegration { chat }),
+        });
+        served.insert(
+            (namespace, name),
+            ServedRoom {
+                key: key.clone(),
+                spec: spec.clone(),
+                store,
+            },
+        );
+        Ok(self.status(room, &key))
+    }
+
+    /// Stops serving the room and closes its connections. Deleting a room that is not served
+    /// is not an error.
+    pub fn delete(&self, room: &ChatRoom) {
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(gone) = served.remove(&identity(room)) {
+            self.gateway.remove_room(&gone.key);
+        }
+    }
+
+    fn status(&self, room: &ChatRoom, key: &RoomKey) -> ChatRoomStatus {
+        let previous = room.status.clone().unwrap_or_default();
+        let mut conditions = previous.conditions;
+        let generation = room.metadata.generation;
+        let message = format!(
+            "Serving on the local gateway at {}",
+            self.gateway.websocket_url(key)
+        );
+        set_condition(
+            &mut conditions,
+            READY,
+            ConditionStatus::True,
+            "Serving",
+            &message,
+            generation,
+        );
+        ChatRoomStatus {
+            observed_generation: generation,
+            conditions,
+            websocket_url: Some(self.gateway.websocket_url(key)),
+            callback_url: Some(self.gateway.callback_url(key)),
+            api_id: Some(local_api_id(&key.namespace, &key.name)),
+            stage: Some(key.stage.clone()),
+            ..ChatRoomStatus::default()
+        }
+    }
+}
+
+fn identity(room: &ChatRoom) -> (String, String) {
+    (
+        room.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+        room.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Ten lowercase characters, like an API Gateway API id, stable for a namespace/name.
+pub fn local_api_id(namespace: &str, name: &str) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in namespace.bytes().chain([b'/']).chain(name.bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..10)
+        .map(|_| {
+            let digit = DIGITS[(hash % 36) as usize];
+            hash /= 36;
+            char::from(digit)
+        })
+        .collect()
+}
+
+/// The chat as the room's integration, as its Lambda function is on AWS.
+struct ChatIntegration {
+    chat: Arc<LocalChat>,
+}
+
+impl Integration for ChatIntegration {
+    fn invoke(&self, event: ApiGatewayWebsocketProxyRequest) -> Invocation {
+        let chat = self.chat.clone();
+        Box::pin(async move {
+            chat.handle(&event)
+                .await
+                .map_err(|e| Box::new(e) as BoxError)
+        })
+    }
+}
+
+/// Posts straight into the gateway's connections, as `PostToConnection` does on AWS.
+struct GatewaySender {
+    registry: Arc<ConnectionRegistry>,
+    room: RoomKey,
+}
+
+impl Sender for GatewaySender {
+    async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), SendError> {
+        let message = match Utf8Bytes::try_from(payload.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(payload),
+        };
+        self.registry
+            .post(&self.room, connection_id, message)
+            .map_err(|_| SendError::Gone)
+    }
+}
