@@ -24,6 +24,9 @@ pub const MAX_USER_TAGS: usize = 40;
 pub const RESERVED_TAG_PREFIXES: [&str; 2] = ["aws:", "chatroom.dev/"];
 
 /// A serverless, real-time WebSocket chat room.
+// `printcolumn(...)` repeats by design; clippy reads the repeated `type_ = "string"` as a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "chatroom.dev",

@@ -114,6 +114,9 @@ impl TestGateway {
 /// What the scripted integration does for a given event.
 pub type Behaviour = dyn Fn(&ApiGatewayWebsocketProxyRequest) -> Outcome + Send + Sync;
 
+/// Runs in place of the script's behaviour for `$connect`, given the new connection's id.
+pub type ConnectHook = dyn Fn(String) -> Invocation + Send + Sync;
+
 pub enum Outcome {
     Respond(i64, Option<String>),
     Fail,
@@ -124,7 +127,7 @@ pub enum Outcome {
 pub struct Script {
     pub events: Mutex<Vec<ApiGatewayWebsocketProxyRequest>>,
     behaviour: Box<Behaviour>,
-    pub connect_hook: Mutex<Option<Box<dyn Fn(String) -> Invocation + Send + Sync>>>,
+    pub connect_hook: Mutex<Option<Box<ConnectHook>>>,
 }
 
 impl Script {

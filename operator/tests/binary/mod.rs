@@ -1,0 +1,111 @@
+//! Drives the real `chatroom-operator` binary.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chatroom-operator"))
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `chatroom-operator local FILES --listen 127.0.0.1:PORT`, running until stopped.
+pub struct LocalGateway {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl LocalGateway {
+    pub fn start(files: &[&Path], extra: &[&str]) -> Self {
+        let port = free_port();
+        let child = binary()
+            .arg("local")
+            .args(files)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .current_dir(repo_root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let gateway = Self { child, port };
+        gateway.wait_until_listening();
+        gateway
+    }
+
+    fn wait_until_listening(&self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start listening on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns status, stdout and stderr.
+    pub fn terminate(mut self) -> (ExitStatus, String, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status, stdout, stderr)
+    }
+}
+
+impl Drop for LocalGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

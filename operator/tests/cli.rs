@@ -1,0 +1,145 @@
+//! The `chatroom-operator` binary: `crd`, and `local` from start to SIGTERM.
+
+mod binary;
+
+use std::path::Path;
+
+use binary::{LocalGateway, binary, repo_root};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
+
+#[test]
+fn the_committed_crd_is_what_the_types_generate() {
+    let output = binary().arg("crd").output().unwrap();
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(repo_root().join("crds/chatroom.dev_chatrooms.yaml")).unwrap();
+    assert!(
+        String::from_utf8(output.stdout).unwrap() == committed,
+        "crds/chatroom.dev_chatrooms.yaml is out of date: run `cargo run -p chatroom-operator -- crd > crds/chatroom.dev_chatrooms.yaml`"
+    );
+}
+
+#[test]
+fn bad_input_names_the_file_and_field_exits_2_and_starts_nothing() {
+    let dir = tempdir("bad-input");
+    let good = dir.join("good.yaml");
+    std::fs::copy(repo_root().join("examples/chatroom.yaml"), &good).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: chatroom.dev/v1alpha1\nkind: ChatRoom\nmetadata: {name: lobby}\nspec: {}\n---\n\
+         apiVersion: chatroom.dev/v1alpha1\nkind: ChatRoom\nmetadata: {name: garden}\nspec:\n  function: {timeoutSeconds: 30}\n",
+    )
+    .unwrap();
+    let port = binary::free_port();
+    let output = binary()
+        .args([
+            "local",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            "/nonexistent.yaml",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "nothing is printed as a result");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let expected = [
+        format!(
+            "{} (document 2): spec.function.timeoutSeconds: must be between 1 and 29",
+            bad.display()
+        ),
+        "/nonexistent.yaml: cannot read".to_owned(),
+        format!(
+            "{} (document 1): metadata.name: ChatRoom default/lobby is already defined in {} (document 1)",
+            bad.display(),
+            good.display()
+        ),
+    ];
+    for line in expected {
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrintedStatus {
+    websocket_url: String,
+    callback_url: String,
+    conditions: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct PrintedRoom {
+    status: PrintedStatus,
+}
+
+#[tokio::test]
+async fn local_prints_each_room_with_its_urls_serves_it_and_stops_cleanly_on_sigterm() {
+    let dir = tempdir("two-rooms");
+    let rooms = dir.join("rooms.yaml");
+    let example = std::fs::read_to_string(repo_root().join("examples/chatroom.yaml")).unwrap();
+    std::fs::write(
+        &rooms,
+        format!(
+            "{example}---\n{}",
+            example
+                .replace("name: lobby", "name: garden")
+                .replace("stage: dev", "stage: prod")
+        ),
+    )
+    .unwrap();
+    let gateway = LocalGateway::start(&[Path::new(&rooms)], &[]);
+
+    let url = gateway.url("default/garden/prod");
+    let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || gateway.terminate())
+        .await
+        .unwrap();
+
+    let close = tokio::time::timeout(std::time::Duration::from_secs(10), client.next())
+        .await
+        .unwrap();
+    let Some(Ok(Message::Close(Some(frame)))) = close else {
+        panic!("expected a close frame, got {close:?}")
+    };
+    assert_eq!(u16::from(frame.code), 1001);
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{stderr}"
+    );
+
+    let printed: Vec<PrintedRoom> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|doc| PrintedRoom::deserialize(doc).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 2, "{stdout}");
+    assert_eq!(printed[1].status.websocket_url, url);
+    assert_eq!(
+        printed[1].status.callback_url,
+        url.replace("ws://", "http://") + "/@connections"
+    );
+    assert!(
+        printed[0]
+            .status
+            .websocket_url
+            .ends_with("/default/lobby/dev")
+    );
+    assert_eq!(printed[0].status.conditions[0]["type"], "Ready");
+    assert_eq!(printed[0].status.conditions[0]["status"], "True");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("chatroom-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,219 @@
+//! The `@connections` management API: POST, GET, DELETE, and 410 Gone for unknown, closed and
+//! still-connecting connections.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use chatroom_operator::gateway::Limits;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn post_sends_the_body_as_a_text_frame() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let mut client = connect(&url).await;
+    let id = script.connection_ids()[0].clone();
+    let path = format!("{}/{id}", path_of(&gateway.callback_url()));
+
+    let (status, _, _) = http(
+        gateway.addr,
+        "POST",
+        &path,
+        br#"{"hello":"from the back end"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(next_json(&mut client).await["hello"], "from the back end");
+}
+
+#[tokio::test]
+async fn unknown_and_closed_connections_answer_410_gone_exception() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let base = path_of(&gateway.callback_url());
+
+    let (status, headers, body) = http(
+        gateway.addr,
+        "POST",
+        &format!("{base}/NoSuchConnection"),
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 410);
+    assert_eq!(header(&headers, "x-amzn-errortype"), Some("GoneException"));
+    assert!(body.contains("message"), "{body}");
+
+    let client = connect(&url).await;
+    let id = script.connection_ids()[0].clone();
+    drop(client);
+    script.wait_for("$disconnect").await;
+    for method in ["POST", "GET", "DELETE"] {
+        let (status, headers, _) = http(gateway.addr, method, &format!("{base}/{id}"), b"x").await;
+        assert_eq!(status, 410, "{method} to a closed connection");
+        assert_eq!(header(&headers, "x-amzn-errortype"), Some("GoneException"));
+    }
+}
+
+#[tokio::test]
+async fn a_post_during_connect_answers_410() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let (addr, base) = (gateway.addr, path_of(&gateway.callback_url()));
+    let seen = statuses.clone();
+    *script.connect_hook.lock().unwrap() = Some(Box::new(move |connection_id| {
+        let seen = seen.clone();
+        let path = format!("{base}/{connection_id}");
+        Box::pin(async move {
+            let (status, _, _) = http(addr, "POST", &path, b"too early").await;
+            seen.lock().unwrap().push(status);
+            {
+                let mut ok = chatroom_handlers::ApiGatewayProxyResponse::default();
+                ok.status_code = 200;
+                Ok(ok)
+            }
+        })
+    }));
+    let url = gateway.add_scripted_room(script.clone());
+    let mut client = connect(&url).await;
+    assert_eq!(*statuses.lock().unwrap(), [410]);
+    assert_silent(&mut client).await;
+}
+
+#[tokio::test]
+async fn get_describes_the_connection_as_aws_does() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("user-agent", "chat-test/1.0".parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let id = script.connection_ids()[0].clone();
+    let path = format!("{}/{id}", path_of(&gateway.callback_url()));
+
+    let (status, headers, body) = http(gateway.addr, "GET", &path, b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert_eq!(info["identity"]["userAgent"], "chat-test/1.0");
+    let connected_at =
+        chrono::DateTime::parse_from_rfc3339(info["connectedAt"].as_str().unwrap()).unwrap();
+    let first_active =
+        chrono::DateTime::parse_from_rfc3339(info["lastActiveAt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        connected_at, first_active,
+        "no frame yet, so last active is the connect time"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    send_text(&mut client, "activity").await;
+    script.wait_for("$default").await;
+    let (_, _, body) = http(gateway.addr, "GET", &path, b"").await;
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let last_active =
+        chrono::DateTime::parse_from_rfc3339(info["lastActiveAt"].as_str().unwrap()).unwrap();
+    assert!(last_active > connected_at, "a frame moves lastActiveAt");
+}
+
+#[tokio::test]
+async fn delete_closes_the_connection_and_disconnect_follows() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let mut client = connect(&url).await;
+    let mut other = connect(&url).await;
+    let id = script.connection_ids()[0].clone();
+    let path = format!("{}/{id}", path_of(&gateway.callback_url()));
+
+    let (status, _, _) = http(gateway.addr, "DELETE", &path, b"").await;
+    assert_eq!(status, 204);
+    assert_eq!(close_code(&mut client).await, 1000);
+    let disconnect = script.wait_for("$disconnect").await;
+    assert_eq!(
+        disconnect.request_context.connection_id.as_deref(),
+        Some(id.as_str())
+    );
+    let (status, _, _) = http(gateway.addr, "GET", &path, b"").await;
+    assert_eq!(status, 410);
+
+    // The other connection is untouched.
+    let other_id = script.connection_ids()[1].clone();
+    let other_path = format!("{}/{other_id}", path_of(&gateway.callback_url()));
+    assert_eq!(
+        http(gateway.addr, "POST", &other_path, b"{\"still\":true}")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(next_json(&mut other).await["still"], true);
+}
+
+#[tokio::test]
+async fn a_connection_id_of_another_room_is_gone_here() {
+    let (gateway, chat_url) = TestGateway::with_chat_room(Limits::default()).await;
+    let script = Script::accepting();
+    let _scripted_url = gateway.add_scripted_room(script.clone());
+    let mut chat_client = connect(&chat_url).await;
+    send_text(
+        &mut chat_client,
+        r#"{"action":"onMessage","message":"who am i"}"#,
+    )
+    .await;
+    let chat_id = next_json(&mut chat_client).await["from"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let scripted_path = format!("{}/{chat_id}", path_of(&gateway.callback_url()));
+    assert_eq!(
+        http(gateway.addr, "POST", &scripted_path, b"x").await.0,
+        410
+    );
+    let chat_path = format!("{}/@connections/{chat_id}", path_of(&chat_url));
+    assert_eq!(
+        http(gateway.addr, "POST", &chat_path, b"{\"ok\":1}")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(next_json(&mut chat_client).await["ok"], 1);
+}
+
+#[tokio::test]
+async fn an_oversize_post_answers_413_and_non_utf8_goes_out_as_binary() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let mut client = connect(&url).await;
+    let id = script.connection_ids()[0].clone();
+    let path = format!("{}/{id}", path_of(&gateway.callback_url()));
+
+    let (status, headers, _) = http(gateway.addr, "POST", &path, &vec![b'x'; 128 * 1024 + 1]).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        header(&headers, "x-amzn-errortype"),
+        Some("PayloadTooLargeException")
+    );
+
+    assert_eq!(
+        http(gateway.addr, "POST", &path, &[0xff, 0xfe]).await.0,
+        200
+    );
+    let frame = tokio::time::timeout(PATIENCE, futures::StreamExt::next(&mut client))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame, Message::binary(vec![0xff, 0xfe]));
+}
