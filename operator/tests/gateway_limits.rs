@@ -65,18 +65,7 @@ async fn a_fragmented_message_within_128_kb_is_accepted_whole() {
     let message = script.wait_for("$default").await;
     assert_eq!(message.body.map(|b| b.len()), Some(128 * 1024));
     send_text(&mut client, "still open").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !script
-        .events()
-        .iter()
-        .any(|e| e.body.as_deref() == Some("still open"))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "connection did not stay open"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    script.wait_for_bodies("still open", 1).await;
 }
 
 #[tokio::test]
@@ -139,18 +128,7 @@ async fn an_idle_connection_closes_with_1001_and_activity_keeps_it_open() {
     assert_eq!(close_code(&mut idle).await, 1001);
     assert!(started.elapsed() >= Duration::from_millis(400));
     send_text(&mut busy, "still here").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !script
-        .events()
-        .iter()
-        .any(|e| e.body.as_deref() == Some("still here"))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the active client was closed too"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    script.wait_for_bodies("still here", 1).await;
     let disconnect = script.wait_for("$disconnect").await;
     assert_eq!(
         disconnect.request_context.disconnect_status_code,

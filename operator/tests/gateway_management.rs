@@ -193,11 +193,7 @@ async fn a_connection_id_of_another_room_is_gone_here() {
 #[tokio::test]
 async fn an_oversize_post_answers_413_and_non_utf8_goes_out_as_binary() {
     let gateway = TestGateway::start(Limits::default()).await;
-    let script = Script::accepting();
-    let url = gateway.add_scripted_room(script.clone());
-    let mut client = connect(&url).await;
-    let id = script.connection_ids()[0].clone();
-    let path = format!("{}/{id}", path_of(&gateway.callback_url()));
+    let (_script, mut client, path) = gateway.scripted_connection().await;
 
     let (status, headers, _) = http(gateway.addr, "POST", &path, &vec![b'x'; 128 * 1024 + 1]).await;
     assert_eq!(status, 413);

@@ -164,20 +164,7 @@ async fn a_failing_or_panicking_handler_answers_the_caller_and_everyone_else_is_
     // The gateway still routes both clients' frames after the failures.
     send_text(&mut bob, "after").await;
     send_text(&mut ada, "after").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while script
-        .events()
-        .iter()
-        .filter(|e| e.body.as_deref() == Some("after"))
-        .count()
-        < 2
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "frames after the failure were not routed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    script.wait_for_bodies("after", 2).await;
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! exceptions (`GoneException`, `PayloadTooLargeException`).
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html>
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -72,15 +74,17 @@ pub async fn get_connection(
     State(gateway): State<Gateway>,
     Path((namespace, name, stage, connection_id)): ConnectionPath,
 ) -> Response {
-    let key = RoomKey {
-        namespace,
-        name,
-        stage,
-    };
-    match gateway.connections().get(&key, &connection_id) {
-        Some(handle) => Json(info(&handle)).into_response(),
-        None if gateway.room(&key).is_none() => no_such_room(&key),
-        None => gone(),
+    match open_connection(
+        &gateway,
+        RoomKey {
+            namespace,
+            name,
+            stage,
+        },
+        &connection_id,
+    ) {
+        Ok(handle) => Json(info(&handle)).into_response(),
+        Err(missing) => missing.into_response(),
     }
 }
 
@@ -88,18 +92,47 @@ pub async fn delete_connection(
     State(gateway): State<Gateway>,
     Path((namespace, name, stage, connection_id)): ConnectionPath,
 ) -> Response {
-    let key = RoomKey {
-        namespace,
-        name,
-        stage,
-    };
-    match gateway.connections().get(&key, &connection_id) {
-        Some(handle) => {
+    match open_connection(
+        &gateway,
+        RoomKey {
+            namespace,
+            name,
+            stage,
+        },
+        &connection_id,
+    ) {
+        Ok(handle) => {
             handle.request_close(super::CloseRequest::NORMAL);
             StatusCode::NO_CONTENT.into_response()
         }
-        None if gateway.room(&key).is_none() => no_such_room(&key),
-        None => gone(),
+        Err(missing) => missing.into_response(),
+    }
+}
+
+/// The open connection `id` of the room at `key`, or the error response AWS would give.
+fn open_connection(
+    gateway: &Gateway,
+    key: RoomKey,
+    id: &str,
+) -> Result<Arc<ConnectionHandle>, Missing> {
+    match gateway.connections().get(&key, id) {
+        Some(handle) => Ok(handle),
+        None if gateway.room(&key).is_none() => Err(Missing::Room(key)),
+        None => Err(Missing::Connection),
+    }
+}
+
+enum Missing {
+    Room(RoomKey),
+    Connection,
+}
+
+impl IntoResponse for Missing {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Room(key) => no_such_room(&key),
+            Self::Connection => gone(),
+        }
     }
 }
 

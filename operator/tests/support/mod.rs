@@ -87,6 +87,17 @@ impl TestGateway {
         self.gateway.websocket_url(&key)
     }
 
+    /// A scripted room with one client connected; returns the script, the client and the
+    /// client's `@connections/{id}` path.
+    pub async fn scripted_connection(&self) -> (Arc<Script>, Client, String) {
+        let script = Script::accepting();
+        let url = self.add_scripted_room(script.clone());
+        let client = connect(&url).await;
+        let id = script.connection_ids()[0].clone();
+        let path = format!("{}/{id}", path_of(&self.callback_url()));
+        (script, client, path)
+    }
+
     pub fn callback_url(&self) -> String {
         let key = RoomKey {
             namespace: "test".into(),
@@ -162,6 +173,24 @@ impl Script {
             .filter(|e| e.request_context.event_type.as_deref() == Some("CONNECT"))
             .map(|e| e.request_context.connection_id.clone().unwrap())
             .collect()
+    }
+
+    /// Waits until `count` message events with exactly this body were recorded.
+    pub async fn wait_for_bodies(&self, body: &str, count: usize) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self
+            .events()
+            .iter()
+            .filter(|e| e.body.as_deref() == Some(body))
+            .count()
+            < count
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} frame(s) {body:?} not routed within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Waits until an event for `route` was recorded, and returns it.
