@@ -4,7 +4,7 @@ use futures::future::join_all;
 use futures::stream::FuturesUnordered;
 
 use crate::sender::{SendError, Sender};
-use crate::store::{Connection, ConnectionStore, StoreError};
+use crate::store::{ConnectionStore, Recipient, StoreError};
 
 /// What happened to one broadcast; the broadcast itself never fails.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct BroadcastReport {
 pub async fn broadcast<S, T>(
     store: &S,
     sender: &T,
-    recipients: &[Connection],
+    recipients: &[Recipient],
     payload: Bytes,
     concurrency: usize,
 ) -> BroadcastReport
@@ -68,9 +68,9 @@ where
 
 async fn post<'a, T: Sender>(
     sender: &T,
-    recipient: &'a Connection,
+    recipient: &'a Recipient,
     payload: Bytes,
-) -> (&'a Connection, Result<(), SendError>) {
+) -> (&'a Recipient, Result<(), SendError>) {
     (recipient, sender.post(&recipient.id, payload).await)
 }
 

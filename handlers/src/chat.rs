@@ -7,7 +7,7 @@ use crate::broadcast::broadcast;
 use crate::frames::{ChatFrame, Inbound};
 use crate::route_selection::RouteSelectionExpression;
 use crate::sender::{SendError, Sender};
-use crate::store::{Connection, ConnectionStore, StoreError};
+use crate::store::{Connection, ConnectionStore, Recipient, StoreError};
 
 /// Longest display name a client may pick with `?name=`, in characters.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 32;
@@ -144,7 +144,7 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
         let from = recipients
             .iter()
             .find(|c| c.id == connection_id)
-            .map_or(connection_id, Connection::sender_label)
+            .map_or(connection_id, Recipient::sender_label)
             .to_owned();
         let frame = ChatFrame::Message {
             from,

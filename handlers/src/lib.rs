@@ -19,7 +19,10 @@ pub use frames::{ChatFrame, Inbound};
 pub use memory_store::MemoryStore;
 pub use route_selection::{InvalidExpression, RouteSelectionExpression};
 pub use sender::{SendError, Sender};
-pub use store::{Connection, ConnectionStore, StoreError};
+pub use store::{Connection, ConnectionStore, Recipient, StoreError};
 
 /// Re-exported so that shells build events and responses with the exact types this crate reads.
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+
+#[cfg(feature = "aws")]
+pub mod aws;

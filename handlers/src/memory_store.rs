@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::store::{Connection, ConnectionStore, StoreError};
+use crate::store::{Connection, ConnectionStore, Recipient, StoreError};
 
 /// The in-process stand-in for a room's DynamoDB table.
 #[derive(Debug, Default)]
@@ -42,7 +42,14 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn list(&self) -> Result<Vec<Connection>, StoreError> {
-        Ok(self.lock().values().cloned().collect())
+    async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
+        let connections = self.lock();
+        Ok(connections
+            .values()
+            .map(|c| Recipient {
+                id: c.id.clone(),
+                display_name: c.display_name.clone(),
+            })
+            .collect())
     }
 }

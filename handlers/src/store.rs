@@ -11,7 +11,14 @@ pub struct Connection {
     pub connected_at_ms: i64,
 }
 
-impl Connection {
+/// What a broadcast needs of a connection, and all that listing the store returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub id: String,
+    pub display_name: Option<String>,
+}
+
+impl Recipient {
     /// How this connection signs its messages: its display name, else its id.
     pub fn sender_label(&self) -> &str {
         self.display_name.as_deref().unwrap_or(&self.id)
@@ -47,7 +54,7 @@ pub trait ConnectionStore: Send + Sync {
     fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every stored connection; implementations page through all of their storage.
-    fn list(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send;
+    fn list(&self) -> impl Future<Output = Result<Vec<Recipient>, StoreError>> + Send;
 }
 
 /// A store shared between a room's successive configurations keeps its connections across them.
@@ -60,7 +67,7 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
         S::remove(self, connection_id)
     }
 
-    fn list(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send {
+    fn list(&self) -> impl Future<Output = Result<Vec<Recipient>, StoreError>> + Send {
         S::list(self)
     }
 }

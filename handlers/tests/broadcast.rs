@@ -5,10 +5,10 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatroom_handlers::{Connection, ConnectionStore, MemoryStore, broadcast};
+use chatroom_handlers::{Connection, ConnectionStore, MemoryStore, Recipient, broadcast};
 use support::RecordingSender;
 
-async fn store_with(ids: &[&str]) -> (MemoryStore, Vec<Connection>) {
+async fn store_with(ids: &[&str]) -> (MemoryStore, Vec<Recipient>) {
     let store = MemoryStore::new();
     for id in ids {
         store

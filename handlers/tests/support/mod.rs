@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, ChatFrame, Connection, ConnectionStore,
-    SendError, Sender, StoreError,
+    Recipient, SendError, Sender, StoreError,
 };
 
 /// Records every post; answers Gone or fails for chosen ids; can hold each post a while.
@@ -97,7 +97,7 @@ impl ConnectionStore for FailingStore {
     async fn remove(&self, _: &str) -> Result<(), StoreError> {
         Err(StoreError::new("remove", "throttled"))
     }
-    async fn list(&self) -> Result<Vec<Connection>, StoreError> {
+    async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
         Err(StoreError::new("list", "throttled"))
     }
 }

@@ -1,0 +1,129 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::store::{Connection, ConnectionStore, Recipient, StoreError};
+
+/// API Gateway closes every WebSocket connection after two hours.
+pub const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
+/// Slack beyond that before a row whose `$disconnect` was lost may expire.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+const ID: &str = "connectionId";
+const NAME: &str = "displayName";
+const CONNECTED_AT: &str = "connectedAt";
+/// The table's TTL attribute (epoch seconds): DynamoDB deletes rows whose `$disconnect` never
+/// came, since no connection outlives API Gateway's two-hour limit.
+const EXPIRES_AT: &str = "expiresAt";
+
+/// A room's connections in its DynamoDB table (partition key `connectionId`).
+#[derive(Clone, Debug)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+    page_size: Option<i32>,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            page_size: None,
+        }
+    }
+
+    /// Caps the rows per Scan page (DynamoDB's own cap is 1 MB); for tests of paging.
+    pub fn with_page_size(mut self, rows: i32) -> Self {
+        self.page_size = Some(rows);
+        self
+    }
+}
+
+fn failed(
+    operation: &'static str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError::new(operation, DisplayErrorContext(error).to_string())
+}
+
+impl ConnectionStore for DynamoDbStore {
+    async fn put(&self, connection: Connection) -> Result<(), StoreError> {
+        let connected_at_seconds = connection.connected_at_ms.div_euclid(1000);
+        let expires_at =
+            connected_at_seconds + (MAX_CONNECTION_LIFETIME + EXPIRY_MARGIN).as_secs() as i64;
+        let mut item = HashMap::from([
+            (ID.to_owned(), AttributeValue::S(connection.id)),
+            (
+                CONNECTED_AT.to_owned(),
+                AttributeValue::N(connection.connected_at_ms.to_string()),
+            ),
+            (
+                EXPIRES_AT.to_owned(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
+        ]);
+        if let Some(name) = connection.display_name {
+            item.insert(NAME.to_owned(), AttributeValue::S(name));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| failed("put", e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(connection_id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| failed("remove", e))?;
+        Ok(())
+    }
+
+    /// Scans every page, reading only the id and display name of each row.
+    async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
+        let mut recipients = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("#id, #name")
+                .expression_attribute_names("#id", ID)
+                .expression_attribute_names("#name", NAME)
+                .set_limit(self.page_size)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| failed("list", e))?;
+            for item in page.items() {
+                let Some(AttributeValue::S(id)) = item.get(ID) else {
+                    continue;
+                };
+                let display_name = match item.get(NAME) {
+                    Some(AttributeValue::S(name)) => Some(name.clone()),
+                    _ => None,
+                };
+                recipients.push(Recipient {
+                    id: id.clone(),
+                    display_name,
+                });
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => return Ok(recipients),
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+use std::sync::{Mutex, PoisonError};
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+
+use super::dynamodb_store::DynamoDbStore;
+use super::management_sender::{ManagementApiSender, management_endpoint};
+use crate::chat::{Chat, ChatConfig, ChatError};
+use crate::route_selection::{InvalidExpression, RouteSelectionExpression};
+
+/// The function's settings, from the environment the operator gives it.
+#[derive(Clone, Debug)]
+pub struct FunctionConfig {
+    pub table_name: String,
+    pub chat: ChatConfig,
+    pub callback_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("TABLE_NAME is not set: the function needs the name of its room's DynamoDB table")]
+    MissingTableName,
+    #[error("ROUTE_SELECTION_EXPRESSION {0}")]
+    RouteSelection(#[from] InvalidExpression),
+    #[error("BROADCAST_CONCURRENCY must be a whole number from 1 to 1000, got {0:?}")]
+    Concurrency(String),
+}
+
+impl FunctionConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `TABLE_NAME` (required), `MESSAGE_ROUTE`, `ROUTE_SELECTION_EXPRESSION`, `CALLBACK_URL`,
+    /// `BROADCAST_CONCURRENCY`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let table_name = get("TABLE_NAME").ok_or(ConfigError::MissingTableName)?;
+        let mut chat = ChatConfig::default();
+        if let Some(route) = get("MESSAGE_ROUTE") {
+            chat.message_route = route;
+        }
+        if let Some(expression) = get("ROUTE_SELECTION_EXPRESSION") {
+            chat.route_selection = RouteSelectionExpression::parse(&expression)?;
+        }
+        if let Some(raw) = get("BROADCAST_CONCURRENCY") {
+            chat.broadcast_concurrency = raw
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or(ConfigError::Concurrency(raw))?;
+        }
+        Ok(Self {
+            table_name,
+            chat,
+            callback_url: get("CALLBACK_URL"),
+        })
+    }
+}
+
+/// The room's Lambda function: one SDK configuration, one store, and a management-API sender
+/// per endpoint (one in practice: a function serves one API stage).
+pub struct Function {
+    sdk: aws_config::SdkConfig,
+    store: DynamoDbStore,
+    config: FunctionConfig,
+    sender: Mutex<Option<(String, ManagementApiSender)>>,
+}
+
+impl Function {
+    pub fn new(sdk: &aws_config::SdkConfig, config: FunctionConfig) -> Self {
+        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
+        Self {
+            sdk: sdk.clone(),
+            store,
+            config,
+            sender: Mutex::default(),
+        }
+    }
+
+    pub async fn handle(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        let chat = Chat::new(
+            self.store.clone(),
+            self.sender_for(event),
+            self.config.chat.clone(),
+        );
+        chat.handle(event).await
+    }
+
+    fn sender_for(&self, event: &ApiGatewayWebsocketProxyRequest) -> ManagementApiSender {
+        let context = &event.request_context;
+        let endpoint = management_endpoint(
+            self.config.callback_url.as_deref(),
+            context.domain_name.as_deref().unwrap_or_default(),
+            context.stage.as_deref().unwrap_or_default(),
+        );
+        let mut cached = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((known, sender)) if *known == endpoint => sender.clone(),
+            _ => {
+                let sender = ManagementApiSender::new(&self.sdk, &endpoint);
+                *cached = Some((endpoint, sender.clone()));
+                sender
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<FunctionConfig, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        FunctionConfig::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn table_name_is_required_with_a_message_that_says_so() {
+        let error = config(&[("MESSAGE_ROUTE", "say")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("TABLE_NAME is not set"),
+            "{error}"
+        );
+        assert!(matches!(
+            config(&[("TABLE_NAME", " ")]),
+            Err(ConfigError::MissingTableName)
+        ));
+    }
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let config = config(&[
+            ("TABLE_NAME", "chat-lobby"),
+            ("MESSAGE_ROUTE", "say"),
+            ("ROUTE_SELECTION_EXPRESSION", "$request.body.meta.kind"),
+            ("BROADCAST_CONCURRENCY", "16"),
+            ("CALLBACK_URL", "http://127.0.0.1:1/x/@connections"),
+        ])
+        .unwrap();
+        assert_eq!(config.table_name, "chat-lobby");
+        assert_eq!(config.chat.message_route, "say");
+        assert_eq!(config.chat.broadcast_concurrency, 16);
+        assert_eq!(
+            config.callback_url.as_deref(),
+            Some("http://127.0.0.1:1/x/@connections")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            config(&[("TABLE_NAME", "t"), ("BROADCAST_CONCURRENCY", "0")]),
+            Err(ConfigError::Concurrency(_))
+        ));
+        assert!(matches!(
+            config(&[
+                ("TABLE_NAME", "t"),
+                ("ROUTE_SELECTION_EXPRESSION", "action")
+            ]),
+            Err(ConfigError::RouteSelection(_))
+        ));
+    }
+
+    #[test]
+    fn the_endpoint_comes_from_the_event_unless_a_callback_url_is_set() {
+        assert_eq!(
+            management_endpoint(None, "abc.execute-api.eu-west-1.amazonaws.com", "dev"),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/dev"
+        );
+        assert_eq!(
+            management_endpoint(
+                Some("http://127.0.0.1:8080/default/lobby/dev/@connections"),
+                "x",
+                "dev"
+            ),
+            "http://127.0.0.1:8080/default/lobby/dev"
+        );
+        assert_eq!(
+            management_endpoint(Some("https://chat.example.com/dev/"), "x", "dev"),
+            "https://chat.example.com/dev"
+        );
+    }
+}

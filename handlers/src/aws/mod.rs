@@ -1,0 +1,10 @@
+//! The Lambda shell: the chat's store in DynamoDB, its sender over the API Gateway Management
+//! API, and the function's configuration and entry point.
+
+mod dynamodb_store;
+mod function;
+mod management_sender;
+
+pub use dynamodb_store::{DynamoDbStore, EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
+pub use function::{ConfigError, Function, FunctionConfig};
+pub use management_sender::{ManagementApiSender, management_endpoint};

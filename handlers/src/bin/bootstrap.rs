@@ -1,0 +1,63 @@
+//! The room's Lambda function (runtime `provided.al2023`): API Gateway invokes it for
+//! `$connect`, `$disconnect`, `$default` and the message route.
+
+// The AWS SDK's nested futures need more than the default depth to lay out `main`'s future.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chatroom_handlers::aws::{Function, FunctionConfig};
+use lambda_runtime::{LambdaEvent, service_fn};
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .init();
+
+    let config =
+        FunctionConfig::from_env().inspect_err(|error| tracing::error!(%error, "cannot start"))?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let function = Arc::new(Function::new(&sdk, config));
+
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let function = function.clone();
+            async move { invoke(&function, event).await }
+        },
+    ))
+    .await
+}
+
+/// One invocation, logged under its request id and route; message bodies are never logged.
+async fn invoke(
+    function: &Function,
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    let (payload, context) = event.into_parts();
+    let route = payload
+        .request_context
+        .route_key
+        .clone()
+        .unwrap_or_default();
+    let span = tracing::info_span!("invocation", request_id = %context.request_id, %route);
+    async move {
+        let result = function.handle(&payload).await;
+        match &result {
+            Ok(response) => tracing::info!(status = response.status_code, "handled"),
+            Err(error) => tracing::error!(%error, "failed"),
+        }
+        Ok(result?)
+    }
+    .instrument(span)
+    .await
+}
