@@ -93,7 +93,7 @@ impl ConnectionHandle {
     /// Queues a frame for the client without waiting. A full queue means the client stopped
     /// reading: it is closed, and the frame is not sent.
     pub fn send(&self, message: Message) -> Result<(), PostError> {
-        if self.close.borrow().is_some() {
+        if self.is_closing() {
             return Err(PostError::Gone);
         }
         match self.outbound.try_send(message) {
@@ -117,6 +117,11 @@ impl ConnectionHandle {
                 false
             }
         });
+    }
+
+    /// A close was requested: to the management API the connection is already gone.
+    pub fn is_closing(&self) -> bool {
+        self.close.borrow().is_some()
     }
 
     pub fn touch(&self, at: DateTime<Utc>) {
@@ -145,12 +150,12 @@ impl ConnectionRegistry {
         self.write().remove(id)
     }
 
-    /// The connection `id` of `room`; ids of other rooms are as unknown here as on AWS,
-    /// where each API has its own `@connections`.
+    /// The open connection `id` of `room`. Ids of other rooms are as unknown here as on AWS,
+    /// where each API has its own `@connections`; a closing connection is already gone.
     pub fn get(&self, room: &RoomKey, id: &str) -> Option<Arc<ConnectionHandle>> {
         self.read()
             .get(id)
-            .filter(|handle| handle.room == *room)
+            .filter(|handle| handle.room == *room && !handle.is_closing())
             .cloned()
     }
 
