@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+mkdir -p target
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -23,6 +24,24 @@ fi
 npm ci --prefix tools --no-audit --no-fund --loglevel=error
 export WSCAT="$root/tools/node_modules/.bin/wscat"
 
+step "Python tools (moto, cargo-lambda) from tools/requirements.txt"
+if [ ! -x tools/venv/bin/python ]; then
+  python3 -m venv tools/venv
+fi
+tools/venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+export PATH="$root/tools/venv/bin:$PATH"
+
+step "moto_server on loopback (stands in for AWS)"
+moto_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$moto_port" > target/moto.log 2>&1 &
+started_pids+=("$!")
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+export MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+echo "moto at $MOTO_ENDPOINT"
+
 # A thousand-client test needs two descriptors per client on one machine.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
@@ -31,6 +50,9 @@ cargo fmt --all --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "bootstrap.zip (cargo lambda build --release) and its glibc check"
+bash scripts/build-lambda.sh
 
 step "cargo test (including tests that drive external clients)"
 cargo test --workspace --all-targets -- --include-ignored

@@ -1,0 +1,144 @@
+//! Stand-ins for AWS on loopback: moto (started by scripts/test.sh) for DynamoDB, and a small
+//! server that speaks the API Gateway Management API with scriptable answers.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+
+/// moto's address, from `MOTO_ENDPOINT` (scripts/test.sh starts moto_server and sets it).
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT")
+        .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)")
+}
+
+/// An SDK configuration with dummy credentials and quick retries, pointed at `endpoint`.
+pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(5)),
+        );
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// A connections table as the operator makes it, with a name unique to the calling test.
+pub async fn create_table(sdk: &SdkConfig, test: &str) -> (aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let name = format!("chat-{test}-{}", std::process::id());
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("connectionId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("connectionId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    (client, name)
+}
+
+/// `POST /{stage}/@connections/{id}` as API Gateway answers it: 410 `GoneException` for
+/// `gone` ids, 500 for `failing` ones, 200 otherwise; records posts and peak concurrency.
+#[derive(Default)]
+pub struct ManagementApi {
+    pub gone: Mutex<HashSet<String>>,
+    pub failing: Mutex<HashSet<String>>,
+    pub delay: Option<Duration>,
+    pub posts: Mutex<Vec<(String, String)>>,
+    pub attempts: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    pub peak: AtomicUsize,
+}
+
+impl ManagementApi {
+    /// Serves on loopback; returns the endpoint (`http://127.0.0.1:PORT/dev`) and the state.
+    pub async fn start(self) -> (String, Arc<Self>) {
+        let state = Arc::new(self);
+        let app = Router::new()
+            .route("/{stage}/@connections/{id}", post(answer))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/dev"), state)
+    }
+
+    pub fn posted_to(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .posts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+async fn answer(
+    State(api): State<Arc<ManagementApi>>,
+    Path((_stage, id)): Path<(String, String)>,
+    body: Bytes,
+) -> impl IntoResponse {
+    api.attempts.fetch_add(1, Ordering::SeqCst);
+    let now = api.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    api.peak.fetch_max(now, Ordering::SeqCst);
+    if let Some(delay) = api.delay {
+        tokio::time::sleep(delay).await;
+    }
+    api.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if api.gone.lock().unwrap().contains(&id) {
+        return (
+            StatusCode::GONE,
+            [("x-amzn-ErrorType", "GoneException")],
+            "{}".to_owned(),
+        );
+    }
+    if api.failing.lock().unwrap().contains(&id) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("x-amzn-ErrorType", "InternalServerError")],
+            "{}".to_owned(),
+        );
+    }
+    api.posts
+        .lock()
+        .unwrap()
+        .push((id, String::from_utf8_lossy(&body).into_owned()));
+    (StatusCode::OK, [("x-amzn-ErrorType", "")], String::new())
+}

@@ -1,0 +1,91 @@
+//! The DynamoDB connection store against moto.
+
+mod aws_support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_support::{create_table, moto_endpoint, sdk_config};
+use chatroom_handlers::aws::{DynamoDbStore, EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
+use chatroom_handlers::{Connection, ConnectionStore};
+
+fn connection(id: &str, name: Option<&str>) -> Connection {
+    Connection {
+        id: id.into(),
+        display_name: name.map(Into::into),
+        connected_at_ms: 1_795_593_600_123,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn connect_writes_the_row_with_its_ttl_and_disconnect_removes_it() {
+    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let (client, table) = create_table(&sdk, "put-remove").await;
+    let store = DynamoDbStore::new(client.clone(), &table);
+
+    store.put(connection("conn-a", Some("ada"))).await.unwrap();
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("connectionId", AttributeValue::S("conn-a".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the row exists");
+    assert_eq!(item["displayName"], AttributeValue::S("ada".into()));
+    assert_eq!(
+        item["connectedAt"],
+        AttributeValue::N("1795593600123".into())
+    );
+    let expected_expiry = 1_795_593_600 + (MAX_CONNECTION_LIFETIME + EXPIRY_MARGIN).as_secs();
+    assert_eq!(
+        item["expiresAt"],
+        AttributeValue::N(expected_expiry.to_string())
+    );
+
+    store.remove("conn-a").await.unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+    // Removing twice is not an error: $disconnect and a 410 can race.
+    store.remove("conn-a").await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn listing_pages_through_the_whole_table() {
+    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let (client, table) = create_table(&sdk, "paging").await;
+    let store = DynamoDbStore::new(client, &table).with_page_size(4);
+    for i in 0..25 {
+        let name = format!("user{i}");
+        store
+            .put(connection(
+                &format!("conn-{i:02}"),
+                (i % 2 == 0).then_some(name.as_str()),
+            ))
+            .await
+            .unwrap();
+    }
+
+    let mut listed = store.list().await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+
+    assert_eq!(listed.len(), 25, "25 rows at 4 per page need 7 pages");
+    assert_eq!(listed[0].id, "conn-00");
+    assert_eq!(listed[0].display_name.as_deref(), Some("user0"));
+    assert_eq!(listed[1].display_name, None);
+    assert_eq!(listed[24].id, "conn-24");
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_missing_table_is_a_store_error_that_names_the_operation() {
+    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), "no-such-table");
+    let error = store.list().await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("connection store could not list"),
+        "{message}"
+    );
+    assert!(message.contains("ResourceNotFoundException"), "{message}");
+}
