@@ -5,31 +5,35 @@ use std::net::SocketAddr;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use chatroom_handlers::ApiGatewayProxyResponse;
 use chrono::Utc;
 
 use super::connection::Session;
 use super::events;
 use super::ids::new_id;
-use super::{Gateway, RoomKey};
+use super::{Gateway, Room, RoomKey};
 
 /// Reading buffer per connection. Tungstenite's default (128 KiB) would cost 1.3 GB for 10,000
 /// idle clients; chat frames are small and the buffer grows when a large one arrives.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 pub async fn index(State(gateway): State<Gateway>) -> Response {
-    let rooms: Vec<String> = gateway
+    let rooms: String = gateway
         .room_keys()
         .iter()
-        .map(|key| gateway.websocket_url(key))
+        .map(|key| {
+            let path = html_escape(&format!("/{key}"));
+            let url = html_escape(&gateway.websocket_url(key));
+            format!("<li><a href=\"{path}\">{path}</a> <code>{url}</code></li>\n")
+        })
         .collect();
-    let mut text = String::from("chatroom-operator local gateway\n\nRooms:\n");
-    for url in rooms {
-        text.push_str(&format!("  {url}\n"));
-    }
-    text.into_response()
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatroom-operator</title></head>\n\
+         <body style=\"font-family: system-ui, sans-serif\"><h1>Chat rooms</h1>\n<ul>\n{rooms}</ul></body></html>\n"
+    );
+    with_page_headers(Html(page).into_response())
 }
 
 pub async fn room_endpoint(
@@ -52,12 +56,11 @@ pub async fn room_endpoint(
         )
             .into_response();
     };
-    let Ok(upgrade) = upgrade else {
-        let hint = format!(
-            "This is a WebSocket endpoint: npx wscat -c {}\n",
-            gateway.websocket_url(&key)
-        );
-        return (StatusCode::UPGRADE_REQUIRED, hint).into_response();
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        // A browser visiting the room's URL gets the chat page.
+        Err(_) if !headers.contains_key(header::UPGRADE) => return chat_page(&room),
+        Err(rejection) => return rejection.into_response(),
     };
     if gateway.is_shutting_down() {
         return (
@@ -108,6 +111,47 @@ pub async fn room_endpoint(
             tokio::spawn(failed.disconnected(1006, "Upgrade failed".to_owned()));
         })
         .on_upgrade(move |socket| session.run(socket))
+}
+
+const CHAT_PAGE: &str = include_str!("page.html");
+
+/// The self-contained chat page; the room's title and message template go in as JSON that
+/// cannot close its `<script>` element.
+fn chat_page(room: &Room) -> Response {
+    let route = room.routes.first().map_or("$default", String::as_str);
+    let data = serde_json::json!({
+        "title": format!("{} ({}, stage {})", room.key.name, room.key.namespace, room.key.stage),
+        "template": room.route_selection.example_body(route, ""),
+    });
+    let data = data
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    with_page_headers(Html(CHAT_PAGE.replace("__ROOM_JSON__", &data)).into_response())
+}
+
+/// Pages load nothing from elsewhere and may talk only to this gateway.
+fn with_page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `$connect` answered non-2xx: the client gets that status and body, and no WebSocket.
