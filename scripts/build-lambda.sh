@@ -14,7 +14,9 @@ if ! command -v cargo-lambda >/dev/null; then
   export PATH="$root/tools/venv/bin:$PATH"
 fi
 
-cargo lambda build --release --output-format zip -p chatroom-handlers --bin bootstrap
+# The `lambda` profile is release with opt-level "s": a third smaller zip at the same init
+# time (docs/benchmarks.md).
+cargo lambda build --profile lambda --output-format zip -p chatroom-handlers --bin bootstrap
 
 command -v objdump >/dev/null || { apt-get update -qq && apt-get install -y -qq binutils; }
 zip=target/lambda/bootstrap/bootstrap.zip

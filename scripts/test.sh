@@ -17,7 +17,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "Node.js tools (wscat) from tools/package-lock.json"
+step "Chromium (Debian) for the browser test"
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+export CHROMIUM=$(command -v chromium)
+
+step "Node.js tools (wscat, playwright-core) from tools/package-lock.json"
 if ! command -v npm >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nodejs npm
 fi

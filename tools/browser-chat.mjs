@@ -1,0 +1,67 @@
+// Two browser pages in one room: a message typed in one appears in the other, and markup in a
+// message shows as literal text. Drives Debian's Chromium through playwright-core.
+//   node tools/browser-chat.mjs ROOM_PAGE_URL SCREENSHOT_PATH
+import { chromium } from "playwright-core";
+
+const [url, screenshot] = process.argv.slice(2);
+if (!url || !screenshot) {
+  console.error("usage: node tools/browser-chat.mjs ROOM_PAGE_URL SCREENSHOT_PATH");
+  process.exit(2);
+}
+const XSS = "<img src=x onerror=alert(1)>";
+const fail = (message) => {
+  console.error(`browser test failed: ${message}`);
+  process.exitCode = 1;
+};
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const dialogs = [];
+  const open = async (name) => {
+    const page = await (await browser.newContext()).newPage();
+    page.on("dialog", async (dialog) => {
+      dialogs.push(dialog.message());
+      await dialog.dismiss();
+    });
+    await page.goto(url);
+    await page.fill("#name", name);
+    await page.dispatchEvent("#name", "change");
+    await page.waitForSelector("#send:not([disabled])", { timeout: 10000 });
+    return page;
+  };
+  const ada = await open("ada");
+  const bob = await open("bob");
+
+  await ada.fill("#text", "Hello from the browser");
+  await ada.click("#send");
+  await bob.waitForFunction(
+    () => [...document.querySelectorAll("#messages li")].some((li) => li.textContent.includes("Hello from the browser")),
+    null,
+    { timeout: 10000 },
+  );
+  const from = await bob.$eval("#messages li:last-child .from", (el) => el.textContent);
+  if (from !== "ada") fail(`expected the message from ada, saw ${from}`);
+
+  await bob.fill("#text", XSS);
+  await bob.press("#text", "Enter");
+  await ada.waitForFunction(
+    (xss) => [...document.querySelectorAll("#messages li .text")].some((el) => el.textContent === xss),
+    XSS,
+    { timeout: 10000 },
+  );
+  await ada.waitForTimeout(300);
+  const images = await ada.$$eval("#messages img", (els) => els.length);
+  if (images !== 0) fail(`the message was rendered as HTML (${images} <img> element(s))`);
+  if (dialogs.length !== 0) fail(`a script ran: ${dialogs.join(", ")}`);
+
+  await ada.screenshot({ path: screenshot, fullPage: true });
+  console.log(`ok: message delivered between pages, markup shown as text; screenshot at ${screenshot}`);
+} finally {
+  await browser.close();
+}
