@@ -4,6 +4,7 @@ use futures::stream::{self, SplitSink};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Options;
@@ -14,6 +15,8 @@ type Sink = SplitSink<Socket, Message>;
 
 /// Marks this run's messages, so a frame from anyone else is never counted.
 const MARKER: &str = "LG|";
+/// Where the marker sits in a broadcast frame.
+const MARKED_MESSAGE: &str = "\"message\":\"LG|";
 /// How long receivers wait for stragglers after the last send.
 const DRAIN: Duration = Duration::from_secs(15);
 
@@ -50,19 +53,37 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let period = options
         .rate
         .map(|rate| Duration::from_secs_f64(senders as f64 / rate));
-    let sending: Vec<_> = sinks
-        .into_iter()
-        .enumerate()
-        .map(|(sender, sink)| {
-            let options = options.clone();
-            tokio::spawn(
-                async move { send(sink, sender, per_sender, period, &options, base).await },
-            )
+    // The senders keep time on a thread of their own: on the receivers' busy runtime their
+    // ticks would slip, and the offered load would fall below the rate asked for.
+    let options_for_senders = options.clone();
+    let sending = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let tasks: Vec<_> = sinks
+                .into_iter()
+                .enumerate()
+                .map(|(sender, sink)| {
+                    let options = options_for_senders.clone();
+                    tokio::spawn(async move {
+                        send(sink, sender, per_sender, period, &options, base).await
+                    })
+                })
+                .collect();
+            let mut done = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                done.push(task.await.map_err(|e| e.to_string())??);
+            }
+            Ok::<_, String>(done)
         })
-        .collect();
-    for task in sending {
-        idle_sinks.push(task.await.map_err(|e| e.to_string())??);
-    }
+    });
+    let sent_sinks = tokio::task::spawn_blocking(move || sending.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the sender thread panicked".to_owned())??;
+    idle_sinks.extend(sent_sinks);
 
     let mut report = Report {
         clients,
@@ -100,7 +121,10 @@ async fn connect(options: &Options, index: usize) -> Result<Socket, String> {
     let mut url = options.url.clone();
     url.query_pairs_mut()
         .append_pair("name", &format!("c{index}"));
-    tokio_tungstenite::connect_async(url.as_str())
+    // tungstenite's default 128 KiB read buffer per client would make the generator, not the
+    // server, the thing measured.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
         .await
         .map(|(socket, _)| socket)
         .map_err(|e| e.to_string())
@@ -184,8 +208,7 @@ async fn receive(
 /// The send time embedded in a broadcast frame of this run, without a full JSON parse (the
 /// marker's fields hold no characters JSON escapes).
 fn sent_at_micros(frame: &str) -> Option<u128> {
-    let start =
-        frame.find(&format!("\"message\":\"{MARKER}"))? + "\"message\":\"".len() + MARKER.len();
+    let start = frame.find(MARKED_MESSAGE)? + MARKED_MESSAGE.len();
     let mut fields = frame[start..].split('|');
     let (_sender, _seq, stamp) = (fields.next()?, fields.next()?, fields.next()?);
     stamp.parse().ok()

@@ -17,7 +17,7 @@ use super::{Gateway, Room, RoomKey};
 
 /// Reading buffer per connection. Tungstenite's default (128 KiB) would cost 1.3 GB for 10,000
 /// idle clients; chat frames are small and the buffer grows when a large one arrives.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 
 pub async fn index(State(gateway): State<Gateway>) -> Response {
     let rooms: String = gateway

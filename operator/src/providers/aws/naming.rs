@@ -1,0 +1,83 @@
+//! Deterministic AWS names for a room's resources, so a restarted operator finds what it made
+//! before. Every name ends in a hash of the exact namespace and name: `a-b`/`c` and `a`/`b-c`
+//! would otherwise both be `a-b-c`.
+
+/// Names of one room's resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceNames {
+    /// DynamoDB: 3–255 of `[A-Za-z0-9_.-]`.
+    pub table: String,
+    /// IAM role: 1–64 of `[A-Za-z0-9+=,.@_-]`.
+    pub role: String,
+    /// Lambda: 1–64 of `[A-Za-z0-9_-]`.
+    pub function: String,
+    /// API Gateway API name: 1–128 characters.
+    pub api: String,
+}
+
+pub const INLINE_POLICY: &str = "chatroom-room";
+const PREFIX: &str = "chatroom";
+
+impl ResourceNames {
+    pub fn for_room(namespace: &str, name: &str) -> Self {
+        let hash = fnv1a(&format!("{namespace}/{name}"));
+        let suffix = format!("{hash:016x}");
+        let suffix = &suffix[..10];
+        let base = format!("{PREFIX}-{namespace}-{name}");
+        Self {
+            table: fit(&base, suffix, 255),
+            role: fit(&base, suffix, 64),
+            // Lambda names allow no dots; Kubernetes names may have them.
+            function: fit(&base.replace('.', "_"), suffix, 64),
+            api: fit(&base, suffix, 128),
+        }
+    }
+
+    /// The function's CloudWatch log group, which its role may write to.
+    pub fn log_group(&self) -> String {
+        format!("/aws/lambda/{}", self.function)
+    }
+}
+
+/// `base-suffix`, with `base` cut so the whole fits in `max` characters.
+fn fit(base: &str, suffix: &str, max: usize) -> String {
+    let room = max - suffix.len() - 1;
+    let base: String = base.chars().take(room).collect();
+    format!("{}-{suffix}", base.trim_end_matches(['-', '.', '_']))
+}
+
+/// FNV-1a 64: stable across builds and platforms, unlike std's hasher.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stable_and_readable() {
+        let names = ResourceNames::for_room("default", "lobby");
+        assert_eq!(names, ResourceNames::for_room("default", "lobby"));
+        assert!(names.table.starts_with("chatroom-default-lobby-"), "{}", names.table);
+        assert_eq!(names.log_group(), format!("/aws/lambda/{}", names.function));
+    }
+
+    #[test]
+    fn names_that_would_read_alike_differ() {
+        assert_ne!(ResourceNames::for_room("a-b", "c"), ResourceNames::for_room("a", "b-c"));
+    }
+
+    #[test]
+    fn long_names_fit_each_service_and_stay_unique() {
+        let namespace = "n".repeat(63);
+        let long = format!("{}.{}", "x".repeat(120), "y".repeat(120));
+        let other = format!("{}.{}", "x".repeat(120), "z".repeat(120));
+        let names = ResourceNames::for_room(&namespace, &long);
+        assert!(names.table.len() <= 255 && names.role.len() <= 64 && names.function.len() <= 64 && names.api.len() <= 128);
+        assert!(names.function.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{}", names.function);
+        assert!(names.role.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+        let others = ResourceNames::for_room(&namespace, &other);
+        assert_ne!(names.role, others.role, "truncated names keep the hash that tells them apart");
+    }
+}
