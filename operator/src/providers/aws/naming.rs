@@ -48,7 +48,9 @@ fn fit(base: &str, suffix: &str, max: usize) -> String {
 
 /// FNV-1a 64: stable across builds and platforms, unlike std's hasher.
 pub fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -59,13 +61,20 @@ mod tests {
     fn names_are_stable_and_readable() {
         let names = ResourceNames::for_room("default", "lobby");
         assert_eq!(names, ResourceNames::for_room("default", "lobby"));
-        assert!(names.table.starts_with("chatroom-default-lobby-"), "{}", names.table);
+        assert!(
+            names.table.starts_with("chatroom-default-lobby-"),
+            "{}",
+            names.table
+        );
         assert_eq!(names.log_group(), format!("/aws/lambda/{}", names.function));
     }
 
     #[test]
     fn names_that_would_read_alike_differ() {
-        assert_ne!(ResourceNames::for_room("a-b", "c"), ResourceNames::for_room("a", "b-c"));
+        assert_ne!(
+            ResourceNames::for_room("a-b", "c"),
+            ResourceNames::for_room("a", "b-c")
+        );
     }
 
     #[test]
@@ -74,10 +83,30 @@ mod tests {
         let long = format!("{}.{}", "x".repeat(120), "y".repeat(120));
         let other = format!("{}.{}", "x".repeat(120), "z".repeat(120));
         let names = ResourceNames::for_room(&namespace, &long);
-        assert!(names.table.len() <= 255 && names.role.len() <= 64 && names.function.len() <= 64 && names.api.len() <= 128);
-        assert!(names.function.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{}", names.function);
-        assert!(names.role.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+        assert!(
+            names.table.len() <= 255
+                && names.role.len() <= 64
+                && names.function.len() <= 64
+                && names.api.len() <= 128
+        );
+        assert!(
+            names
+                .function
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{}",
+            names.function
+        );
+        assert!(
+            names
+                .role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        );
         let others = ResourceNames::for_room(&namespace, &other);
-        assert_ne!(names.role, others.role, "truncated names keep the hash that tells them apart");
+        assert_ne!(
+            names.role, others.role,
+            "truncated names keep the hash that tells them apart"
+        );
     }
 }

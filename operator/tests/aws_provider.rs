@@ -1,0 +1,333 @@
+//! The AWS provider against moto: a fresh apply creates exactly the room's resources, a second
+//! apply changes nothing, drift is repaired, new handler code rolls out, delete leaves nothing.
+
+mod aws_support;
+
+use std::collections::BTreeSet;
+
+use aws_support::{Inventory, names, provider, provider_with_zip, room, sdk};
+use chatroom_operator::crd::DeletionPolicy;
+use chatroom_operator::providers::aws::{FUNCTION_READY, TABLE_READY};
+
+fn condition<'a>(
+    status: &'a chatroom_operator::crd::ChatRoomStatus,
+    kind: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {status:#?}"))
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn apply_creates_exactly_the_rooms_resources_with_urls_tags_and_a_scoped_policy() {
+    let provider = provider().await;
+    let room = room("inventory");
+
+    let converged = provider.converge(&room).await;
+
+    assert!(converged.error.is_none(), "{:?}", converged.error);
+    let inventory = Inventory::of(&room).await;
+    inventory.assert_complete("onMessage");
+    let api_id = &inventory.apis[0];
+    let status = &converged.status;
+    assert_eq!(
+        status.websocket_url.as_deref(),
+        Some(format!("wss://{api_id}.execute-api.us-east-1.amazonaws.com/dev").as_str())
+    );
+    assert_eq!(
+        status.callback_url.as_deref(),
+        Some(
+            format!("https://{api_id}.execute-api.us-east-1.amazonaws.com/dev/@connections")
+                .as_str()
+        )
+    );
+    assert_eq!(
+        status.table_name.as_deref(),
+        Some(names(&room).table.as_str())
+    );
+    assert_eq!(condition(status, "Ready").status, "True");
+    for part in [TABLE_READY, FUNCTION_READY, "ApiReady"] {
+        assert_eq!(condition(status, part).status, "True", "{part}");
+    }
+
+    let policy = inventory.policy.unwrap();
+    let resources: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Resource"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        resources
+            .iter()
+            .all(|r| r != "*" && r.contains("123456789012")),
+        "{resources:?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.ends_with(&format!("table/{}", names(&room).table))),
+        "{resources:?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.contains(&format!("{api_id}/dev/POST/@connections/*"))),
+        "{resources:?}"
+    );
+
+    let apis = aws_sdk_apigatewayv2::Client::new(&sdk().await)
+        .get_apis()
+        .send()
+        .await
+        .unwrap();
+    let tags = apis
+        .items()
+        .iter()
+        .find(|a| a.api_id() == Some(api_id.as_str()))
+        .unwrap()
+        .tags()
+        .unwrap()
+        .clone();
+    assert_eq!(tags["chatroom.dev/namespace"], "default");
+    assert_eq!(
+        tags["chatroom.dev/name"],
+        room.metadata.name.clone().unwrap()
+    );
+    assert_eq!(tags["chatroom.dev/cluster"], "test-cluster");
+    provider.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_second_apply_makes_no_mutating_call_and_reads_each_resource_once() {
+    let provider = provider().await;
+    let room = room("steady");
+    assert!(provider.converge(&room).await.error.is_none());
+    provider.calls().clear();
+
+    let converged = provider.converge(&room).await;
+
+    assert!(converged.error.is_none(), "{:?}", converged.error);
+    assert!(converged.changes.is_empty(), "{:?}", converged.changes);
+    assert_eq!(
+        provider.calls().mutating(),
+        [],
+        "a steady-state apply mutates nothing"
+    );
+    let reads: Vec<String> = provider
+        .calls()
+        .calls()
+        .iter()
+        .map(|c| c.operation.clone())
+        .collect();
+    let unique: BTreeSet<&String> = reads.iter().collect();
+    assert_eq!(
+        unique.len(),
+        reads.len(),
+        "each resource is read once: {reads:?}"
+    );
+    assert_eq!(
+        unique.into_iter().cloned().collect::<Vec<_>>(),
+        [
+            "DescribeTable",
+            "DescribeTimeToLive",
+            "GetApis",
+            "GetFunction",
+            "GetIntegrations",
+            "GetPolicy",
+            "GetRole",
+            "GetRolePolicy",
+            "GetRoutes",
+            "GetStages"
+        ]
+    );
+    provider.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn resources_deleted_behind_its_back_are_restored() {
+    let provider = provider().await;
+    let room = room("drift");
+    assert!(provider.converge(&room).await.error.is_none());
+    let sdk = sdk().await;
+    let names = names(&room);
+    let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+
+    let api_id = Inventory::of(&room).await.apis[0].clone();
+    let routes = apigw.get_routes().api_id(&api_id).send().await.unwrap();
+    let default_route = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("$default"))
+        .unwrap();
+    apigw
+        .delete_route()
+        .api_id(&api_id)
+        .route_id(default_route.route_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(provider.converge(&room).await.error.is_none());
+    Inventory::of(&room).await.assert_complete("onMessage");
+
+    lambda
+        .remove_permission()
+        .function_name(&names.function)
+        .statement_id("chatroom-apigateway-invoke")
+        .send()
+        .await
+        .unwrap();
+    assert!(provider.converge(&room).await.error.is_none());
+    Inventory::of(&room).await.assert_complete("onMessage");
+
+    lambda
+        .delete_function()
+        .function_name(&names.function)
+        .send()
+        .await
+        .unwrap();
+    assert!(provider.converge(&room).await.error.is_none());
+    Inventory::of(&room).await.assert_complete("onMessage");
+
+    dynamodb
+        .delete_table()
+        .table_name(&names.table)
+        .send()
+        .await
+        .unwrap();
+    assert!(provider.converge(&room).await.error.is_none());
+    let inventory = Inventory::of(&room).await;
+    inventory.assert_complete("onMessage");
+    assert_eq!(
+        inventory.apis,
+        [api_id],
+        "the same API throughout: never a second one"
+    );
+    provider.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn changing_the_message_route_replaces_the_old_route() {
+    let provider = provider().await;
+    let mut room = room("reroute");
+    assert!(provider.converge(&room).await.error.is_none());
+    room.spec.message_route = "sendMessage".into();
+    room.metadata.generation = Some(2);
+
+    let converged = provider.converge(&room).await;
+
+    assert!(converged.error.is_none(), "{:?}", converged.error);
+    Inventory::of(&room).await.assert_complete("sendMessage");
+    let lambda = aws_sdk_lambda::Client::new(&sdk().await);
+    let config = lambda
+        .get_function_configuration()
+        .function_name(names(&room).function)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        config.environment().unwrap().variables().unwrap()["MESSAGE_ROUTE"],
+        "sendMessage"
+    );
+    provider.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn new_handler_code_rolls_out_and_the_same_code_does_not() {
+    let room = room("rollout");
+    let first = provider_with_zip(b"bootstrap.zip v1").await;
+    assert!(first.converge(&room).await.error.is_none());
+
+    let same = provider_with_zip(b"bootstrap.zip v1").await;
+    assert!(same.converge(&room).await.error.is_none());
+    assert!(
+        !same
+            .calls()
+            .mutating()
+            .iter()
+            .any(|c| c.operation == "UpdateFunctionCode")
+    );
+
+    let upgraded = provider_with_zip(b"bootstrap.zip v2").await;
+    assert!(upgraded.converge(&room).await.error.is_none());
+    let updates: Vec<String> = upgraded
+        .calls()
+        .mutating()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert_eq!(updates, ["UpdateFunctionCode"]);
+    upgraded.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn delete_leaves_nothing_and_retain_keeps_exactly_the_table() {
+    let provider = provider().await;
+    let room = room("teardown");
+    assert!(provider.converge(&room).await.error.is_none());
+    provider.delete(&room).await.unwrap();
+    assert!(
+        Inventory::of(&room).await.is_empty(),
+        "{:#?}",
+        Inventory::of(&room).await
+    );
+    // Deleting what is already gone is done, not an error.
+    assert_eq!(provider.delete(&room).await.unwrap(), []);
+
+    let mut kept = aws_support::room("retain");
+    kept.spec.connection_table.deletion_policy = DeletionPolicy::Retain;
+    assert!(provider.converge(&kept).await.error.is_none());
+    provider.delete(&kept).await.unwrap();
+    let inventory = Inventory::of(&kept).await;
+    assert!(inventory.table, "{inventory:#?}");
+    assert!(
+        inventory.apis.is_empty() && !inventory.function && !inventory.role,
+        "{inventory:#?}"
+    );
+    aws_sdk_dynamodb::Client::new(&sdk().await)
+        .delete_table()
+        .table_name(names(&kept).table)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn an_aws_error_surfaces_as_a_condition_with_its_code_and_message() {
+    let provider = provider().await;
+    let mut room = room("badrole");
+    room.spec.function.role_arn = Some("arn:aws:iam::123456789012:role/does-not-exist".into());
+
+    let converged = provider.converge(&room).await;
+
+    let error = converged.error.expect("the function cannot be created");
+    assert_eq!(error.code, "InvalidParameterValueException");
+    let function = condition(&converged.status, FUNCTION_READY);
+    assert_eq!(
+        (function.status.as_str(), function.reason.as_str()),
+        ("False", "InvalidParameterValueException")
+    );
+    assert!(
+        function.message.contains("cannot be assumed by Lambda"),
+        "{}",
+        function.message
+    );
+    assert_eq!(condition(&converged.status, "Ready").status, "False");
+    assert_eq!(
+        condition(&converged.status, TABLE_READY).status,
+        "True",
+        "the table before it is fine"
+    );
+    provider.delete(&room).await.unwrap();
+}

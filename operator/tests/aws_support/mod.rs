@@ -1,0 +1,194 @@
+//! The AWS provider against moto (scripts/test.sh starts it and sets MOTO_ENDPOINT), and an
+//! independent look at what exists there.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use chatroom_operator::crd::{ChatRoom, ChatRoomSpec};
+use chatroom_operator::providers::aws::{AwsProvider, HandlerZip, ResourceNames, Settings};
+
+pub const CLUSTER: &str = "test-cluster";
+
+pub async fn sdk() -> SdkConfig {
+    let endpoint = std::env::var("MOTO_ENDPOINT")
+        .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)");
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(5)),
+        )
+        .load()
+        .await
+}
+
+pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
+    let mut settings = Settings::new(HandlerZip::from_bytes(zip.to_vec()), CLUSTER);
+    settings.role_propagation_attempts = 1;
+    AwsProvider::new(sdk().await, settings)
+}
+
+pub async fn provider() -> AwsProvider {
+    provider_with_zip(b"bootstrap.zip v1").await
+}
+
+/// A room with a name unique to the calling test and process, so tests share moto safely.
+pub fn room(test: &str) -> ChatRoom {
+    let mut room = ChatRoom::new(
+        &format!("{test}-{}", std::process::id()),
+        ChatRoomSpec::default(),
+    );
+    room.metadata.namespace = Some("default".into());
+    room.metadata.generation = Some(1);
+    room
+}
+
+pub fn names(room: &ChatRoom) -> ResourceNames {
+    ResourceNames::for_room(
+        room.metadata.namespace.as_deref().unwrap(),
+        room.metadata.name.as_deref().unwrap(),
+    )
+}
+
+/// What exists in moto for one room, read with clients of its own.
+#[derive(Debug, Default, PartialEq)]
+pub struct Inventory {
+    pub apis: Vec<String>,
+    pub integrations: usize,
+    pub routes: Vec<String>,
+    pub stages: Vec<String>,
+    pub function: bool,
+    pub permission_source: Option<String>,
+    pub role: bool,
+    pub policy: Option<serde_json::Value>,
+    pub table: bool,
+}
+
+impl Inventory {
+    pub async fn of(room: &ChatRoom) -> Self {
+        let sdk = sdk().await;
+        let names = names(room);
+        let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
+        let lambda = aws_sdk_lambda::Client::new(&sdk);
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let mut inventory = Inventory::default();
+
+        let apis = apigw.get_apis().send().await.unwrap();
+        for api in apis
+            .items()
+            .iter()
+            .filter(|a| a.name() == Some(names.api.as_str()))
+        {
+            let id = api.api_id().unwrap().to_owned();
+            inventory.integrations += apigw
+                .get_integrations()
+                .api_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .items()
+                .len();
+            let mut routes: Vec<String> = apigw
+                .get_routes()
+                .api_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .items()
+                .iter()
+                .filter_map(|r| r.route_key().map(str::to_owned))
+                .collect();
+            routes.sort();
+            inventory.routes.extend(routes);
+            inventory.stages.extend(
+                apigw
+                    .get_stages()
+                    .api_id(&id)
+                    .send()
+                    .await
+                    .unwrap()
+                    .items()
+                    .iter()
+                    .filter_map(|s| s.stage_name().map(str::to_owned)),
+            );
+            inventory.apis.push(id);
+        }
+        inventory.function = lambda
+            .get_function()
+            .function_name(&names.function)
+            .send()
+            .await
+            .is_ok();
+        if let Ok(policy) = lambda
+            .get_policy()
+            .function_name(&names.function)
+            .send()
+            .await
+        {
+            let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+            inventory.permission_source =
+                policy["Statement"][0]["Condition"]["ArnLike"]["AWS:SourceArn"]
+                    .as_str()
+                    .map(str::to_owned);
+        }
+        inventory.role = iam.get_role().role_name(&names.role).send().await.is_ok();
+        if let Ok(found) = iam
+            .get_role_policy()
+            .role_name(&names.role)
+            .policy_name("chatroom-room")
+            .send()
+            .await
+        {
+            let decoded = percent_encoding::percent_decode_str(found.policy_document())
+                .decode_utf8_lossy()
+                .into_owned();
+            inventory.policy = serde_json::from_str(&decoded).ok();
+        }
+        inventory.table = dynamodb
+            .describe_table()
+            .table_name(&names.table)
+            .send()
+            .await
+            .is_ok();
+        inventory
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apis.is_empty() && !self.function && !self.role && !self.table
+    }
+
+    /// Exactly one of everything, and the routes the spec names.
+    pub fn assert_complete(&self, message_route: &str) {
+        assert_eq!(self.apis.len(), 1, "{self:#?}");
+        assert_eq!(self.integrations, 1, "{self:#?}");
+        let mut routes = vec![
+            "$connect".to_owned(),
+            "$default".to_owned(),
+            "$disconnect".to_owned(),
+            message_route.to_owned(),
+        ];
+        routes.sort();
+        assert_eq!(self.routes, routes, "{self:#?}");
+        assert_eq!(self.stages, ["dev"], "{self:#?}");
+        assert!(self.function && self.role && self.table, "{self:#?}");
+        let source = self
+            .permission_source
+            .as_deref()
+            .expect("an invoke permission");
+        assert_eq!(
+            source,
+            format!(
+                "arn:aws:execute-api:us-east-1:123456789012:{}/*",
+                self.apis[0]
+            )
+        );
+        assert!(self.policy.is_some(), "{self:#?}");
+    }
+}
