@@ -55,11 +55,11 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy --all-targets --all-features -- -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "bootstrap.zip (cargo lambda build --release) and its glibc check"
 bash scripts/build-lambda.sh
 
-step "cargo test (including tests that drive external clients)"
-cargo test --workspace --all-targets -- --include-ignored
+step "cargo test --all-features (including tests that drive external clients, moto and crash points)"
+cargo test --workspace --all-targets --all-features -- --include-ignored

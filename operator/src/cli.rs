@@ -28,6 +28,58 @@ pub enum Command {
     Crd,
     /// Serve ChatRoom files on the embedded gateway until interrupted: no AWS, no cluster.
     Local(LocalArgs),
+    /// Converge ChatRoom files on AWS once, print each room with its status, exit 0 when all
+    /// are Ready.
+    Apply(ApplyArgs),
+    /// Tear down what `apply` made for ChatRoom files.
+    Delete(DeleteArgs),
+}
+
+/// The one-shot commands' provider. (`local` serves rooms itself: see `chatroom-operator local`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OneShotProvider {
+    Aws,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[arg(long, env = "PROVIDER", value_enum, default_value = "aws")]
+    pub provider: OneShotProvider,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Give up on rooms not Ready after this long.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[arg(long, env = "PROVIDER", value_enum, default_value = "aws")]
+    pub provider: OneShotProvider,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// The AWS provider's settings. Credentials, region and endpoint come from the AWS SDK's
+/// default chain (`AWS_REGION`, `AWS_PROFILE`, IRSA, `AWS_ENDPOINT_URL`, …).
+#[derive(Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// The room function's bootstrap.zip for x86_64 (scripts/build-lambda.sh).
+    #[arg(long, env = "HANDLER_ZIP")]
+    pub handler_zip: Option<PathBuf>,
+    /// A bootstrap.zip for rooms with `spec.function.architecture: arm64`.
+    #[arg(long, env = "HANDLER_ZIP_ARM64")]
+    pub handler_zip_arm64: Option<PathBuf>,
+    /// Tagged on every resource, so operators of different clusters never take each other's.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+    /// Permissions boundary ARN for the IAM roles the operator creates.
+    #[arg(long, env = "PERMISSIONS_BOUNDARY")]
+    pub permissions_boundary: Option<String>,
 }
 
 #[derive(Args, Debug)]

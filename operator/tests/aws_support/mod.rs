@@ -29,7 +29,7 @@ pub async fn sdk() -> SdkConfig {
 }
 
 pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
-    let mut settings = Settings::new(HandlerZip::from_bytes(zip.to_vec()), CLUSTER);
+    let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
     settings.role_propagation_attempts = 1;
     AwsProvider::new(sdk().await, settings)
 }

@@ -88,6 +88,7 @@ impl AwsError {
                 | "MalformedPolicyDocument"
                 | "ConflictingOwner"
                 | "NoHandlerForArchitecture"
+                | "NoHandlerZip"
         )
     }
 }

@@ -89,9 +89,15 @@ pub async fn converge(
                 .await
                 .map_err(|e| fail.err(e))
         };
-        // A new role takes seconds to propagate through IAM; until then Lambda refuses it.
+        // A new role takes seconds to propagate through IAM; until then Lambda refuses it. A
+        // role the spec brings should already exist: refused, it is a wrong ARN, not a delay.
+        let attempts = if room.spec.function.role_arn.is_none() {
+            room.settings.role_propagation_attempts
+        } else {
+            0
+        };
         let created = create
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(8)).with_max_times(room.settings.role_propagation_attempts))
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(8)).with_max_times(attempts))
             .when(|error: &AwsError| error.message.contains("cannot be assumed"))
             .notify(|error, delay| tracing::info!(function = %name, %error, ?delay, "waiting for IAM to propagate the new role"))
             .await?;
@@ -152,7 +158,9 @@ pub async fn converge(
 
 fn zip_for<'a>(room: &'a RoomContext<'_>) -> Result<&'a HandlerZip, AwsError> {
     match room.spec.function.architecture {
-        Architecture::X86_64 => Ok(&room.settings.handler_zip),
+        Architecture::X86_64 => room.settings.handler_zip.as_ref().ok_or_else(|| {
+            AwsError::new(Step::Function, &room.names.function, "NoHandlerZip", "the operator was started without --handler-zip")
+        }),
         Architecture::Arm64 => room.settings.handler_zip_arm64.as_ref().ok_or_else(|| {
             AwsError::new(
                 Step::Function,

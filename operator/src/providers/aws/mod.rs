@@ -42,7 +42,8 @@ pub enum Outcome {
 /// The operator's own settings for every room.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub handler_zip: HandlerZip,
+    /// The function's code; `delete` needs none.
+    pub handler_zip: Option<HandlerZip>,
     pub handler_zip_arm64: Option<HandlerZip>,
     /// Tagged on every resource, so operators of two clusters never take each other's.
     pub cluster_name: String,
@@ -53,7 +54,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(handler_zip: HandlerZip, cluster_name: &str) -> Self {
+    pub fn new(handler_zip: Option<HandlerZip>, cluster_name: &str) -> Self {
         Self {
             handler_zip,
             handler_zip_arm64: None,
