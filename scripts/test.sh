@@ -62,4 +62,4 @@ step "bootstrap.zip (cargo lambda build --release) and its glibc check"
 bash scripts/build-lambda.sh
 
 step "cargo test --all-features (including tests that drive external clients, moto and crash points)"
-cargo test --workspace --all-targets --all-features -- --include-ignored
+cargo test --workspace --all-targets --all-features --no-fail-fast -- --include-ignored

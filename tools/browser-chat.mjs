@@ -30,9 +30,15 @@ try {
       await dialog.dismiss();
     });
     await page.goto(url);
+    await page.waitForSelector("body[data-state=open]", { timeout: 10000 });
     await page.fill("#name", name);
     await page.dispatchEvent("#name", "change");
-    await page.waitForSelector("#send:not([disabled])", { timeout: 10000 });
+    // The rename reconnects: wait for the new connection, not the first one.
+    await page.waitForFunction(
+      (who) => document.body.dataset.state === "open" && localStorage.getItem("chatroom-name") === who,
+      name,
+      { timeout: 10000 },
+    );
     return page;
   };
   const ada = await open("ada");
