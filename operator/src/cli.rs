@@ -33,6 +33,43 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Tear down what `apply` made for ChatRoom files.
     Delete(DeleteArgs),
+    /// Run the Kubernetes controller: reconcile ChatRooms from the cluster.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// Rooms on AWS: API Gateway, Lambda, DynamoDB, IAM.
+    Aws,
+    /// Rooms served by the operator pod itself on --gateway-listen.
+    Local,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(long, env = "PROVIDER", value_enum, default_value = "aws")]
+    pub provider: ProviderKind,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Only this namespace's ChatRooms (default: every namespace).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Serves /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// How often a Ready room is checked for drift.
+    #[arg(long, env = "RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+    /// With --provider local: where the operator serves the rooms.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
+    pub gateway_listen: SocketAddr,
+    /// With --provider local: the URL clients reach the gateway at (a Service or Ingress).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// The one-shot commands' provider. (`local` serves rooms itself: see `chatroom-operator local`.)

@@ -2,6 +2,7 @@
 //! on the embedded local gateway.
 
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod files;
 pub mod gateway;
@@ -9,6 +10,7 @@ pub mod local_command;
 pub mod one_shot;
 pub mod providers;
 pub mod reconcile;
+pub mod run_command;
 pub mod status;
 pub mod telemetry;
 pub mod validate;

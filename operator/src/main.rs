@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use chatroom_operator::cli::{Cli, Command};
-use chatroom_operator::{crd, local_command, one_shot, telemetry};
+use chatroom_operator::{crd, local_command, one_shot, run_command, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,5 +23,6 @@ async fn main() -> ExitCode {
         Command::Local(args) => local_command::run(args).await,
         Command::Apply(args) => one_shot::apply(args).await,
         Command::Delete(args) => one_shot::delete(args).await,
+        Command::Run(args) => run_command::run(args).await,
     }
 }

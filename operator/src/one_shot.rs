@@ -130,7 +130,10 @@ fn load(files: &[std::path::PathBuf]) -> Option<Vec<LoadedRoom>> {
     }
 }
 
-async fn aws_provider(args: &AwsArgs, zip: Option<&std::path::Path>) -> Result<Provider, String> {
+pub async fn aws_provider(
+    args: &AwsArgs,
+    zip: Option<&std::path::Path>,
+) -> Result<Provider, String> {
     let read = |path: &std::path::Path, flag: &str| {
         HandlerZip::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
     };

@@ -21,6 +21,8 @@ pub enum Provider {
 pub struct Reconciled {
     pub status: ChatRoomStatus,
     pub failure: Option<Failure>,
+    /// What this reconcile created or changed, e.g. `table Created`; empty when nothing.
+    pub changes: Vec<String>,
 }
 
 impl Reconciled {
@@ -53,6 +55,7 @@ pub async fn reconcile(provider: &Provider, room: &ChatRoom) -> Reconciled {
             Ok(status) => Reconciled {
                 status,
                 failure: None,
+                changes: Vec::new(),
             },
             Err(error) => {
                 let failure = Failure {
@@ -70,9 +73,15 @@ pub async fn reconcile(provider: &Provider, room: &ChatRoom) -> Reconciled {
                 permanent: error.is_permanent(),
                 message: error.to_string(),
             });
+            let changes = converged
+                .changes
+                .iter()
+                .map(|(step, outcome)| format!("{step} {outcome:?}"))
+                .collect();
             Reconciled {
                 status: converged.status,
                 failure,
+                changes,
             }
         }
     }
@@ -114,6 +123,7 @@ fn not_ready(room: &ChatRoom, mut status: ChatRoomStatus, failure: Failure) -> R
     Reconciled {
         status,
         failure: Some(failure),
+        changes: Vec::new(),
     }
 }
 

@@ -30,9 +30,13 @@ impl Call {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+/// Called for every AWS call, e.g. to count it in metrics.
+pub type CallObserver = Arc<dyn Fn(&Call) + Send + Sync>;
+
+#[derive(Clone, Default)]
 pub struct CallLog {
     calls: Arc<Mutex<Vec<Call>>>,
+    observer: Arc<Mutex<Option<CallObserver>>>,
     mutating_done: Arc<AtomicUsize>,
     crash_after: Arc<Mutex<Option<usize>>>,
 }
@@ -43,6 +47,10 @@ impl CallLog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    pub fn observe(&self, observer: CallObserver) {
+        *self.observer.lock().unwrap_or_else(PoisonError::into_inner) = Some(observer);
     }
 
     pub fn clear(&self) {
@@ -75,6 +83,14 @@ fn call_of(cfg: &ConfigBag) -> Option<Call> {
     })
 }
 
+impl std::fmt::Debug for CallLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallLog")
+            .field("calls", &self.calls().len())
+            .finish()
+    }
+}
+
 impl Intercept for CallLog {
     fn name(&self) -> &'static str {
         "CallLog"
@@ -87,6 +103,14 @@ impl Intercept for CallLog {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(call) = call_of(cfg) {
+            let observer = self
+                .observer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(observer) = observer {
+                observer(&call);
+            }
             self.calls
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

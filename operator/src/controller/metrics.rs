@@ -1,0 +1,135 @@
+//! Prometheus metrics (prometheus-client): reconciles and failures by reason, reconcile
+//! duration, rooms by readiness, AWS calls by service and operation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::providers::aws::Call;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabels {
+    pub ready: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub service: String,
+    pub operation: String,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    reconciles: Counter,
+    failures: Family<ReasonLabels, Counter>,
+    duration: Histogram,
+    rooms: Family<ReadyLabels, Gauge>,
+    aws_calls: Family<CallLabels, Counter>,
+    readiness: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chatroom");
+        let reconciles = Counter::default();
+        let failures = Family::<ReasonLabels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let rooms = Family::<ReadyLabels, Gauge>::default();
+        let aws_calls = Family::<CallLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            duration.clone(),
+        );
+        registry.register("rooms", "ChatRooms by readiness", rooms.clone());
+        registry.register(
+            "aws_calls",
+            "AWS API calls, by service and operation",
+            aws_calls.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            reconciles,
+            failures,
+            duration,
+            rooms,
+            aws_calls,
+            readiness: Arc::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, took: Duration) {
+        self.reconciles.inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn failed(&self, reason: &str) {
+        self.failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn aws_call(&self, call: &Call) {
+        let labels = CallLabels {
+            service: call.service.clone(),
+            operation: call.operation.clone(),
+        };
+        self.aws_calls.get_or_create(&labels).inc();
+    }
+
+    /// Records a room's readiness; `None` when it is gone.
+    pub fn room(&self, key: &str, ready: Option<bool>) {
+        let mut readiness = self
+            .readiness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match ready {
+            Some(ready) => readiness.insert(key.to_owned(), ready),
+            None => readiness.remove(key),
+        };
+        let ready = readiness.values().filter(|r| **r).count();
+        let not_ready = readiness.len() - ready;
+        self.rooms
+            .get_or_create(&ReadyLabels {
+                ready: "true".into(),
+            })
+            .set(ready as i64);
+        self.rooms
+            .get_or_create(&ReadyLabels {
+                ready: "false".into(),
+            })
+            .set(not_ready as i64);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        text
+    }
+}

@@ -1,0 +1,280 @@
+//! `chatroom-operator run`: the Kubernetes controller. kube-runtime's `Controller` drives
+//! [`reconcile_room`] for every ChatRoom; the finalizer helper splits it into apply and cleanup.
+
+pub mod metrics;
+pub mod server;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::crd::ChatRoom;
+use crate::reconcile::{self, Provider};
+use crate::status::is_ready;
+pub use metrics::Metrics;
+
+pub const FINALIZER: &str = "chatroom.dev/cleanup";
+pub const FIELD_MANAGER: &str = "chatroom-operator";
+/// The longest a failing room waits before its next try.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status of {room}: {source}")]
+    Status { room: String, source: kube::Error },
+    #[error("{room} is not ready yet: {message}")]
+    NotReady {
+        room: String,
+        reason: String,
+        message: String,
+    },
+    #[error("deleting the resources of {room}: {message}")]
+    Cleanup { room: String, message: String },
+    #[error(transparent)]
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Status { .. } => "StatusWriteFailed".into(),
+            Self::NotReady { reason, .. } => reason.clone(),
+            Self::Cleanup { .. } => "CleanupFailed".into(),
+            Self::Finalizer(_) => "FinalizerFailed".into(),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub provider: Provider,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// How often a healthy room is checked for drift.
+    pub resync: Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        provider: Provider,
+        recorder: Recorder,
+        metrics: Metrics,
+        resync: Duration,
+    ) -> Self {
+        if let Provider::Aws(aws) = &provider {
+            let counting = metrics.clone();
+            aws.calls()
+                .observe(Arc::new(move |call| counting.aws_call(call)));
+        }
+        Self {
+            client,
+            provider,
+            recorder,
+            metrics,
+            resync,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// The next delay for a room that failed again: 2 s doubling per failure, capped.
+    pub fn backoff(&self, room: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = failures.entry(room.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        Duration::from_secs(2u64.saturating_pow((*count).min(16))).min(MAX_BACKOFF)
+    }
+
+    fn succeeded(&self, room: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(room);
+    }
+}
+
+fn key(room: &ChatRoom) -> String {
+    format!(
+        "{}/{}",
+        room.namespace().unwrap_or_default(),
+        room.name_any()
+    )
+}
+
+pub async fn reconcile_room(room: Arc<ChatRoom>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let api: Api<ChatRoom> = Api::namespaced(
+        ctx.client.clone(),
+        &room.namespace().unwrap_or_else(|| "default".into()),
+    );
+    let result = finalizer(&api, FINALIZER, room, |event| async {
+        match event {
+            Finalized::Apply(room) => apply(room, &ctx, &api).await,
+            Finalized::Cleanup(room) => cleanup(room, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(started.elapsed());
+    result
+}
+
+async fn apply(room: Arc<ChatRoom>, ctx: &Context, api: &Api<ChatRoom>) -> Result<Action, Error> {
+    let who = key(&room);
+    let reconciled = reconcile::reconcile(&ctx.provider, &room).await;
+    let was_ready = room
+        .status
+        .as_ref()
+        .is_some_and(|s| is_ready(&s.conditions));
+    let status_changed = room.status.as_ref() != Some(&reconciled.status);
+
+    // The status goes out only when it changed: a no-op reconcile writes nothing.
+    if status_changed {
+        let patch = serde_json::json!({
+            "apiVersion": "chatroom.dev/v1alpha1",
+            "kind": "ChatRoom",
+            "status": reconciled.status,
+        });
+        api.patch_status(
+            &room.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| Error::Status {
+            room: who.clone(),
+            source,
+        })?;
+    }
+
+    let same_generation =
+        room.status.as_ref().and_then(|s| s.observed_generation) == room.metadata.generation;
+    for change in &reconciled.changes {
+        let reason = if was_ready && same_generation {
+            "DriftRepaired"
+        } else if change.ends_with("Created") {
+            "Created"
+        } else {
+            "Updated"
+        };
+        // One action per part: the Recorder merges Events of equal type, reason and action
+        // into one series, which would hide all but the last part created.
+        let part = change.split(' ').next().unwrap_or("Reconcile");
+        publish_as(
+            ctx,
+            &room,
+            EventType::Normal,
+            reason,
+            &pascal_case(part),
+            change,
+        )
+        .await;
+    }
+    ctx.metrics.room(&who, Some(reconciled.is_ready()));
+
+    match reconciled.failure {
+        None => {
+            if !was_ready {
+                let url = reconciled.status.websocket_url.clone().unwrap_or_default();
+                publish(
+                    ctx,
+                    &room,
+                    EventType::Normal,
+                    "Ready",
+                    &format!("Clients connect to {url}"),
+                )
+                .await;
+            }
+            ctx.succeeded(&who);
+            Ok(Action::requeue(ctx.resync))
+        }
+        Some(failure) => {
+            ctx.metrics.failed(&failure.reason);
+            // One Event per distinct failure: a retry that fails the same way changes no status.
+            if status_changed {
+                publish(
+                    ctx,
+                    &room,
+                    EventType::Warning,
+                    &failure.reason,
+                    &failure.message,
+                )
+                .await;
+            }
+            if failure.permanent {
+                // Retrying cannot help; the next spec change (a new generation) or the resync will.
+                Ok(Action::requeue(ctx.resync))
+            } else {
+                Err(Error::NotReady {
+                    room: who,
+                    reason: failure.reason,
+                    message: failure.message,
+                })
+            }
+        }
+    }
+}
+
+async fn cleanup(room: Arc<ChatRoom>, ctx: &Context) -> Result<Action, Error> {
+    let who = key(&room);
+    match reconcile::delete(&ctx.provider, &room).await {
+        Ok(summary) => {
+            publish(ctx, &room, EventType::Normal, "Deleted", &summary).await;
+            ctx.metrics.room(&who, None);
+            ctx.succeeded(&who);
+            Ok(Action::await_change())
+        }
+        Err(message) => {
+            publish(ctx, &room, EventType::Warning, "DeleteFailed", &message).await;
+            Err(Error::Cleanup { room: who, message })
+        }
+    }
+}
+
+/// Exponential backoff per room, capped at [`MAX_BACKOFF`].
+pub fn error_policy(room: Arc<ChatRoom>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(&key(&room));
+    ctx.metrics.failed(&error.reason());
+    tracing::warn!(room = %key(&room), %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+async fn publish(ctx: &Context, room: &ChatRoom, type_: EventType, reason: &str, note: &str) {
+    publish_as(ctx, room, type_, reason, "Reconcile", note).await;
+}
+
+async fn publish_as(
+    ctx: &Context,
+    room: &ChatRoom,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &room.object_ref(&())).await {
+        tracing::warn!(room = %key(room), %error, "cannot publish an Event");
+    }
+}
+
+fn pascal_case(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,106 @@
+//! `chatroom-operator run`: the controller in a cluster (in-cluster config or KUBECONFIG).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::net::TcpListener;
+
+use crate::cli::{ProviderKind, RunArgs};
+use crate::controller::server::{Health, router};
+use crate::controller::{Context, Metrics, error_policy, reconcile_room};
+use crate::crd::ChatRoom;
+use crate::gateway::Gateway;
+use crate::local_command::shutdown_signal;
+use crate::one_shot::aws_provider;
+use crate::providers::local::LocalProvider;
+use crate::reconcile::Provider;
+
+pub async fn run(args: RunArgs) -> ExitCode {
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: RunArgs) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach Kubernetes (in-cluster config or KUBECONFIG): {e}"))?;
+    let provider = match args.provider {
+        ProviderKind::Aws => aws_provider(&args.aws, args.aws.handler_zip.as_deref()).await?,
+        ProviderKind::Local => {
+            let listener = TcpListener::bind(args.gateway_listen)
+                .await
+                .map_err(|e| format!("--gateway-listen {}: {e}", args.gateway_listen))?;
+            let base_url = args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.gateway_listen));
+            let gateway = Gateway::new(&base_url, args.limits.limits());
+            let serving = gateway.clone();
+            tokio::spawn(async move {
+                if let Err(error) = serving.serve(listener, shutdown_signal()).await {
+                    tracing::error!(%error, "the local gateway stopped");
+                }
+            });
+            Provider::Local(LocalProvider::new(gateway))
+        }
+    };
+
+    let metrics = Metrics::default();
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = Health {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let listener = TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router(health)).await {
+            tracing::error!(%error, "the metrics server stopped");
+        }
+    });
+
+    let reporter = Reporter {
+        controller: "chatroom-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let context = Arc::new(Context::new(
+        client.clone(),
+        provider,
+        recorder,
+        metrics,
+        args.resync,
+    ));
+    let rooms: Api<ChatRoom> = match &args.watch_namespace {
+        Some(namespace) => Api::namespaced(client, namespace),
+        None => Api::all(client),
+    };
+
+    ready.store(true, Ordering::Release);
+    tracing::info!(provider = ?args.provider, namespace = args.watch_namespace.as_deref().unwrap_or("(all)"), "controller started");
+    Controller::new(rooms, watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(args.max_concurrent_reconciles))
+        // On SIGTERM: take no new work, let in-flight reconciles finish.
+        .graceful_shutdown_on(shutdown_signal())
+        .run(reconcile_room, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile ended with an error");
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
