@@ -62,6 +62,13 @@ pub struct RunArgs {
     pub resync: Duration,
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+    /// Reconcile only while holding the Lease `chatroom-operator` in the operator's namespace,
+    /// so that replicas never act on the same room at once.
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Where the leader-election Lease lives (default: the pod's own namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// With --provider local: where the operator serves the rooms.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
     pub gateway_listen: SocketAddr,

@@ -9,7 +9,9 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::cli::{ProviderKind, RunArgs};
 use crate::controller::server::{Health, router};
@@ -83,17 +85,29 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         metrics,
         args.resync,
     ));
+    let lease_client = client.clone();
     let rooms: Api<ChatRoom> = match &args.watch_namespace {
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::all(client),
     };
 
+    let lost_lease = if args.leader_elect {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| lease_client.default_namespace().to_owned());
+        Some(lead(lease_client, &namespace).await?)
+    } else {
+        None
+    };
+    let stop = stop_on_signal_or(lost_lease.clone());
+
     ready.store(true, Ordering::Release);
     tracing::info!(provider = ?args.provider, namespace = args.watch_namespace.as_deref().unwrap_or("(all)"), "controller started");
     Controller::new(rooms, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(args.max_concurrent_reconciles))
-        // On SIGTERM: take no new work, let in-flight reconciles finish.
-        .graceful_shutdown_on(shutdown_signal())
+        // On SIGTERM (or a lost lease): take no new work, let in-flight reconciles finish.
+        .graceful_shutdown_on(stop)
         .run(reconcile_room, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -102,5 +116,55 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         })
         .await;
     tracing::info!("controller stopped");
-    Ok(())
+    ready.store(false, Ordering::Release);
+    match lost_lease {
+        Some(leading) if !*leading.borrow() => {
+            Err("lost the leader lease; exiting so that a new leader takes over".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+const LEASE: &str = "chatroom-operator";
+
+/// Blocks until this replica holds the Lease; the receiver then tells whether it still does.
+async fn lead(client: Client, namespace: &str) -> Result<watch::Receiver<bool>, String> {
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("chatroom-operator-{}", std::process::id()));
+    let manager = LeaseManagerBuilder::new(client, LEASE)
+        .with_namespace(namespace)
+        .with_identity(&identity)
+        .with_create_mode(LeaseCreateMode::AutoCreate)
+        .build()
+        .await
+        .map_err(|e| format!("leader election: {e}"))?;
+    let (mut leading, _task) = manager.watch().await;
+    tracing::info!(%identity, %namespace, "waiting for the leader lease");
+    while !*leading.borrow_and_update() {
+        leading
+            .changed()
+            .await
+            .map_err(|e| format!("leader election stopped: {e}"))?;
+    }
+    tracing::info!(%identity, "leading");
+    Ok(leading)
+}
+
+/// Completes on SIGTERM/SIGINT or, when electing, when the lease is lost.
+async fn stop_on_signal_or(leading: Option<watch::Receiver<bool>>) {
+    let lost = async move {
+        let Some(mut leading) = leading else {
+            return std::future::pending().await;
+        };
+        while *leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                break;
+            }
+        }
+        tracing::warn!("lost the leader lease");
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = lost => {}
+    }
 }
