@@ -65,7 +65,7 @@ cargo fmt --all --check
 step "cargo clippy --all-targets --all-features -- -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "bootstrap.zip (cargo lambda build --release) and its glibc check"
+step "bootstrap.zip (cargo lambda build, profile lambda) and its glibc check"
 bash scripts/build-lambda.sh
 
 step "cargo test --all-features (including tests that drive external clients, moto and crash points)"
