@@ -143,3 +143,31 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn every_example_is_valid_yaml_and_every_example_room_loads() {
+    let examples = repo_root().join("examples");
+    let mut files = Vec::new();
+    let mut pending = vec![examples];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 7, "{files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            if value["kind"] == "ChatRoom" {
+                let rooms = chatroom_operator::files::load_rooms(std::slice::from_ref(file));
+                assert!(rooms.is_ok(), "{}: {:?}", file.display(), rooms.err());
+            }
+        }
+    }
+}
