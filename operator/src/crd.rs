@@ -247,6 +247,19 @@ fn default_timeout_seconds() -> i32 {
     10
 }
 
+impl ChatRoom {
+    /// `(namespace, name)`, with Kubernetes' `default` namespace when none is set.
+    pub fn identity(&self) -> (String, String) {
+        (
+            self.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            self.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+}
+
 /// The CRD as YAML, exactly as committed under `crds/`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;

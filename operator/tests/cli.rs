@@ -163,7 +163,8 @@ fn every_example_is_valid_yaml_and_every_example_room_loads() {
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for document in serde_yaml::Deserializer::from_str(&text) {
-            let value = serde_yaml::Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let value = serde_yaml::Value::deserialize(document)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             if value["kind"] == "ChatRoom" {
                 let rooms = chatroom_operator::files::load_rooms(std::slice::from_ref(file));
                 assert!(rooms.is_ok(), "{}: {:?}", file.display(), rooms.err());

@@ -54,7 +54,7 @@ impl LocalProvider {
     /// Serves `room` as its spec says and returns its status. Converging an unchanged room
     /// changes nothing; a new stage moves the room to its new URL.
     pub fn converge(&self, room: &ChatRoom) -> Result<ChatRoomStatus, LocalError> {
-        let (namespace, name) = identity(room);
+        let (namespace, name) = room.identity();
         let spec = &room.spec;
         let key = RoomKey {
             namespace: namespace.clone(),
@@ -110,7 +110,7 @@ impl LocalProvider {
     /// is not an error.
     pub fn delete(&self, room: &ChatRoom) {
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(gone) = served.remove(&identity(room)) {
+        if let Some(gone) = served.remove(&room.identity()) {
             self.gateway.remove_room(&gone.key);
         }
     }
@@ -141,16 +141,6 @@ impl LocalProvider {
             ..ChatRoomStatus::default()
         }
     }
-}
-
-fn identity(room: &ChatRoom) -> (String, String) {
-    (
-        room.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned()),
-        room.metadata.name.clone().unwrap_or_default(),
-    )
 }
 
 /// Ten lowercase characters, like an API Gateway API id, stable for a namespace/name.

@@ -76,8 +76,8 @@ pub struct Clients {
 
 /// Everything a step needs to know about the room it works on.
 pub struct RoomContext<'a> {
-    pub clients: &'a Clients,
-    pub names: &'a ResourceNames,
+    pub clients: Clients,
+    pub names: ResourceNames,
     pub spec: &'a ChatRoomSpec,
     pub tags: BTreeMap<String, String>,
     pub region: String,
@@ -173,35 +173,42 @@ impl AwsProvider {
             .or_else(|| self.sdk.region().map(ToString::to_string))
     }
 
-    /// Converges every resource of `room`, in dependency order, and reports its status.
-    pub async fn converge(&self, room: &ChatRoom) -> Converged {
-        let mut status = room.status.clone().unwrap_or_default();
-        status.observed_generation = room.metadata.generation;
-        let Some(region) = self.region_of(room) else {
-            let error = AwsError::new(
+    /// What every step needs to work on `room`: its region's clients, names and tags.
+    fn context<'a>(&'a self, room: &'a ChatRoom) -> Result<RoomContext<'a>, AwsError> {
+        let region = self.region_of(room).ok_or_else(|| {
+            AwsError::new(
                 Step::Table,
                 "",
                 "NoRegion",
                 "no AWS region: set spec.region or the operator's AWS_REGION",
-            );
-            mark_failed(&mut status, room, &error);
-            return Converged {
-                status,
-                error: Some(error),
-                changes: Vec::new(),
-            };
-        };
-        let clients = self.clients(&region);
-        let (namespace, name) = identity(room);
-        let names = ResourceNames::for_room(&namespace, &name);
-        let context = RoomContext {
-            clients: &clients,
-            names: &names,
+            )
+        })?;
+        let (namespace, name) = room.identity();
+        Ok(RoomContext {
+            clients: self.clients(&region),
+            names: ResourceNames::for_room(&namespace, &name),
             spec: &room.spec,
             tags: tags::room_tags(room, &self.settings.cluster_name),
-            region: region.clone(),
+            region,
             settings: &self.settings,
             display: format!("{namespace}/{name}"),
+        })
+    }
+
+    /// Converges every resource of `room`, in dependency order, and reports its status.
+    pub async fn converge(&self, room: &ChatRoom) -> Converged {
+        let mut status = room.status.clone().unwrap_or_default();
+        status.observed_generation = room.metadata.generation;
+        let context = match self.context(room) {
+            Ok(context) => context,
+            Err(error) => {
+                mark_failed(&mut status, room, &error);
+                return Converged {
+                    status,
+                    error: Some(error),
+                    changes: Vec::new(),
+                };
+            }
         };
         let mut changes = Vec::new();
         let result = converge_steps(&context, &mut status, &mut changes).await;
@@ -237,26 +244,7 @@ impl AwsProvider {
     /// Tears the room down; "not found" counts as done, so a half-built room deletes cleanly.
     /// The table stays when `deletionPolicy` is `Retain`; a role the spec brought stays too.
     pub async fn delete(&self, room: &ChatRoom) -> Result<Vec<Step>, AwsError> {
-        let Some(region) = self.region_of(room) else {
-            return Err(AwsError::new(
-                Step::Table,
-                "",
-                "NoRegion",
-                "no AWS region: set spec.region or the operator's AWS_REGION",
-            ));
-        };
-        let clients = self.clients(&region);
-        let (namespace, name) = identity(room);
-        let names = ResourceNames::for_room(&namespace, &name);
-        let context = RoomContext {
-            clients: &clients,
-            names: &names,
-            spec: &room.spec,
-            tags: tags::room_tags(room, &self.settings.cluster_name),
-            region,
-            settings: &self.settings,
-            display: format!("{namespace}/{name}"),
-        };
+        let context = self.context(room)?;
         let mut deleted = Vec::new();
         if api::delete(&context).await? {
             deleted.push(Step::Api);
@@ -415,14 +403,4 @@ fn account_of(arn: &str) -> Option<String> {
         .nth(4)
         .filter(|a| !a.is_empty())
         .map(str::to_owned)
-}
-
-fn identity(room: &ChatRoom) -> (String, String) {
-    (
-        room.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned()),
-        room.metadata.name.clone().unwrap_or_default(),
-    )
 }

@@ -67,19 +67,7 @@ pub async fn converge(room: &RoomContext<'_>) -> Result<(String, Outcome), AwsEr
             .and_then(|t| t.table_arn)
             .unwrap_or_default();
         wait_active(room, name).await?;
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(TTL_ATTRIBUTE)
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .send()
-            .await
-            .map_err(|e| fail.err(e))?;
+        enable_ttl(room).await?;
         if spec.point_in_time_recovery {
             set_pitr(room, true).await?;
         }
@@ -126,19 +114,7 @@ pub async fn converge(room: &RoomContext<'_>) -> Result<(String, Outcome), AwsEr
         ) && d.attribute_name() == Some(TTL_ATTRIBUTE)
     });
     if !ttl_on {
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(TTL_ATTRIBUTE)
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .send()
-            .await
-            .map_err(|e| fail.err(e))?;
+        enable_ttl(room).await?;
         outcome = Outcome::Updated;
     }
     // Point-in-time recovery is read only when the spec asks for it; a table made with it off
@@ -175,6 +151,25 @@ fn billing(spec: &ConnectionTableSpec) -> (AwsBilling, Option<ProvisionedThrough
                 .ok(),
         ),
     }
+}
+
+/// Lets DynamoDB delete rows whose `$disconnect` never came (`expiresAt`, epoch seconds).
+async fn enable_ttl(room: &RoomContext<'_>) -> Result<(), AwsError> {
+    let name = &room.names.table;
+    let ttl = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL_ATTRIBUTE)
+        .build()
+        .map_err(build_error)?;
+    room.clients
+        .dynamodb
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(|e| On::new(Step::Table, name).err(e))?;
+    Ok(())
 }
 
 async fn set_pitr(room: &RoomContext<'_>, enabled: bool) -> Result<(), AwsError> {
