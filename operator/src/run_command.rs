@@ -104,7 +104,7 @@ async fn serve(args: RunArgs) -> Result<(), String> {
 
     ready.store(true, Ordering::Release);
     tracing::info!(provider = ?args.provider, namespace = args.watch_namespace.as_deref().unwrap_or("(all)"), "controller started");
-    Controller::new(rooms, watcher::Config::default().any_semantic())
+    let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(args.max_concurrent_reconciles))
         // On SIGTERM (or a lost lease): take no new work, let in-flight reconciles finish.
         .graceful_shutdown_on(stop)
@@ -113,8 +113,16 @@ async fn serve(args: RunArgs) -> Result<(), String> {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile ended with an error");
             }
-        })
-        .await;
+        });
+    // In-flight reconciles get SHUTDOWN_BOUND after the signal; then the process exits anyway.
+    let deadline = async {
+        shutdown_signal().await;
+        tokio::time::sleep(SHUTDOWN_BOUND).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = deadline => tracing::warn!(bound = ?SHUTDOWN_BOUND, "in-flight reconciles did not finish in time; exiting"),
+    }
     tracing::info!("controller stopped");
     ready.store(false, Ordering::Release);
     match lost_lease {
@@ -126,6 +134,8 @@ async fn serve(args: RunArgs) -> Result<(), String> {
 }
 
 const LEASE: &str = "chatroom-operator";
+/// How long in-flight reconciles may run after SIGTERM (Kubernetes' default grace is 30 s).
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// Blocks until this replica holds the Lease; the receiver then tells whether it still does.
 async fn lead(client: Client, namespace: &str) -> Result<watch::Receiver<bool>, String> {
