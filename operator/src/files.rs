@@ -58,6 +58,22 @@ pub enum LoadError {
     Empty { file: String },
 }
 
+/// Prints rooms (with their status) to stdout as one multi-document YAML stream.
+pub fn print_rooms(rooms: &[crate::crd::ChatRoom]) -> Result<(), String> {
+    use std::io::Write;
+    let mut documents = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        documents.push(serde_yaml::to_string(room).map_err(|e| {
+            let (namespace, name) = room.identity();
+            format!("cannot print {namespace}/{name}: {e}")
+        })?);
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", documents.join("---\n").trim_end())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
+}
+
 /// All rooms in `paths`, or every problem found in them.
 pub fn load_rooms(paths: &[PathBuf]) -> Result<Vec<LoadedRoom>, Vec<LoadError>> {
     let mut rooms = Vec::new();

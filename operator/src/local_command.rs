@@ -1,12 +1,11 @@
 //! `chatroom-operator local FILE...`: every room in the files, served on this machine.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
 use crate::cli::LocalArgs;
-use crate::files::load_rooms;
+use crate::files::{load_rooms, print_rooms};
 use crate::gateway::Gateway;
 use crate::providers::local::LocalProvider;
 
@@ -43,7 +42,7 @@ pub async fn run(args: LocalArgs) -> ExitCode {
 
     let gateway = Gateway::new(&base_url, args.limits.limits());
     let provider = LocalProvider::new(gateway.clone());
-    let mut documents = Vec::with_capacity(rooms.len());
+    let mut served = Vec::with_capacity(rooms.len());
     for loaded in rooms {
         let mut room = loaded.room;
         match provider.converge(&room) {
@@ -53,20 +52,10 @@ pub async fn run(args: LocalArgs) -> ExitCode {
                 return ExitCode::from(EXIT_BAD_INPUT);
             }
         }
-        match serde_yaml::to_string(&room) {
-            Ok(yaml) => documents.push(yaml),
-            Err(error) => {
-                eprintln!("error: cannot print {}: {error}", loaded.source);
-                return ExitCode::FAILURE;
-            }
-        }
+        served.push(room);
     }
-    let mut stdout = std::io::stdout().lock();
-    let printed =
-        writeln!(stdout, "{}", documents.join("---\n").trim_end()).and_then(|()| stdout.flush());
-    drop(stdout);
-    if let Err(error) = printed {
-        eprintln!("error: cannot write to stdout: {error}");
+    if let Err(error) = print_rooms(&served) {
+        eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
     tracing::info!(url = %base_url, rooms = gateway.room_keys().len(), "local gateway serving; Ctrl-C to stop");

@@ -1,7 +1,6 @@
 //! `apply` and `delete`: ChatRoom files converged or torn down once, for pipelines and tests.
 //! Progress goes to stderr; `apply` prints each room with its status to stdout.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::cli::{ApplyArgs, AwsArgs, DeleteArgs};
 use crate::crd::ChatRoom;
-use crate::files::{LoadedRoom, load_rooms};
+use crate::files::{LoadedRoom, load_rooms, print_rooms};
 use crate::local_command::EXIT_BAD_INPUT;
 use crate::providers::aws::{AwsProvider, HandlerZip, Settings};
 use crate::reconcile::{self, Provider, Reconciled};
@@ -36,7 +35,7 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     };
 
     let mut all_ready = true;
-    let mut documents = Vec::with_capacity(rooms.len());
+    let mut applied = Vec::with_capacity(rooms.len());
     for loaded in rooms {
         let started = std::time::Instant::now();
         if let Provider::Aws(aws) = &provider {
@@ -69,16 +68,10 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
         }
         let mut room = loaded.room;
         room.status = Some(reconciled.status);
-        match serde_yaml::to_string(&room) {
-            Ok(yaml) => documents.push(yaml),
-            Err(error) => eprintln!("error: cannot print {who}: {error}"),
-        }
+        applied.push(room);
     }
-    let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{}", documents.join("---\n").trim_end())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
+    if let Err(error) = print_rooms(&applied) {
+        eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
     if all_ready {

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, Utf8Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::registry::ConnectionHandle;
+use super::registry::{ConnectionHandle, data_frame};
 use super::{Gateway, RoomKey};
 
 type ConnectionPath = Path<(String, String, String, String)>;
@@ -43,12 +42,10 @@ pub async fn post_to_connection(
             ),
         );
     }
-    // A WebSocket text frame must be UTF-8; anything else goes out as a binary frame.
-    let message = match Utf8Bytes::try_from(body.clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(body),
-    };
-    match gateway.connections().post(&key, &connection_id, message) {
+    match gateway
+        .connections()
+        .post(&key, &connection_id, data_frame(body))
+    {
         Ok(()) => StatusCode::OK.into_response(),
         Err(_) => gone(),
     }

@@ -8,6 +8,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::room::RoomKey;
 
+/// The frame `PostToConnection` data becomes: text when it is UTF-8 (a text frame must be),
+/// binary otherwise. The bytes are shared, not copied.
+pub fn data_frame(payload: bytes::Bytes) -> Message {
+    match axum::extract::ws::Utf8Bytes::try_from(payload.clone()) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Binary(payload),
+    }
+}
+
 /// Why the gateway ends a connection, as the close frame it sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseRequest {

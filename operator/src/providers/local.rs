@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MemoryStore,
@@ -13,7 +12,7 @@ use chatroom_handlers::{
 
 use crate::crd::{ChatRoom, ChatRoomSpec, ChatRoomStatus};
 use crate::gateway::{
-    BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Room, RoomKey,
+    BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Room, RoomKey, data_frame,
 };
 use crate::status::{ConditionStatus, READY, set_condition};
 
@@ -184,12 +183,8 @@ struct GatewaySender {
 
 impl Sender for GatewaySender {
     async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), SendError> {
-        let message = match Utf8Bytes::try_from(payload.clone()) {
-            Ok(text) => Message::Text(text),
-            Err(_) => Message::Binary(payload),
-        };
         self.registry
-            .post(&self.room, connection_id, message)
+            .post(&self.room, connection_id, data_frame(payload))
             .map_err(|_| SendError::Gone)
     }
 }
