@@ -17,6 +17,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A one-off full build gains nothing from incremental caches, which would add gigabytes.
+export CARGO_INCREMENTAL=0
+need_gb=8
+step "Disk: a clean run writes about $need_gb GB under target/"
+df -h target | tail -1
+avail_kb=$(df -Pk target | awk 'NR == 2 { print $4 }')
+if [ "$avail_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+  echo "warning: less than $need_gb GB free under $root/target; the build may stop with 'No space left on device'" >&2
+fi
+
 step "Chromium (Debian) for the browser test"
 if ! command -v chromium >/dev/null; then
   apt-get update -qq
@@ -70,3 +80,6 @@ bash scripts/build-lambda.sh
 
 step "cargo test --all-features (including tests that drive external clients, moto and crash points)"
 cargo test --workspace --all-targets --all-features --no-fail-fast -- --include-ignored
+
+step "Disk used under target/"
+du -sh target
