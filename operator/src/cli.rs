@@ -34,7 +34,8 @@ pub enum Command {
     /// Tear down what `apply` made for ChatRoom files.
     Delete(DeleteArgs),
     /// Run the Kubernetes controller: reconcile ChatRooms from the cluster.
-    Run(RunArgs),
+    // Boxed: by far the largest set of flags.
+    Run(Box<RunArgs>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +70,14 @@ pub struct RunArgs {
     /// Where the leader-election Lease lives (default: the pod's own namespace).
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// How long the Lease lasts unrenewed: a standby takes over at most this long after the
+    /// leader stops or dies (whole seconds, at least 3s).
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = crate::election::parse_lease_duration)]
+    pub lease_duration: Duration,
+    /// After SIGTERM, how long in-flight reconciles may run before the process exits anyway;
+    /// keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
     /// With --provider local: where the operator serves the rooms.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
     pub gateway_listen: SocketAddr,

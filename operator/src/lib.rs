@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod election;
 pub mod files;
 pub mod gateway;
 pub mod local_command;

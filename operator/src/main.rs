@@ -23,6 +23,6 @@ async fn main() -> ExitCode {
         Command::Local(args) => local_command::run(args).await,
         Command::Apply(args) => one_shot::apply(args).await,
         Command::Delete(args) => one_shot::delete(args).await,
-        Command::Run(args) => run_command::run(args).await,
+        Command::Run(args) => run_command::run(*args).await,
     }
 }

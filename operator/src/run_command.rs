@@ -4,19 +4,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ProviderKind, RunArgs};
 use crate::controller::server::{Health, router};
 use crate::controller::{Context, Metrics, error_policy, reconcile_room};
 use crate::crd::ChatRoom;
+use crate::election::Election;
 use crate::gateway::Gateway;
 use crate::local_command::shutdown_signal;
 use crate::one_shot::aws_provider;
@@ -91,90 +91,81 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         None => Api::all(client),
     };
 
-    let lost_lease = if args.leader_elect {
+    // One listener for SIGTERM/SIGINT: a signal that arrives while no one waits is not lost.
+    let stopping = CancellationToken::new();
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.cancel();
+        }
+    });
+
+    // A standby is ready too: with leader election a rolling update starts the new pod while
+    // the old one leads, and a standby that is never ready would stall the rollout forever.
+    ready.store(true, Ordering::Release);
+    let mut election = None;
+    if args.leader_elect {
         let namespace = args
             .lease_namespace
             .clone()
             .unwrap_or_else(|| lease_client.default_namespace().to_owned());
-        Some(lead(lease_client, &namespace).await?)
-    } else {
-        None
-    };
-    let stop = stop_on_signal_or(lost_lease.clone());
+        let mut competing = Election::start(lease_client, &namespace, args.lease_duration).await?;
+        tokio::select! {
+            won = competing.won() => won?,
+            () = stopping.cancelled() => {
+                competing.release().await;
+                return Ok(());
+            }
+        }
+        election = Some(competing);
+    }
+    context.metrics.set_leader(true);
 
-    ready.store(true, Ordering::Release);
+    // On SIGTERM or a lost lease: take no new work, let in-flight reconciles finish in time.
+    let lost = election.as_ref().map(Election::lost);
+    let stop = {
+        let stopping = stopping.clone();
+        async move {
+            match lost {
+                Some(lost) => tokio::select! {
+                    () = stopping.cancelled() => {}
+                    () = lost => {}
+                },
+                None => stopping.cancelled().await,
+            }
+        }
+    }
+    .shared();
     tracing::info!(provider = ?args.provider, namespace = args.watch_namespace.as_deref().unwrap_or("(all)"), "controller started");
     let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(args.max_concurrent_reconciles))
-        // On SIGTERM (or a lost lease): take no new work, let in-flight reconciles finish.
-        .graceful_shutdown_on(stop)
-        .run(reconcile_room, error_policy, context)
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile_room, error_policy, context.clone())
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile ended with an error");
             }
         });
-    // In-flight reconciles get SHUTDOWN_BOUND after the signal; then the process exits anyway.
     let deadline = async {
-        shutdown_signal().await;
-        tokio::time::sleep(SHUTDOWN_BOUND).await;
+        stop.await;
+        tokio::time::sleep(args.shutdown_timeout).await;
     };
     tokio::select! {
         () = controller => {}
-        () = deadline => tracing::warn!(bound = ?SHUTDOWN_BOUND, "in-flight reconciles did not finish in time; exiting"),
+        () = deadline => tracing::warn!(bound = ?args.shutdown_timeout, "in-flight reconciles did not finish in time; exiting"),
     }
     tracing::info!("controller stopped");
+    context.metrics.set_leader(false);
     ready.store(false, Ordering::Release);
-    match lost_lease {
-        Some(leading) if !*leading.borrow() => {
-            Err("lost the leader lease; exiting so that a new leader takes over".into())
-        }
-        _ => Ok(()),
-    }
-}
-
-const LEASE: &str = "chatroom-operator";
-/// How long in-flight reconciles may run after SIGTERM (Kubernetes' default grace is 30 s).
-const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(25);
-
-/// Blocks until this replica holds the Lease; the receiver then tells whether it still does.
-async fn lead(client: Client, namespace: &str) -> Result<watch::Receiver<bool>, String> {
-    let identity = std::env::var("POD_NAME")
-        .unwrap_or_else(|_| format!("chatroom-operator-{}", std::process::id()));
-    let manager = LeaseManagerBuilder::new(client, LEASE)
-        .with_namespace(namespace)
-        .with_identity(&identity)
-        .with_create_mode(LeaseCreateMode::AutoCreate)
-        .build()
-        .await
-        .map_err(|e| format!("leader election: {e}"))?;
-    let (mut leading, _task) = manager.watch().await;
-    tracing::info!(%identity, %namespace, "waiting for the leader lease");
-    while !*leading.borrow_and_update() {
-        leading
-            .changed()
-            .await
-            .map_err(|e| format!("leader election stopped: {e}"))?;
-    }
-    tracing::info!(%identity, "leading");
-    Ok(leading)
-}
-
-/// Completes on SIGTERM/SIGINT or, when electing, when the lease is lost.
-async fn stop_on_signal_or(leading: Option<watch::Receiver<bool>>) {
-    let lost = async move {
-        let Some(mut leading) = leading else {
-            return std::future::pending().await;
-        };
-        while *leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
-                break;
-            }
-        }
-        tracing::warn!("lost the leader lease");
+    let Some(election) = election else {
+        return Ok(());
     };
-    tokio::select! {
-        () = shutdown_signal() => {}
-        () = lost => {}
+    let still_leading = election.leads();
+    election.release().await;
+    if still_leading {
+        Ok(())
+    } else {
+        Err("lost the leader lease; exiting so that a new leader takes over".into())
     }
 }

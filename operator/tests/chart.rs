@@ -176,6 +176,8 @@ fn defaults_render_a_locked_down_deployment_with_probes_and_cluster_rbac() {
         "CLUSTER_NAME",
         "RESYNC",
         "LEADER_ELECT",
+        "LEASE_DURATION",
+        "SHUTDOWN_TIMEOUT",
         "LOG_FORMAT",
         "METRICS_ADDR",
         "POD_NAMESPACE",
@@ -206,6 +208,7 @@ fn every_option_renders_and_parses_as_its_kubernetes_type() {
     assert_eq!(spec.replicas, Some(2));
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some("chat-operator"));
+    assert_eq!(pod.termination_grace_period_seconds, Some(45));
     assert!(pod.tolerations.is_some() && pod.affinity.is_some() && pod.node_selector.is_some());
     let container = &pod.containers[0];
     assert_eq!(
@@ -224,6 +227,8 @@ fn every_option_renders_and_parses_as_its_kubernetes_type() {
         ("WATCH_NAMESPACE", "chat"),
         ("LEADER_ELECT", "true"),
         ("RESYNC", "2m"),
+        ("LEASE_DURATION", "20s"),
+        ("SHUTDOWN_TIMEOUT", "40s"),
         (
             "PERMISSIONS_BOUNDARY",
             "arn:aws:iam::123456789012:policy/chatroom-boundary",
@@ -262,6 +267,15 @@ fn bad_values_fail_with_the_message_that_names_them() {
         ("replicaCount: 2\n", "/leaderElection/enabled"),
         ("resync: \"-5m\"\n", "/resync"),
         ("provider: gcp\n", "/provider"),
+        (
+            "replicaCount: 2\nleaderElection: {enabled: true}\nprovider: local\n",
+            "/provider",
+        ),
+        (
+            "leaderElection: {leaseDuration: 2s}\n",
+            "/leaderElection/leaseDuration",
+        ),
+        ("shutdownTimeout: soon\n", "/shutdownTimeout"),
         (
             "replicaCount: 2\nleaderElection: {enabled: false}\n",
             "/leaderElection/enabled",

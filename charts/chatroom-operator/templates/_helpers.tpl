@@ -27,4 +27,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "replicaCount > 1 requires leaderElection.enabled=true: two replicas without a leader would reconcile the same rooms at once" -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (eq .Values.provider "local") -}}
+{{- fail "replicaCount > 1 requires provider=aws: the local provider serves rooms from one pod's memory" -}}
+{{- end -}}
 {{- end -}}

@@ -1,5 +1,5 @@
 //! Prometheus metrics (prometheus-client): reconciles and failures by reason, reconcile
-//! duration, rooms by readiness, AWS calls by service and operation.
+//! duration, rooms by readiness, AWS calls by service and operation, leadership.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +38,7 @@ pub struct Metrics {
     duration: Histogram,
     rooms: Family<ReadyLabels, Gauge>,
     aws_calls: Family<CallLabels, Counter>,
+    leader: Gauge,
     readiness: Arc<Mutex<HashMap<String, bool>>>,
 }
 
@@ -49,6 +50,7 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let rooms = Family::<ReadyLabels, Gauge>::default();
         let aws_calls = Family::<CallLabels, Counter>::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -66,6 +68,11 @@ impl Default for Metrics {
             "AWS API calls, by service and operation",
             aws_calls.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica reconciles (holds the lease, or runs without leader election)",
+            leader.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -73,6 +80,7 @@ impl Default for Metrics {
             duration,
             rooms,
             aws_calls,
+            leader,
             readiness: Arc::default(),
         }
     }
@@ -98,6 +106,10 @@ impl Metrics {
             operation: call.operation.clone(),
         };
         self.aws_calls.get_or_create(&labels).inc();
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Records a room's readiness; `None` when it is gone.

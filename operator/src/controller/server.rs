@@ -13,7 +13,7 @@ use super::Metrics;
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Metrics,
-    /// Set once the controller runs (and, with leader election, leads).
+    /// Set once the process is up, whether it leads or stands by: see `run_command`.
     pub ready: Arc<AtomicBool>,
 }
 

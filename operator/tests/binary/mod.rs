@@ -69,37 +69,57 @@ impl LocalGateway {
 
     /// Sends SIGTERM and waits (bounded) for the exit; returns status, stdout and stderr.
     pub fn terminate(mut self) -> (ExitStatus, String, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        (status, stdout, stderr)
+        let exit = terminate(&mut self.child, Duration::from_secs(20));
+        (exit.status, exit.stdout, exit.stderr)
+    }
+}
+
+pub struct Exit {
+    pub status: ExitStatus,
+    /// From SIGTERM to the exit.
+    pub took: Duration,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Sends SIGTERM to a child started with piped output and waits up to `within` for its exit.
+pub fn terminate(child: &mut Child, within: Duration) -> Exit {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < within,
+            "no exit within {within:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = sent.elapsed();
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Exit {
+        status,
+        took,
+        stdout,
+        stderr,
     }
 }
 

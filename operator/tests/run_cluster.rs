@@ -1,0 +1,273 @@
+//! The `chatroom-operator run` binary against an in-memory API server over HTTP: reconciling
+//! into a working room, leader election with a standby taking over, and the SIGTERM bound.
+
+mod apiserver;
+mod binary;
+mod support;
+
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use apiserver::ApiServer;
+use binary::{binary, free_port};
+use serde_json::json;
+use support::{connect, next_json, send_text};
+
+const NAMESPACE: &str = "chatrooms";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One `chatroom-operator run --provider local` process.
+struct Replica {
+    child: Child,
+    metrics: u16,
+    gateway: u16,
+}
+
+impl Replica {
+    fn start(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
+        let metrics = free_port();
+        let gateway = free_port();
+        let child = binary()
+            .args(["run", "--provider", "local", "--log-format", "json"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .args(["--gateway-listen", &format!("127.0.0.1:{gateway}")])
+            .args(["--public-url", &format!("http://127.0.0.1:{gateway}")])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", pod)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            metrics,
+            gateway,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let addr = ([127, 0, 0, 1], self.metrics).into();
+        // Not listening yet is an answer too, while the process starts.
+        tokio::net::TcpStream::connect(addr).await.ok()?;
+        let (code, _, body) = support::http(addr, "GET", path, b"").await;
+        Some((code, body))
+    }
+
+    /// Waits (bounded) for `/readyz` to answer 200.
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.get("/readyz").await.map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "/readyz never answered 200");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn leader_gauge(&self) -> String {
+        let (_, metrics) = self.get("/metrics").await.unwrap();
+        metrics
+            .lines()
+            .find(|line| line.starts_with("chatroom_leader "))
+            .unwrap_or_else(|| panic!("no chatroom_leader in:\n{metrics}"))
+            .to_owned()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit: (status, time taken, the log).
+    async fn terminate(self, within: Duration) -> (ExitStatus, Duration, String) {
+        let mut replica = self;
+        let exit =
+            tokio::task::spawn_blocking(move || binary::terminate(&mut replica.child, within))
+                .await
+                .unwrap();
+        (exit.status, exit.took, exit.stderr + &exit.stdout)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ready_url(cluster: &ApiServer, name: &str) -> Option<String> {
+    let room = cluster.room(NAMESPACE, name)?;
+    let ready = room["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    ready.then(|| room["status"]["websocketUrl"].as_str().map(str::to_owned))?
+}
+
+fn chatroom_requests(cluster: &ApiServer, via: &str) -> Vec<String> {
+    cluster
+        .requests_via(via)
+        .into_iter()
+        .filter(|r| r.path.starts_with("/apis/chatroom.dev/"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigterm() {
+    let cluster = ApiServer::new("one");
+    cluster.add_room(NAMESPACE, "lobby", json!({}));
+    let kubeconfig = cluster.kubeconfig("one", NAMESPACE).await;
+    let replica = Replica::start(&kubeconfig, "one", &[]);
+
+    cluster
+        .wait_until("lobby is Ready with a URL", PATIENCE, |c| {
+            ready_url(c, "lobby").is_some()
+        })
+        .await;
+    let room = cluster.room(NAMESPACE, "lobby").unwrap();
+    assert_eq!(
+        room["metadata"]["finalizers"],
+        json!(["chatroom.dev/cleanup"])
+    );
+    let url = ready_url(&cluster, "lobby").unwrap();
+    assert_eq!(
+        url,
+        format!("ws://127.0.0.1:{}/{NAMESPACE}/lobby/dev", replica.gateway)
+    );
+    assert_eq!(room["status"]["observedGeneration"], 1);
+
+    // The URL in the status is a working room.
+    let mut ada = connect(&format!("{url}?name=ada")).await;
+    send_text(
+        &mut ada,
+        r#"{"action":"onMessage","message":"from the cluster"}"#,
+    )
+    .await;
+    let frame = next_json(&mut ada).await;
+    assert_eq!(
+        (frame["from"].as_str(), frame["message"].as_str()),
+        (Some("ada"), Some("from the cluster"))
+    );
+
+    let ready = replica.get("/readyz").await.unwrap();
+    assert_eq!(ready.0, 200);
+    assert_eq!(replica.leader_gauge().await, "chatroom_leader 1");
+    let events = cluster.events();
+    assert!(!events.is_empty(), "no Event was recorded");
+    for event in &events {
+        assert_eq!(event["regarding"]["name"], "lobby", "{event}");
+    }
+    assert!(
+        cluster
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/leases")),
+        "without --leader-elect no Lease is touched"
+    );
+
+    let (status, took, log) = replica.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit {status:?} after {took:?}:\n{log}");
+    assert!(log.contains("controller stopped"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
+    let cluster = ApiServer::new("election");
+    cluster.add_room(NAMESPACE, "lobby", json!({}));
+    let election = ["--leader-elect", "--lease-duration", "3s"];
+    let first = Replica::start(
+        &cluster.kubeconfig("first", NAMESPACE).await,
+        "first",
+        &election,
+    );
+    cluster
+        .wait_until("first leads and lobby is Ready", PATIENCE, |c| {
+            c.lease_holder(NAMESPACE, "chatroom-operator").as_deref() == Some("first")
+                && ready_url(c, "lobby").is_some()
+        })
+        .await;
+
+    let second = Replica::start(
+        &cluster.kubeconfig("second", NAMESPACE).await,
+        "second",
+        &election,
+    );
+    // Ready while standing by, or a rolling update would wait for it forever.
+    second.wait_ready().await;
+    assert_eq!(second.leader_gauge().await, "chatroom_leader 0");
+    cluster.add_room(NAMESPACE, "garden", json!({ "stage": "v1" }));
+    cluster
+        .wait_until("the leader reconciles garden", PATIENCE, |c| {
+            ready_url(c, "garden").is_some()
+        })
+        .await;
+    // The leader renews its lease meanwhile; the standby must still not act.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(chatroom_requests(&cluster, "second"), Vec::<String>::new());
+    assert_eq!(
+        cluster
+            .lease_holder(NAMESPACE, "chatroom-operator")
+            .as_deref(),
+        Some("first")
+    );
+    assert!(
+        cluster
+            .requests_via("second")
+            .iter()
+            .any(|r| r.path.ends_with("/leases/chatroom-operator")),
+        "the standby competes for the lease"
+    );
+
+    let (status, _, log) = first.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}:\n{log}");
+    assert!(log.contains("released the leader lease"), "{log}");
+
+    cluster
+        .wait_until(
+            "second takes the lease over",
+            Duration::from_secs(10),
+            |c| c.lease_holder(NAMESPACE, "chatroom-operator").as_deref() == Some("second"),
+        )
+        .await;
+    cluster.add_room(NAMESPACE, "patio", json!({}));
+    cluster
+        .wait_until("the new leader reconciles patio", PATIENCE, |c| {
+            ready_url(c, "patio").is_some()
+        })
+        .await;
+    let patio = chatroom_requests(&cluster, "second");
+    assert!(
+        patio.iter().any(|r| r.starts_with(
+            "PATCH /apis/chatroom.dev/v1alpha1/namespaces/chatrooms/chatrooms/patio/status"
+        )),
+        "{patio:#?}"
+    );
+    assert_eq!(second.leader_gauge().await, "chatroom_leader 1");
+    let (status, _, log) = second.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_in_flight_reconciles_the_shutdown_timeout_and_no_more() {
+    let cluster = ApiServer::new("stuck");
+    cluster.never_answer_status_of("stuck");
+    cluster.add_room(NAMESPACE, "stuck", json!({}));
+    let replica = Replica::start(
+        &cluster.kubeconfig("one", NAMESPACE).await,
+        "one",
+        &["--shutdown-timeout", "2s"],
+    );
+    cluster
+        .wait_until("the status write of stuck is in flight", PATIENCE, |c| {
+            c.requests()
+                .iter()
+                .any(|r| r.method == "PATCH" && r.path.ends_with("/chatrooms/stuck/status"))
+        })
+        .await;
+
+    let (status, took, log) = replica.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}:\n{log}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "exited {took:?} after SIGTERM; expected the 2 s bound:\n{log}"
+    );
+    assert!(log.contains("did not finish in time"), "{log}");
+}
