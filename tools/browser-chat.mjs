@@ -1,11 +1,15 @@
-// Two browser pages in one room: a message typed in one appears in the other, and markup in a
-// message shows as literal text. Drives Debian's Chromium through playwright-core.
-//   node tools/browser-chat.mjs ROOM_PAGE_URL SCREENSHOT_PATH
+// The chat page in Debian's Chromium, driven through playwright-core.
+//   node tools/browser-chat.mjs chat ROOM_PAGE_URL SCREENSHOT_PATH
+//     two pages in one room: a message typed in one appears in the other, and markup in a
+//     message shows as literal text;
+//   node tools/browser-chat.mjs reconnect ROOM_PAGE_URL SCREENSHOT_PATH
+//     against a gateway with a short idle timeout: the server closes the page's connection, the
+//     page says so and reconnects by itself, and the notice goes away.
 import { chromium } from "playwright-core";
 
-const [url, screenshot] = process.argv.slice(2);
-if (!url || !screenshot) {
-  console.error("usage: node tools/browser-chat.mjs ROOM_PAGE_URL SCREENSHOT_PATH");
+const [mode, url, screenshot] = process.argv.slice(2);
+if (!["chat", "reconnect"].includes(mode) || !url || !screenshot) {
+  console.error("usage: node tools/browser-chat.mjs chat|reconnect ROOM_PAGE_URL SCREENSHOT_PATH");
   process.exit(2);
 }
 const XSS = "<img src=x onerror=alert(1)>";
@@ -21,28 +25,58 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
   ],
 });
+const dialogs = [];
+const open = async (name) => {
+  const page = await (await browser.newContext()).newPage();
+  page.on("dialog", async (dialog) => {
+    dialogs.push(dialog.message());
+    await dialog.dismiss();
+  });
+  await page.goto(url);
+  await page.waitForSelector("body[data-state=open]", { timeout: 10000 });
+  await page.fill("#name", name);
+  await page.dispatchEvent("#name", "change");
+  // The rename reconnects: wait for the new connection, not the first one.
+  await page.waitForFunction(
+    (who) => document.body.dataset.state === "open" && localStorage.getItem("chatroom-name") === who,
+    name,
+    { timeout: 10000 },
+  );
+  return page;
+};
 try {
-  const dialogs = [];
-  const open = async (name) => {
-    const page = await (await browser.newContext()).newPage();
-    page.on("dialog", async (dialog) => {
-      dialogs.push(dialog.message());
-      await dialog.dismiss();
-    });
-    await page.goto(url);
-    await page.waitForSelector("body[data-state=open]", { timeout: 10000 });
-    await page.fill("#name", name);
-    await page.dispatchEvent("#name", "change");
-    // The rename reconnects: wait for the new connection, not the first one.
-    await page.waitForFunction(
-      (who) => document.body.dataset.state === "open" && localStorage.getItem("chatroom-name") === who,
-      name,
-      { timeout: 10000 },
-    );
-    return page;
-  };
-  const ada = await open("ada");
-  const bob = await open("bob");
+  if (mode === "reconnect") {
+    await reconnects(await open("ada"));
+  } else {
+    await chats(await open("ada"), await open("bob"));
+  }
+} finally {
+  await browser.close();
+}
+
+async function reconnects(page) {
+  // The idle timeout closes the connection with 1001: the page must say so, not go quiet.
+  await page.waitForFunction(
+    () => document.body.dataset.state !== "open" && document.querySelector("#notice.shown"),
+    null,
+    { timeout: 15000 },
+  );
+  const shown = await page.$eval("#notice", (el) => el.textContent);
+  if (!/^Disconnected \(code 1001\)\. Reconnecting in \d+\.\d s…$/.test(shown)) {
+    fail(`unexpected notice: ${JSON.stringify(shown)}`);
+  }
+  if (!(await page.$eval("#send", (el) => el.disabled))) fail("Send stays enabled while disconnected");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  // ...and come back by itself, with the notice gone.
+  await page.waitForFunction(
+    () => document.body.dataset.state === "open" && !document.querySelector("#notice.shown"),
+    null,
+    { timeout: 15000 },
+  );
+  if (!process.exitCode) console.log(`ok: "${shown}" shown, then reconnected; screenshot at ${screenshot}`);
+}
+
+async function chats(ada, bob) {
 
   await ada.fill("#text", "Hello from the browser");
   await ada.click("#send");
@@ -67,7 +101,5 @@ try {
   if (dialogs.length !== 0) fail(`a script ran: ${dialogs.join(", ")}`);
 
   await ada.screenshot({ path: screenshot, fullPage: true });
-  console.log(`ok: message delivered between pages, markup shown as text; screenshot at ${screenshot}`);
-} finally {
-  await browser.close();
+  if (!process.exitCode) console.log(`ok: message delivered between pages, markup shown as text; screenshot at ${screenshot}`);
 }

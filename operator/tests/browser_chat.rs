@@ -1,5 +1,5 @@
-//! The chat page in headless Chromium: two pages in one room served by the real binary; a
-//! message typed in one appears in the other, and markup shows as literal text.
+//! The chat page in headless Chromium against the real binary: two pages in one room chat and
+//! markup shows as literal text; a page the server drops says so and reconnects by itself.
 //!
 //! Ignored by a plain `cargo test`: it needs Debian's chromium and playwright-core from npm,
 //! which scripts/test.sh installs.
@@ -14,15 +14,30 @@ use binary::{LocalGateway, repo_root};
 #[test]
 #[ignore = "needs chromium and playwright-core; run through scripts/test.sh"]
 fn two_browser_pages_chat_and_markup_stays_text() {
+    in_chromium("chat", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and playwright-core; run through scripts/test.sh"]
+fn the_page_says_when_the_server_drops_it_and_reconnects_by_itself() {
+    // The idle timeout is the server closing the connection (1001), as API Gateway does.
+    in_chromium("reconnect", &["--idle-timeout", "3s"]);
+}
+
+/// Runs `tools/browser-chat.mjs MODE` against the example rooms on the real binary.
+fn in_chromium(mode: &str, gateway_flags: &[&str]) {
     let root = repo_root();
-    let gateway = LocalGateway::start(&[Path::new(&root.join("examples/chatroom.yaml"))], &[]);
+    let gateway = LocalGateway::start(
+        &[Path::new(&root.join("examples/chatroom.yaml"))],
+        gateway_flags,
+    );
     let page = format!("http://127.0.0.1:{}/default/lobby/dev", gateway.port);
-    let screenshot = root.join("target/browser-chat.png");
+    let screenshot = root.join(format!("target/browser-{mode}.png"));
     let _ = std::fs::remove_file(&screenshot);
 
     let output = Command::new("node")
         .arg(root.join("tools/browser-chat.mjs"))
-        .args([page.as_str(), screenshot.to_str().unwrap()])
+        .args([mode, page.as_str(), screenshot.to_str().unwrap()])
         .current_dir(&root)
         .output()
         .expect("node runs");
@@ -30,6 +45,7 @@ fn two_browser_pages_chat_and_markup_stays_text() {
     let report = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}");
+    assert!(report.starts_with("ok: "), "{report}");
     assert!(
         std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 1000),
         "no screenshot at {}",
