@@ -19,7 +19,7 @@ trap cleanup EXIT
 
 # A one-off full build gains nothing from incremental caches, which would add gigabytes.
 export CARGO_INCREMENTAL=0
-need_gb=8
+need_gb=4
 step "Disk: a clean run writes about $need_gb GB under target/"
 df -h target | tail -1
 avail_kb=$(df -Pk target | awk 'NR == 2 { print $4 }')
