@@ -9,11 +9,12 @@ use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, Utc};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, ConnectionContext};
+use super::outbound::{self, Queued};
 use super::registry::{CloseRequest, ConnectionHandle};
 use super::{Gateway, Room};
 
@@ -51,7 +52,7 @@ impl Session {
 
     async fn serve(self, socket: WebSocket) {
         let limits = self.gateway.limits().clone();
-        let (outbound, queued) = mpsc::channel(limits.outbound_queue_frames.max(1));
+        let (outbound, queued) = outbound::channel(limits.outbound_queue_frames);
         let (handle, close_requested) = ConnectionHandle::new(
             self.connection_id.clone(),
             self.room.key.clone(),
@@ -198,7 +199,7 @@ impl Session {
 /// then sends the requested close frame, if any, and closes.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queued: mpsc::Receiver<Message>,
+    mut queued: Queued,
     mut close_requested: watch::Receiver<Option<CloseRequest>>,
     stop: CancellationToken,
 ) {
@@ -213,8 +214,8 @@ async fn write_frames(
                     sink.feed(message).await?;
                     for _ in 1..WRITE_BATCH {
                         match queued.try_recv() {
-                            Ok(next) => sink.feed(next).await?,
-                            Err(_) => break,
+                            Some(next) => sink.feed(next).await?,
+                            None => break,
                         }
                     }
                     sink.flush().await

@@ -10,6 +10,7 @@ mod events;
 mod ids;
 mod limits;
 mod management;
+mod outbound;
 mod registry;
 mod room;
 mod upgrade;

@@ -4,8 +4,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::ws::{CloseFrame, Message};
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::outbound::{Outbound, TrySendError};
 use super::room::RoomKey;
 
 /// The frame `PostToConnection` data becomes: text when it is UTF-8 (a text frame must be),
@@ -72,7 +73,7 @@ pub struct ConnectionHandle {
     pub source_ip: String,
     pub user_agent: Option<String>,
     last_active_ms: AtomicI64,
-    outbound: mpsc::Sender<Message>,
+    outbound: Outbound,
     close: watch::Sender<Option<CloseRequest>>,
 }
 
@@ -83,7 +84,7 @@ impl ConnectionHandle {
         connected_at: DateTime<Utc>,
         source_ip: String,
         user_agent: Option<String>,
-        outbound: mpsc::Sender<Message>,
+        outbound: Outbound,
     ) -> (Self, watch::Receiver<Option<CloseRequest>>) {
         let (close, close_requested) = watch::channel(None);
         let handle = Self {
@@ -107,12 +108,12 @@ impl ConnectionHandle {
         }
         match self.outbound.try_send(message) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full) => {
                 tracing::warn!(connection_id = %self.id, "closing a client that is not reading");
                 self.request_close(CloseRequest::TOO_SLOW);
                 Err(PostError::Gone)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(PostError::Gone),
+            Err(TrySendError::Closed) => Err(PostError::Gone),
         }
     }
 
