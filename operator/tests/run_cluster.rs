@@ -3,8 +3,10 @@
 
 mod apiserver;
 mod binary;
+mod rbac;
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -110,6 +112,22 @@ fn chatroom_requests(cluster: &ApiServer, via: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every (resource, verb) the replicas used, checked against what the chart grants.
+fn used_within_rbac(cluster: &ApiServer) -> BTreeSet<(String, String)> {
+    let used: BTreeSet<(String, String)> = cluster
+        .requests()
+        .iter()
+        .map(|r| rbac::resource_and_verb(&r.method, &r.path, &r.query))
+        .collect();
+    for (resource, verb) in &used {
+        assert!(
+            rbac::OBSERVED.contains(&(resource.as_str(), verb.as_str())),
+            "{verb} {resource} is missing from tests/rbac OBSERVED, so the chart does not grant it"
+        );
+    }
+    used
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigterm() {
     let cluster = ApiServer::new("one");
@@ -166,6 +184,19 @@ async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigte
     let (status, took, log) = replica.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "exit {status:?} after {took:?}:\n{log}");
     assert!(log.contains("controller stopped"), "{log}");
+    let used = used_within_rbac(&cluster);
+    for needed in [
+        ("chatrooms", "list"),
+        ("chatrooms", "watch"),
+        ("chatrooms", "patch"),
+        ("chatrooms/status", "patch"),
+        ("events", "create"),
+    ] {
+        assert!(
+            used.contains(&(needed.0.into(), needed.1.into())),
+            "{needed:?} not seen in {used:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,6 +274,16 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
     assert_eq!(second.leader_gauge().await, "chatroom_leader 1");
     let (status, _, log) = second.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}:\n{log}");
+    let lease_verbs: Vec<String> = used_within_rbac(&cluster)
+        .into_iter()
+        .filter(|(resource, _)| resource == "leases")
+        .map(|(_, verb)| verb)
+        .collect();
+    assert_eq!(
+        lease_verbs,
+        ["create", "get", "patch"],
+        "the chart's lease Role grants these"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
