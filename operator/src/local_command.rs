@@ -93,5 +93,5 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
-    tracing::info!("shutting down: closing every connection with 1001");
+    tracing::info!("shutting down");
 }

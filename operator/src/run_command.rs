@@ -34,11 +34,25 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn serve(args: RunArgs) -> Result<(), String> {
+    // One listener for SIGTERM/SIGINT that everything waits on: the controller, the election
+    // and the local gateway all stop on the same signal, and none can miss it.
+    let stopping = CancellationToken::new();
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.cancel();
+        }
+    });
+
     let client = Client::try_default()
         .await
         .map_err(|e| format!("cannot reach Kubernetes (in-cluster config or KUBECONFIG): {e}"))?;
-    let provider = match args.provider {
-        ProviderKind::Aws => aws_provider(&args.aws, args.aws.handler_zip.as_deref()).await?,
+    let (provider, gateway_task) = match args.provider {
+        ProviderKind::Aws => (
+            aws_provider(&args.aws, args.aws.handler_zip.as_deref()).await?,
+            None,
+        ),
         ProviderKind::Local => {
             let listener = TcpListener::bind(args.gateway_listen)
                 .await
@@ -49,12 +63,13 @@ async fn serve(args: RunArgs) -> Result<(), String> {
                 .unwrap_or_else(|| format!("http://{}", args.gateway_listen));
             let gateway = Gateway::new(&base_url, args.limits.limits());
             let serving = gateway.clone();
-            tokio::spawn(async move {
-                if let Err(error) = serving.serve(listener, shutdown_signal()).await {
+            let stopped = stopping.clone().cancelled_owned();
+            let task = tokio::spawn(async move {
+                if let Err(error) = serving.serve(listener, stopped).await {
                     tracing::error!(%error, "the local gateway stopped");
                 }
             });
-            Provider::Local(LocalProvider::new(gateway))
+            (Provider::Local(LocalProvider::new(gateway)), Some(task))
         }
     };
 
@@ -90,16 +105,6 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::all(client),
     };
-
-    // One listener for SIGTERM/SIGINT: a signal that arrives while no one waits is not lost.
-    let stopping = CancellationToken::new();
-    tokio::spawn({
-        let stopping = stopping.clone();
-        async move {
-            shutdown_signal().await;
-            stopping.cancel();
-        }
-    });
 
     // A standby is ready too: with leader election a rolling update starts the new pod while
     // the old one leads, and a standby that is never ready would stall the rollout forever.
@@ -158,6 +163,12 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     tracing::info!("controller stopped");
     context.metrics.set_leader(false);
     ready.store(false, Ordering::Release);
+    if let Some(task) = gateway_task {
+        // Also after a lost lease, when no signal came. Its clients get their close frames
+        // (1001) and `$disconnect` runs, within the gateway's own bound.
+        stopping.cancel();
+        let _ = task.await;
+    }
     let Some(election) = election else {
         return Ok(());
     };

@@ -184,6 +184,11 @@ async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigte
     let (status, took, log) = replica.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "exit {status:?} after {took:?}:\n{log}");
     assert!(log.contains("controller stopped"), "{log}");
+    assert_eq!(
+        support::close_code(&mut ada).await,
+        1001,
+        "clients are told the server went away"
+    );
     let used = used_within_rbac(&cluster);
     for needed in [
         ("chatrooms", "list"),

@@ -182,6 +182,10 @@ impl Gateway {
     }
 
     async fn close_everything(&self) {
+        tracing::info!(
+            open = self.shared.connections.len(),
+            "closing every connection with 1001"
+        );
         self.shared.shutting_down.store(true, Ordering::Release);
         self.shared.connections.close_all(&CloseRequest::GOING_AWAY);
         self.shared.connection_tasks.close();
