@@ -205,6 +205,56 @@ async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_change_and_a_deletion_in_the_cluster_reach_the_gateway() {
+    let cluster = ApiServer::new("changes");
+    cluster.add_room(NAMESPACE, "lobby", json!({}));
+    let replica = Replica::start(&cluster.kubeconfig("one", NAMESPACE).await, "one", &[]);
+    cluster
+        .wait_until("lobby is Ready", PATIENCE, |c| {
+            ready_url(c, "lobby").is_some()
+        })
+        .await;
+    let first_url = ready_url(&cluster, "lobby").unwrap();
+    let mut ada = connect(&first_url).await;
+
+    cluster.update_spec(NAMESPACE, "lobby", json!({ "stage": "v2" }));
+    cluster
+        .wait_until("the status follows generation 2", PATIENCE, |c| {
+            c.room(NAMESPACE, "lobby").unwrap()["status"]["observedGeneration"] == 2
+                && ready_url(c, "lobby").is_some()
+        })
+        .await;
+    let second_url = ready_url(&cluster, "lobby").unwrap();
+    assert_eq!(
+        second_url,
+        format!("ws://127.0.0.1:{}/{NAMESPACE}/lobby/v2", replica.gateway)
+    );
+    connect(&second_url).await;
+
+    cluster.delete_room(NAMESPACE, "lobby");
+    cluster
+        .wait_until("the finalizer is off and the room gone", PATIENCE, |c| {
+            c.room(NAMESPACE, "lobby").is_none()
+        })
+        .await;
+    // The room no longer exists on the gateway: its clients are closed, its URL refuses.
+    let closed = tokio::time::timeout(PATIENCE, support::close_code(&mut ada)).await;
+    assert!(
+        closed.is_ok(),
+        "a client of the deleted room stays connected"
+    );
+    let refused = tokio_tungstenite::connect_async(second_url.as_str()).await;
+    assert!(
+        refused.is_err(),
+        "the deleted room still accepts connections"
+    );
+
+    let (status, _, log) = replica.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}:\n{log}");
+    used_within_rbac(&cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
     let cluster = ApiServer::new("election");
     cluster.add_room(NAMESPACE, "lobby", json!({}));

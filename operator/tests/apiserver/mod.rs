@@ -44,6 +44,20 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Stores a changed room, or removes it once it is being deleted and no finalizer is left.
+    fn store_room(&mut self, key: (String, String), room: Value) {
+        let finalized = room["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+        if room["metadata"]["deletionTimestamp"].is_string() && finalized {
+            self.rooms.remove(&key);
+            self.room_changed("DELETED", room);
+        } else {
+            self.rooms.insert(key, room.clone());
+            self.room_changed("MODIFIED", room);
+        }
+    }
+
     fn next_version(&mut self) -> u64 {
         self.resource_version += 1;
         self.resource_version
@@ -123,6 +137,32 @@ impl ApiServer {
             .rooms
             .insert((namespace.into(), name.into()), room.clone());
         cluster.room_changed("ADDED", room);
+    }
+
+    /// A spec change, as `kubectl apply` makes it: the generation goes up.
+    pub fn update_spec(&self, namespace: &str, name: &str, spec: Value) {
+        self.change_room(namespace, name, |room| {
+            room["spec"] = spec;
+            let generation = room["metadata"]["generation"].as_i64().unwrap_or(0);
+            room["metadata"]["generation"] = json!(generation + 1);
+        });
+    }
+
+    /// `kubectl delete`: a room with finalizers only gets its deletionTimestamp.
+    pub fn delete_room(&self, namespace: &str, name: &str) {
+        self.change_room(namespace, name, |room| {
+            room["metadata"]["deletionTimestamp"] = json!("2026-11-25T00:00:01Z");
+        });
+    }
+
+    fn change_room(&self, namespace: &str, name: &str, change: impl FnOnce(&mut Value)) {
+        let mut cluster = self.cluster.lock().unwrap();
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut room = cluster.rooms.get(&key).cloned().expect("no such room");
+        change(&mut room);
+        let version = cluster.next_version();
+        room["metadata"]["resourceVersion"] = json!(version.to_string());
+        cluster.store_room(key, room);
     }
 
     pub fn room(&self, namespace: &str, name: &str) -> Option<Value> {
@@ -378,16 +418,7 @@ fn patch_room(
     }
     let version = cluster.next_version();
     room["metadata"]["resourceVersion"] = json!(version.to_string());
-    let finalized = room["metadata"]["finalizers"]
-        .as_array()
-        .is_none_or(Vec::is_empty);
-    if room["metadata"]["deletionTimestamp"].is_string() && finalized {
-        cluster.rooms.remove(&key);
-        cluster.room_changed("DELETED", room.clone());
-    } else {
-        cluster.rooms.insert(key, room.clone());
-        cluster.room_changed("MODIFIED", room.clone());
-    }
+    cluster.store_room(key, room.clone());
     ok(room)
 }
 
