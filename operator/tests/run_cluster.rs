@@ -6,134 +6,21 @@ mod binary;
 mod rbac;
 mod support;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apiserver::ApiServer;
-use binary::{binary, free_port};
+use apiserver::replica::{
+    NAMESPACE, PATIENCE, Replica, chatroom_requests, ready_url, used_within_rbac,
+};
 use serde_json::json;
 use support::{connect, next_json, send_text};
-
-const NAMESPACE: &str = "chatrooms";
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// One `chatroom-operator run --provider local` process.
-struct Replica {
-    child: Child,
-    metrics: u16,
-    gateway: u16,
-}
-
-impl Replica {
-    fn start(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
-        let metrics = free_port();
-        let gateway = free_port();
-        let child = binary()
-            .args(["run", "--provider", "local", "--log-format", "json"])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-            .args(["--gateway-listen", &format!("127.0.0.1:{gateway}")])
-            .args(["--public-url", &format!("http://127.0.0.1:{gateway}")])
-            .args(extra)
-            .env("KUBECONFIG", kubeconfig)
-            .env("POD_NAME", pod)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            metrics,
-            gateway,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let addr = ([127, 0, 0, 1], self.metrics).into();
-        // Not listening yet is an answer too, while the process starts.
-        tokio::net::TcpStream::connect(addr).await.ok()?;
-        let (code, _, body) = support::http(addr, "GET", path, b"").await;
-        Some((code, body))
-    }
-
-    /// Waits (bounded) for `/readyz` to answer 200.
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.get("/readyz").await.map(|(code, _)| code) != Some(200) {
-            assert!(Instant::now() < deadline, "/readyz never answered 200");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn leader_gauge(&self) -> String {
-        let (_, metrics) = self.get("/metrics").await.unwrap();
-        metrics
-            .lines()
-            .find(|line| line.starts_with("chatroom_leader "))
-            .unwrap_or_else(|| panic!("no chatroom_leader in:\n{metrics}"))
-            .to_owned()
-    }
-
-    /// Sends SIGTERM and waits up to `within` for the exit: (status, time taken, the log).
-    async fn terminate(self, within: Duration) -> (ExitStatus, Duration, String) {
-        let mut replica = self;
-        let exit =
-            tokio::task::spawn_blocking(move || binary::terminate(&mut replica.child, within))
-                .await
-                .unwrap();
-        (exit.status, exit.took, exit.stderr + &exit.stdout)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ready_url(cluster: &ApiServer, name: &str) -> Option<String> {
-    let room = cluster.room(NAMESPACE, name)?;
-    let ready = room["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True");
-    ready.then(|| room["status"]["websocketUrl"].as_str().map(str::to_owned))?
-}
-
-fn chatroom_requests(cluster: &ApiServer, via: &str) -> Vec<String> {
-    cluster
-        .requests_via(via)
-        .into_iter()
-        .filter(|r| r.path.starts_with("/apis/chatroom.dev/"))
-        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
-        .collect()
-}
-
-/// Every (resource, verb) the replicas used, checked against what the chart grants.
-fn used_within_rbac(cluster: &ApiServer) -> BTreeSet<(String, String)> {
-    let used: BTreeSet<(String, String)> = cluster
-        .requests()
-        .iter()
-        .map(|r| rbac::resource_and_verb(&r.method, &r.path, &r.query))
-        .collect();
-    for (resource, verb) in &used {
-        assert!(
-            rbac::OBSERVED.contains(&(resource.as_str(), verb.as_str())),
-            "{verb} {resource} is missing from tests/rbac OBSERVED, so the chart does not grant it"
-        );
-    }
-    used
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigterm() {
     let cluster = ApiServer::new("one");
     cluster.add_room(NAMESPACE, "lobby", json!({}));
     let kubeconfig = cluster.kubeconfig("one", NAMESPACE).await;
-    let replica = Replica::start(&kubeconfig, "one", &[]);
+    let replica = Replica::local(&kubeconfig, "one", &[]);
 
     cluster
         .wait_until("lobby is Ready with a URL", PATIENCE, |c| {
@@ -208,7 +95,7 @@ async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigte
 async fn a_spec_change_and_a_deletion_in_the_cluster_reach_the_gateway() {
     let cluster = ApiServer::new("changes");
     cluster.add_room(NAMESPACE, "lobby", json!({}));
-    let replica = Replica::start(&cluster.kubeconfig("one", NAMESPACE).await, "one", &[]);
+    let replica = Replica::local(&cluster.kubeconfig("one", NAMESPACE).await, "one", &[]);
     cluster
         .wait_until("lobby is Ready", PATIENCE, |c| {
             ready_url(c, "lobby").is_some()
@@ -259,7 +146,7 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
     let cluster = ApiServer::new("election");
     cluster.add_room(NAMESPACE, "lobby", json!({}));
     let election = ["--leader-elect", "--lease-duration", "3s"];
-    let first = Replica::start(
+    let first = Replica::local(
         &cluster.kubeconfig("first", NAMESPACE).await,
         "first",
         &election,
@@ -271,7 +158,7 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
         })
         .await;
 
-    let second = Replica::start(
+    let second = Replica::local(
         &cluster.kubeconfig("second", NAMESPACE).await,
         "second",
         &election,
@@ -346,7 +233,7 @@ async fn sigterm_gives_in_flight_reconciles_the_shutdown_timeout_and_no_more() {
     let cluster = ApiServer::new("stuck");
     cluster.never_answer_status_of("stuck");
     cluster.add_room(NAMESPACE, "stuck", json!({}));
-    let replica = Replica::start(
+    let replica = Replica::local(
         &cluster.kubeconfig("one", NAMESPACE).await,
         "one",
         &["--shutdown-timeout", "2s"],

@@ -5,6 +5,8 @@
 //! listener it came through, so a test tells replicas apart by giving each its own listener.
 #![allow(dead_code)]
 
+pub mod replica;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

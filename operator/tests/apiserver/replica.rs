@@ -1,0 +1,150 @@
+//! `chatroom-operator run` processes against the in-memory API server, and what tests ask of
+//! the cluster they share.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::ApiServer;
+use crate::binary::{self, binary, free_port};
+use crate::{rbac, support};
+
+pub const NAMESPACE: &str = "chatrooms";
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One `chatroom-operator run` process, its log piped.
+pub struct Replica {
+    child: Child,
+    pub metrics: u16,
+    /// The local provider's gateway port.
+    pub gateway: u16,
+}
+
+impl Replica {
+    /// `run --provider local`, serving rooms on a loopback port of its own.
+    pub fn local(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
+        let (metrics, gateway) = (free_port(), free_port());
+        let mut command = Self::command(kubeconfig, pod, metrics);
+        command
+            .args(["--provider", "local"])
+            .args(["--gateway-listen", &format!("127.0.0.1:{gateway}")])
+            .args(["--public-url", &format!("http://127.0.0.1:{gateway}")])
+            .args(extra);
+        Self::spawn(command, metrics, gateway)
+    }
+
+    /// `run --provider aws` against moto (`MOTO_ENDPOINT`, which scripts/test.sh sets).
+    pub fn aws(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
+        let moto = std::env::var("MOTO_ENDPOINT")
+            .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)");
+        let metrics = free_port();
+        let mut command = Self::command(kubeconfig, pod, metrics);
+        command
+            .args(["--provider", "aws"])
+            .args(extra)
+            .env("AWS_ENDPOINT_URL", moto)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1");
+        Self::spawn(command, metrics, 0)
+    }
+
+    fn command(kubeconfig: &Path, pod: &str, metrics: u16) -> Command {
+        let mut command = binary();
+        command
+            .args(["run", "--log-format", "json"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", pod)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn spawn(mut command: Command, metrics: u16, gateway: u16) -> Self {
+        Self {
+            child: command.spawn().unwrap(),
+            metrics,
+            gateway,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let addr = ([127, 0, 0, 1], self.metrics).into();
+        // Not listening yet is an answer too, while the process starts.
+        tokio::net::TcpStream::connect(addr).await.ok()?;
+        let (code, _, body) = support::http(addr, "GET", path, b"").await;
+        Some((code, body))
+    }
+
+    /// Waits (bounded) for `/readyz` to answer 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.get("/readyz").await.map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "/readyz never answered 200");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn leader_gauge(&self) -> String {
+        let (_, metrics) = self.get("/metrics").await.unwrap();
+        metrics
+            .lines()
+            .find(|line| line.starts_with("chatroom_leader "))
+            .unwrap_or_else(|| panic!("no chatroom_leader in:\n{metrics}"))
+            .to_owned()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit: (status, time taken, the log).
+    pub async fn terminate(self, within: Duration) -> (ExitStatus, Duration, String) {
+        let mut replica = self;
+        let exit =
+            tokio::task::spawn_blocking(move || binary::terminate(&mut replica.child, within))
+                .await
+                .unwrap();
+        (exit.status, exit.took, exit.stderr + &exit.stdout)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn ready_url(cluster: &ApiServer, name: &str) -> Option<String> {
+    let room = cluster.room(NAMESPACE, name)?;
+    let ready = room["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    ready.then(|| room["status"]["websocketUrl"].as_str().map(str::to_owned))?
+}
+
+pub fn chatroom_requests(cluster: &ApiServer, via: &str) -> Vec<String> {
+    cluster
+        .requests_via(via)
+        .into_iter()
+        .filter(|r| r.path.starts_with("/apis/chatroom.dev/"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+/// Every (resource, verb) the replicas used, checked against what the chart grants.
+pub fn used_within_rbac(cluster: &ApiServer) -> BTreeSet<(String, String)> {
+    let used: BTreeSet<(String, String)> = cluster
+        .requests()
+        .iter()
+        .map(|r| rbac::resource_and_verb(&r.method, &r.path, &r.query))
+        .collect();
+    for (resource, verb) in &used {
+        assert!(
+            rbac::OBSERVED.contains(&(resource.as_str(), verb.as_str())),
+            "{verb} {resource} is missing from tests/rbac OBSERVED, so the chart does not grant it"
+        );
+    }
+    used
+}
