@@ -229,6 +229,46 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_stops_and_exits_non_zero() {
+    let cluster = ApiServer::new("lost");
+    cluster.add_room(NAMESPACE, "lobby", json!({}));
+    let mut leader = Replica::local(
+        &cluster.kubeconfig("leader", NAMESPACE).await,
+        "leader",
+        &["--leader-elect", "--lease-duration", "3s"],
+    );
+    cluster
+        .wait_until("the leader serves lobby", PATIENCE, |c| {
+            ready_url(c, "lobby").is_some()
+        })
+        .await;
+    let mut ada = connect(&ready_url(&cluster, "lobby").unwrap()).await;
+
+    cluster.steal_lease(NAMESPACE, "chatroom-operator", "someone-else");
+    // It notices at its next renewal, within the lease duration.
+    let exit = leader.wait_for_exit(Duration::from_secs(10)).await;
+    assert_eq!(exit.status.code(), Some(1), "{}", exit.stderr);
+    assert!(
+        exit.stderr
+            .contains("lost the leader lease; exiting so that a new leader takes over"),
+        "{}",
+        exit.stderr
+    );
+    assert_eq!(
+        support::close_code(&mut ada).await,
+        1001,
+        "the rooms it served close cleanly"
+    );
+    assert_eq!(
+        cluster
+            .lease_holder(NAMESPACE, "chatroom-operator")
+            .as_deref(),
+        Some("someone-else"),
+        "it does not release a lease that is no longer its own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_gives_in_flight_reconciles_the_shutdown_timeout_and_no_more() {
     let cluster = ApiServer::new("stuck");
     cluster.never_answer_status_of("stuck");

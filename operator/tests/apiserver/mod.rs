@@ -189,6 +189,21 @@ impl ApiServer {
             .map(str::to_owned)
     }
 
+    /// Another replica takes the Lease over, as after a network partition.
+    pub fn steal_lease(&self, namespace: &str, name: &str, holder: &str) {
+        let mut cluster = self.cluster.lock().unwrap();
+        let version = cluster.next_version();
+        let lease = cluster
+            .leases
+            .get_mut(&(namespace.to_owned(), name.to_owned()))
+            .expect("no such lease");
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        lease["spec"]["holderIdentity"] = json!(holder);
+        lease["spec"]["acquireTime"] = json!(now);
+        lease["spec"]["renewTime"] = json!(now);
+        lease["metadata"]["resourceVersion"] = json!(version.to_string());
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.cluster.lock().unwrap().requests.clone()
     }

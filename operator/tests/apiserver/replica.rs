@@ -97,6 +97,16 @@ impl Replica {
             .to_owned()
     }
 
+    /// Waits up to `within` for the process to exit by itself.
+    pub async fn wait_for_exit(&mut self, within: Duration) -> binary::Exit {
+        let deadline = Instant::now() + within;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "still running after {within:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        binary::output_of(&mut self.child, Duration::ZERO)
+    }
+
     /// Sends SIGTERM and waits up to `within` for the exit: (status, time taken, the log).
     pub async fn terminate(self, within: Duration) -> (ExitStatus, Duration, String) {
         let mut replica = self;

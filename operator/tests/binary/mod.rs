@@ -76,7 +76,7 @@ impl LocalGateway {
 
 pub struct Exit {
     pub status: ExitStatus,
-    /// From SIGTERM to the exit.
+    /// From the start of the wait (the SIGTERM, for `terminate`) to the exit.
     pub took: Duration,
     pub stdout: String,
     pub stderr: String,
@@ -89,18 +89,20 @@ pub fn terminate(child: &mut Child, within: Duration) -> Exit {
         .status()
         .unwrap();
     assert!(killed.success());
-    let sent = Instant::now();
+    output_of(child, within)
+}
+
+/// Waits up to `within` for a child started with piped output to exit, and reads its output.
+pub fn output_of(child: &mut Child, within: Duration) -> Exit {
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            sent.elapsed() < within,
-            "no exit within {within:?} of SIGTERM"
-        );
+        assert!(started.elapsed() < within, "no exit within {within:?}");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let took = sent.elapsed();
+    let took = started.elapsed();
     let mut stdout = String::new();
     let mut stderr = String::new();
     child
