@@ -11,23 +11,24 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::registry::{ConnectionHandle, data_frame};
 use super::{Gateway, RoomKey};
 
-type ConnectionPath = Path<(String, String, String, String)>;
+/// `/{namespace}/{name}/{stage}/@connections/{connection_id}`
+#[derive(Deserialize)]
+pub struct ConnectionPath {
+    #[serde(flatten)]
+    key: RoomKey,
+    connection_id: String,
+}
 
 pub async fn post_to_connection(
     State(gateway): State<Gateway>,
-    Path((namespace, name, stage, connection_id)): ConnectionPath,
+    Path(ConnectionPath { key, connection_id }): Path<ConnectionPath>,
     body: Bytes,
 ) -> Response {
-    let key = RoomKey {
-        namespace,
-        name,
-        stage,
-    };
     if gateway.room(&key).is_none() {
         return no_such_room(&key);
     }
@@ -69,17 +70,9 @@ struct Identity {
 
 pub async fn get_connection(
     State(gateway): State<Gateway>,
-    Path((namespace, name, stage, connection_id)): ConnectionPath,
+    Path(ConnectionPath { key, connection_id }): Path<ConnectionPath>,
 ) -> Response {
-    match open_connection(
-        &gateway,
-        RoomKey {
-            namespace,
-            name,
-            stage,
-        },
-        &connection_id,
-    ) {
+    match open_connection(&gateway, key, &connection_id) {
         Ok(handle) => Json(info(&handle)).into_response(),
         Err(missing) => missing.into_response(),
     }
@@ -87,17 +80,9 @@ pub async fn get_connection(
 
 pub async fn delete_connection(
     State(gateway): State<Gateway>,
-    Path((namespace, name, stage, connection_id)): ConnectionPath,
+    Path(ConnectionPath { key, connection_id }): Path<ConnectionPath>,
 ) -> Response {
-    match open_connection(
-        &gateway,
-        RoomKey {
-            namespace,
-            name,
-            stage,
-        },
-        &connection_id,
-    ) {
+    match open_connection(&gateway, key, &connection_id) {
         Ok(handle) => {
             handle.request_close(super::CloseRequest::NORMAL);
             StatusCode::NO_CONTENT.into_response()

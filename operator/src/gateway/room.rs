@@ -19,8 +19,8 @@ pub trait Integration: Send + Sync + 'static {
     fn invoke(&self, event: ApiGatewayWebsocketProxyRequest) -> Invocation;
 }
 
-/// A room's address on the gateway: `/{namespace}/{name}/{stage}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A room's address on the gateway: `/{namespace}/{name}/{stage}` (also as path parameters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
 pub struct RoomKey {
     pub namespace: String,
     pub name: String,

@@ -38,17 +38,12 @@ pub async fn index(State(gateway): State<Gateway>) -> Response {
 
 pub async fn room_endpoint(
     State(gateway): State<Gateway>,
-    Path((namespace, name, stage)): Path<(String, String, String)>,
+    Path(key): Path<RoomKey>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let key = RoomKey {
-        namespace,
-        name,
-        stage,
-    };
     let Some(room) = gateway.room(&key) else {
         return (
             StatusCode::NOT_FOUND,
