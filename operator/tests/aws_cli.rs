@@ -62,6 +62,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Exit code 2 (bad input) with a message that names `what`.
+fn assert_refused(output: &Output, what: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(what), "expected {what:?} in:\n{stderr}");
+}
+
 #[test]
 #[ignore = "needs moto; run through scripts/test.sh"]
 fn apply_prints_ready_rooms_reapply_changes_nothing_and_delete_tears_down() {
@@ -175,12 +182,7 @@ fn bad_files_and_a_missing_zip_exit_2_before_any_aws_call() {
         .args(["apply", &bad, "--handler-zip", &files.zip()])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("spec.region: must be an AWS region"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_refused(&output, "spec.region: must be an AWS region");
 
     let good = files.room("good", "");
     let output = binary()
@@ -188,20 +190,10 @@ fn bad_files_and_a_missing_zip_exit_2_before_any_aws_call() {
         .env_remove("HANDLER_ZIP")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--handler-zip is required"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_refused(&output, "--handler-zip is required");
     let output = binary()
         .args(["apply", &good, "--handler-zip", "/nonexistent.zip"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--handler-zip /nonexistent.zip:"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_refused(&output, "--handler-zip /nonexistent.zip:");
 }

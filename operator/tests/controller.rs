@@ -13,7 +13,7 @@ use chatroom_operator::providers::local::LocalProvider;
 use chatroom_operator::reconcile::Provider;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use kube_support::{context, lobby, with_finalizer};
+use kube_support::{context, lobby, status_patch, with_finalizer};
 
 fn local() -> (Provider, Gateway) {
     let gateway = Gateway::new("http://127.0.0.1:18080", Limits::default());
@@ -57,10 +57,7 @@ async fn a_room_with_its_finalizer_gets_its_resources_then_a_ready_status_with_u
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     assert_eq!(gateway.room_keys().len(), 1, "the room is served");
     let sent = api.settled().await;
-    let patch = sent
-        .iter()
-        .find(|s| s.is_status_patch())
-        .expect("a status patch");
+    let patch = status_patch(&sent);
     assert!(
         patch.path.contains("fieldManager=chatroom-operator") && patch.path.contains("force=true"),
         "server-side apply: {}",
@@ -168,11 +165,7 @@ async fn an_invalid_spec_is_not_ready_naming_the_field_and_makes_no_cloud_call()
     );
     assert!(gateway.room_keys().is_empty(), "nothing was started");
     let sent = api.settled().await;
-    let ready = &sent
-        .iter()
-        .find(|s| s.is_status_patch())
-        .expect("a status")
-        .body["status"]["conditions"][0];
+    let ready = &status_patch(&sent).body["status"]["conditions"][0];
     assert_eq!(
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("InvalidSpec"))

@@ -10,7 +10,7 @@ use chatroom_operator::controller::reconcile_room;
 use chatroom_operator::crd::{ChatRoom, DeletionPolicy};
 use chatroom_operator::reconcile::Provider;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube_support::{context, with_finalizer};
+use kube_support::{context, status_patch, with_finalizer};
 
 fn deleting(mut room: ChatRoom) -> ChatRoom {
     room.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
@@ -39,11 +39,7 @@ async fn a_room_is_created_reported_ready_and_torn_down_on_deletion() {
         );
     }
     let sent = api.settled().await;
-    let status = &sent
-        .iter()
-        .find(|s| s.is_status_patch())
-        .expect("a status")
-        .body["status"];
+    let status = &status_patch(&sent).body["status"];
     assert!(
         status["websocketUrl"]
             .as_str()
@@ -128,11 +124,7 @@ async fn an_aws_error_shows_in_the_condition_message() {
     reconcile_room(Arc::new(room.clone()), ctx).await.unwrap();
 
     let sent = api.settled().await;
-    let status = &sent
-        .iter()
-        .find(|s| s.is_status_patch())
-        .expect("a status")
-        .body["status"];
+    let status = &status_patch(&sent).body["status"];
     let function = status["conditions"]
         .as_array()
         .unwrap()

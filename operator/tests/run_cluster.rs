@@ -37,7 +37,13 @@ async fn run_turns_a_cluster_room_into_a_working_chat_and_stops_cleanly_on_sigte
         url,
         format!("ws://127.0.0.1:{}/{NAMESPACE}/lobby/dev", replica.gateway)
     );
-    assert_eq!(room["status"]["observedGeneration"], 1);
+    assert_eq!(
+        cluster
+            .status(NAMESPACE, "lobby")
+            .unwrap()
+            .observed_generation,
+        Some(1)
+    );
 
     // The URL in the status is a working room.
     let mut ada = connect(&format!("{url}?name=ada")).await;
@@ -107,7 +113,8 @@ async fn a_spec_change_and_a_deletion_in_the_cluster_reach_the_gateway() {
     cluster.update_spec(NAMESPACE, "lobby", json!({ "stage": "v2" }));
     cluster
         .wait_until("the status follows generation 2", PATIENCE, |c| {
-            c.room(NAMESPACE, "lobby").unwrap()["status"]["observedGeneration"] == 2
+            c.status(NAMESPACE, "lobby")
+                .is_some_and(|s| s.observed_generation == Some(2))
                 && ready_url(c, "lobby").is_some()
         })
         .await;

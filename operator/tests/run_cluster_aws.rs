@@ -40,22 +40,23 @@ async fn a_cluster_room_becomes_an_aws_room_and_its_deletion_leaves_nothing() {
             ready_url(c, &name).is_some()
         })
         .await;
-    let status = cluster.room(NAMESPACE, &name).unwrap()["status"].clone();
-    let api_id = status["apiId"].as_str().unwrap();
-    let host = format!("{api_id}.execute-api.us-east-1.amazonaws.com");
-    assert_eq!(status["websocketUrl"], format!("wss://{host}/dev"));
+    let status = cluster.status(NAMESPACE, &name).unwrap();
+    let host = format!(
+        "{}.execute-api.us-east-1.amazonaws.com",
+        status.api_id.as_deref().unwrap()
+    );
+    assert_eq!(status.websocket_url, Some(format!("wss://{host}/dev")));
     assert_eq!(
-        status["callbackUrl"],
-        format!("https://{host}/dev/@connections")
+        status.callback_url,
+        Some(format!("https://{host}/dev/@connections"))
     );
     for part in ["TableReady", "FunctionReady", "ApiReady"] {
-        let condition = status["conditions"]
-            .as_array()
-            .unwrap()
+        let condition = status
+            .conditions
             .iter()
-            .find(|c| c["type"] == part)
-            .unwrap_or_else(|| panic!("no {part} in {status}"));
-        assert_eq!(condition["status"], "True", "{condition}");
+            .find(|c| c.type_ == part)
+            .unwrap_or_else(|| panic!("no {part} in {status:?}"));
+        assert_eq!(condition.status, "True", "{condition:?}");
     }
     let mut room = ChatRoom::new(&name, ChatRoomSpec::default());
     room.metadata.namespace = Some(NAMESPACE.into());

@@ -17,6 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use chatroom_operator::crd::ChatRoomStatus;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -173,6 +174,12 @@ impl ApiServer {
             .rooms
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// The room's status as the operator's own type, once it has one.
+    pub fn status(&self, namespace: &str, name: &str) -> Option<ChatRoomStatus> {
+        let room = self.room(namespace, name)?;
+        serde_json::from_value(room.get("status")?.clone()).ok()
     }
 
     pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {

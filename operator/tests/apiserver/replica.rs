@@ -125,13 +125,13 @@ impl Drop for Replica {
     }
 }
 
+/// The room's URL once its status says Ready.
 pub fn ready_url(cluster: &ApiServer, name: &str) -> Option<String> {
-    let room = cluster.room(NAMESPACE, name)?;
-    let ready = room["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True");
-    ready.then(|| room["status"]["websocketUrl"].as_str().map(str::to_owned))?
+    let status = cluster.status(NAMESPACE, name)?;
+    if !chatroom_operator::status::is_ready(&status.conditions) {
+        return None;
+    }
+    status.websocket_url
 }
 
 pub fn chatroom_requests(cluster: &ApiServer, via: &str) -> Vec<String> {

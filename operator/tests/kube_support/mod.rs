@@ -45,6 +45,13 @@ impl Sent {
     }
 }
 
+/// The first status write among `sent`.
+pub fn status_patch(sent: &[Sent]) -> &Sent {
+    sent.iter()
+        .find(|s| s.is_status_patch())
+        .expect("a status patch")
+}
+
 pub struct FakeApiServer {
     pub sent: Arc<Mutex<Vec<Sent>>>,
 }
