@@ -38,7 +38,7 @@ struct Cluster {
     rooms: BTreeMap<(String, String), Value>,
     /// Every room change, for watches that start from an older resourceVersion.
     history: Vec<(u64, Value)>,
-    watchers: Vec<mpsc::UnboundedSender<Bytes>>,
+    watchers: Vec<Watcher>,
     leases: BTreeMap<(String, String), Value>,
     events: Vec<Value>,
     requests: Vec<Request>,
@@ -69,11 +69,31 @@ impl Cluster {
     fn room_changed(&mut self, kind: &str, room: Value) {
         let version = self.resource_version;
         let line = json!({ "type": kind, "object": room });
-        self.history.push((version, line.clone()));
-        let mut bytes = serde_json::to_vec(&line).unwrap();
+        self.watchers.retain(|watcher| watcher.offer(&line));
+        self.history.push((version, line));
+    }
+}
+
+/// One open watch: the rooms of its namespace (or all), as JSON lines.
+struct Watcher {
+    namespace: Option<String>,
+    lines: mpsc::UnboundedSender<Bytes>,
+}
+
+impl Watcher {
+    /// Sends a watch event if it is in scope; false once the client has gone.
+    fn offer(&self, line: &Value) -> bool {
+        let namespace = line["object"]["metadata"]["namespace"].as_str();
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| Some(ns) != namespace)
+        {
+            return true;
+        }
+        let mut bytes = serde_json::to_vec(line).unwrap();
         bytes.push(b'\n');
-        let bytes = Bytes::from(bytes);
-        self.watchers.retain(|w| w.send(bytes.clone()).is_ok());
+        self.lines.send(Bytes::from(bytes)).is_ok()
     }
 }
 
@@ -381,16 +401,17 @@ fn list_or_watch(cluster: &mut Cluster, namespace: Option<&str>, query: &str) ->
         let since: u64 = param("resourceVersion")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let (sender, receiver) = mpsc::unbounded_channel();
+        let (lines, receiver) = mpsc::unbounded_channel();
+        let watcher = Watcher {
+            namespace: namespace.map(str::to_owned),
+            lines,
+        };
         for (version, line) in &cluster.history {
-            if *version > since && in_scope(&line["object"]) {
-                let mut bytes = serde_json::to_vec(line).unwrap();
-                bytes.push(b'\n');
-                let _ = sender.send(Bytes::from(bytes));
+            if *version > since {
+                watcher.offer(line);
             }
         }
-        // A namespaced watch gets every change too; tests use one namespace per watch.
-        cluster.watchers.push(sender);
+        cluster.watchers.push(watcher);
         let stream = futures::stream::unfold(receiver, |mut receiver| async move {
             let line = receiver.recv().await?;
             Some((Ok::<_, std::convert::Infallible>(line), receiver))
