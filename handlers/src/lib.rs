@@ -7,6 +7,7 @@
 
 mod broadcast;
 mod chat;
+pub mod contract;
 mod frames;
 mod memory_store;
 mod route_selection;

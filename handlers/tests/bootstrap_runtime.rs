@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_support::{ManagementApi, create_table, moto_endpoint, sdk_config};
+use aws_support::{ManagementApi, create_table};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use chatroom_testkit::moto_endpoint;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
@@ -175,7 +176,7 @@ fn status_code(outcome: &Outcome) -> i64 {
 #[tokio::test]
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn all_four_routes_through_the_real_bootstrap() {
-    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let sdk = chatroom_testkit::moto_sdk_config().await;
     let (dynamodb, table) = create_table(&sdk, "bootstrap").await;
     // A connection whose client vanished without a $disconnect: its post answers 410.
     let stale = "StaleConnId0000=";

@@ -5,25 +5,8 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatroom_handlers::{Connection, ConnectionStore, MemoryStore, Recipient, broadcast};
-use support::RecordingSender;
-
-async fn store_with(ids: &[&str]) -> (MemoryStore, Vec<Recipient>) {
-    let store = MemoryStore::new();
-    for id in ids {
-        store
-            .put(Connection {
-                id: (*id).into(),
-                display_name: None,
-                connected_at_ms: 1,
-            })
-            .await
-            .unwrap();
-    }
-    let mut all = store.list().await.unwrap();
-    all.sort_by(|a, b| a.id.cmp(&b.id));
-    (store, all)
-}
+use chatroom_handlers::{ConnectionStore, broadcast};
+use support::{RecordingSender, store_with};
 
 #[tokio::test]
 async fn gone_connections_are_removed_exactly_and_the_rest_kept() {

@@ -3,9 +3,11 @@
 mod aws_support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_support::{create_table, moto_endpoint, sdk_config};
-use chatroom_handlers::aws::{DynamoDbStore, EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
+use aws_support::create_table;
+use chatroom_handlers::aws::DynamoDbStore;
+use chatroom_handlers::contract::{EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
 use chatroom_handlers::{Connection, ConnectionStore};
+use chatroom_testkit::moto_sdk_config;
 
 fn connection(id: &str, name: Option<&str>) -> Connection {
     Connection {
@@ -18,7 +20,7 @@ fn connection(id: &str, name: Option<&str>) -> Connection {
 #[tokio::test]
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn connect_writes_the_row_with_its_ttl_and_disconnect_removes_it() {
-    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let sdk = moto_sdk_config().await;
     let (client, table) = create_table(&sdk, "put-remove").await;
     let store = DynamoDbStore::new(client.clone(), &table);
 
@@ -52,7 +54,7 @@ async fn connect_writes_the_row_with_its_ttl_and_disconnect_removes_it() {
 #[tokio::test]
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn listing_pages_through_the_whole_table() {
-    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let sdk = moto_sdk_config().await;
     let (client, table) = create_table(&sdk, "paging").await;
     let store = DynamoDbStore::new(client, &table).with_page_size(4);
     for i in 0..25 {
@@ -79,7 +81,7 @@ async fn listing_pages_through_the_whole_table() {
 #[tokio::test]
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn a_missing_table_is_a_store_error_that_names_the_operation() {
-    let sdk = sdk_config(Some(&moto_endpoint())).await;
+    let sdk = moto_sdk_config().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), "no-such-table");
     let error = store.list().await.unwrap_err();
     let message = error.to_string();

@@ -2,32 +2,17 @@
 //! answers as API Gateway does.
 
 mod aws_support;
+mod support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use aws_support::{ManagementApi, sdk_config};
+use aws_support::ManagementApi;
 use bytes::Bytes;
 use chatroom_handlers::aws::ManagementApiSender;
-use chatroom_handlers::{
-    Connection, ConnectionStore, MemoryStore, Recipient, SendError, Sender, broadcast,
-};
-
-async fn store_with(ids: &[String]) -> (MemoryStore, Vec<Recipient>) {
-    let store = MemoryStore::new();
-    for id in ids {
-        store
-            .put(Connection {
-                id: id.clone(),
-                display_name: None,
-                connected_at_ms: 1,
-            })
-            .await
-            .unwrap();
-    }
-    let recipients = store.list().await.unwrap();
-    (store, recipients)
-}
+use chatroom_handlers::{ConnectionStore, SendError, Sender, broadcast};
+use chatroom_testkit::sdk_config;
+use support::store_with;
 
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("conn{i:03}")).collect()

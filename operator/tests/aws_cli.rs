@@ -6,19 +6,11 @@ use std::process::{Command, Output};
 
 use binary::{binary, repo_root};
 
-fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)")
-}
-
 fn run(args: &[&str]) -> Output {
     let mut command: Command = binary();
     command
         .args(args)
-        .env("AWS_ENDPOINT_URL", moto())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
+        .envs(chatroom_testkit::moto_env())
         .env("RUST_LOG", "info");
     command.output().unwrap()
 }

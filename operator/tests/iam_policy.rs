@@ -65,7 +65,7 @@ fn actions(call: &Call) -> Vec<String> {
 }
 
 fn granted() -> BTreeSet<String> {
-    let path = binary_root().join("docs/iam-policy.json");
+    let path = chatroom_testkit::repo_root().join("docs/iam-policy.json");
     let policy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut granted = BTreeSet::new();
@@ -99,21 +99,14 @@ fn granted() -> BTreeSet<String> {
     granted
 }
 
-fn binary_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn the_policy_grants_every_action_the_operator_performs() {
     let first = provider().await;
     let mut room = room("iam");
     room.spec.connection_table.point_in_time_recovery = true;
-    assert!(first.converge(&room).await.error.is_none());
-    assert!(first.converge(&room).await.error.is_none());
+    assert!(first.converge(&room).await.failure().is_none());
+    assert!(first.converge(&room).await.failure().is_none());
 
     // Drift of every kind the provider repairs.
     let sdk = sdk().await;
@@ -132,12 +125,12 @@ async fn the_policy_grants_every_action_the_operator_performs() {
     room.spec.route_selection_expression = "$request.body.kind".into();
     room.spec.stage = "prod".into();
     assert!(
-        first.converge(&room).await.error.is_none(),
+        first.converge(&room).await.failure().is_none(),
         "{:?}",
-        first.converge(&room).await.error
+        first.converge(&room).await.failure()
     );
     let upgraded = provider_with_zip(b"new code").await;
-    assert!(upgraded.converge(&room).await.error.is_none());
+    assert!(upgraded.converge(&room).await.failure().is_none());
     upgraded.delete(&room).await.unwrap();
 
     let granted = granted();

@@ -1,23 +1,12 @@
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::contract::expires_at_seconds;
+use crate::contract::table::{CONNECTED_AT, DISPLAY_NAME as NAME, EXPIRES_AT, KEY as ID};
 use crate::store::{Connection, ConnectionStore, Recipient, StoreError};
-
-/// API Gateway closes every WebSocket connection after two hours.
-pub const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
-/// Slack beyond that before a row whose `$disconnect` was lost may expire.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
-
-const ID: &str = "connectionId";
-const NAME: &str = "displayName";
-const CONNECTED_AT: &str = "connectedAt";
-/// The table's TTL attribute (epoch seconds): DynamoDB deletes rows whose `$disconnect` never
-/// came, since no connection outlives API Gateway's two-hour limit.
-const EXPIRES_AT: &str = "expiresAt";
 
 /// A room's connections in its DynamoDB table (partition key `connectionId`).
 #[derive(Clone, Debug)]
@@ -52,9 +41,7 @@ fn failed(
 
 impl ConnectionStore for DynamoDbStore {
     async fn put(&self, connection: Connection) -> Result<(), StoreError> {
-        let connected_at_seconds = connection.connected_at_ms.div_euclid(1000);
-        let expires_at =
-            connected_at_seconds + (MAX_CONNECTION_LIFETIME + EXPIRY_MARGIN).as_secs() as i64;
+        let expires_at = expires_at_seconds(connection.connected_at_ms);
         let mut item = HashMap::from([
             (ID.to_owned(), AttributeValue::S(connection.id)),
             (

@@ -5,6 +5,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use super::dynamodb_store::DynamoDbStore;
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::chat::{Chat, ChatConfig, ChatError};
+use crate::contract::env;
 use crate::route_selection::{InvalidExpression, RouteSelectionExpression};
 
 /// The function's settings, from the environment the operator gives it.
@@ -34,15 +35,15 @@ impl FunctionConfig {
     /// `BROADCAST_CONCURRENCY`; empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let table_name = get("TABLE_NAME").ok_or(ConfigError::MissingTableName)?;
+        let table_name = get(env::TABLE_NAME).ok_or(ConfigError::MissingTableName)?;
         let mut chat = ChatConfig::default();
-        if let Some(route) = get("MESSAGE_ROUTE") {
+        if let Some(route) = get(env::MESSAGE_ROUTE) {
             chat.message_route = route;
         }
-        if let Some(expression) = get("ROUTE_SELECTION_EXPRESSION") {
+        if let Some(expression) = get(env::ROUTE_SELECTION_EXPRESSION) {
             chat.route_selection = RouteSelectionExpression::parse(&expression)?;
         }
-        if let Some(raw) = get("BROADCAST_CONCURRENCY") {
+        if let Some(raw) = get(env::BROADCAST_CONCURRENCY) {
             chat.broadcast_concurrency = raw
                 .parse()
                 .ok()
@@ -52,7 +53,7 @@ impl FunctionConfig {
         Ok(Self {
             table_name,
             chat,
-            callback_url: get("CALLBACK_URL"),
+            callback_url: get(env::CALLBACK_URL),
         })
     }
 }

@@ -5,6 +5,6 @@ mod dynamodb_store;
 mod function;
 mod management_sender;
 
-pub use dynamodb_store::{DynamoDbStore, EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
+pub use dynamodb_store::DynamoDbStore;
 pub use function::{ConfigError, Function, FunctionConfig};
 pub use management_sender::{ManagementApiSender, management_endpoint};

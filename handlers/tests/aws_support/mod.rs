@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -20,28 +18,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
-
-/// moto's address, from `MOTO_ENDPOINT` (scripts/test.sh starts moto_server and sets it).
-pub fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)")
-}
-
-/// An SDK configuration with dummy credentials and quick retries, pointed at `endpoint`.
-pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(5)),
-        );
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
-}
 
 /// A connections table as the operator makes it, with a name unique to the calling test.
 pub async fn create_table(sdk: &SdkConfig, test: &str) -> (aws_sdk_dynamodb::Client, String) {

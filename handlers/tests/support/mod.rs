@@ -9,8 +9,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, ChatFrame, Connection, ConnectionStore,
-    Recipient, SendError, Sender, StoreError,
+    MemoryStore, Recipient, SendError, Sender, StoreError,
 };
+
+/// A store holding a nameless connection for each id, and its listing sorted by id.
+pub async fn store_with<I: AsRef<str>>(ids: &[I]) -> (MemoryStore, Vec<Recipient>) {
+    let store = MemoryStore::new();
+    for id in ids {
+        let connection = Connection {
+            id: id.as_ref().to_owned(),
+            display_name: None,
+            connected_at_ms: 1,
+        };
+        store.put(connection).await.unwrap();
+    }
+    let mut all = store.list().await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    (store, all)
+}
 
 /// Records every post; answers Gone or fails for chosen ids; can hold each post a while.
 #[derive(Default)]

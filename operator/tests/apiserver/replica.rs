@@ -36,17 +36,12 @@ impl Replica {
 
     /// `run --provider aws` against moto (`MOTO_ENDPOINT`, which scripts/test.sh sets).
     pub fn aws(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
-        let moto = std::env::var("MOTO_ENDPOINT")
-            .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)");
         let metrics = free_port();
         let mut command = Self::command(kubeconfig, pod, metrics);
         command
             .args(["--provider", "aws"])
             .args(extra)
-            .env("AWS_ENDPOINT_URL", moto)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1");
+            .envs(chatroom_testkit::moto_env());
         Self::spawn(command, metrics, 0)
     }
 

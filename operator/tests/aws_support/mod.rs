@@ -2,31 +2,14 @@
 //! independent look at what exists there.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
-use chatroom_operator::crd::{ChatRoom, ChatRoomSpec};
+use chatroom_operator::crd::{ChatRoom, ChatRoomSpec, ChatRoomStatus};
 use chatroom_operator::providers::aws::{AwsProvider, HandlerZip, ResourceNames, Settings};
+use chatroom_operator::report::Report;
+use chatroom_operator::status::status_from;
 
 pub const CLUSTER: &str = "test-cluster";
 
-pub async fn sdk() -> SdkConfig {
-    let endpoint = std::env::var("MOTO_ENDPOINT")
-        .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)");
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(5)),
-        )
-        .load()
-        .await
-}
+pub use chatroom_testkit::moto_sdk_config as sdk;
 
 pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
@@ -47,6 +30,11 @@ pub fn room(test: &str) -> ChatRoom {
     room.metadata.namespace = Some("default".into());
     room.metadata.generation = Some(1);
     room
+}
+
+/// The status a first reconcile (generation 1) writes for `report`.
+pub fn status_of(report: &Report) -> ChatRoomStatus {
+    status_from(None, report, Some(1))
 }
 
 pub fn names(room: &ChatRoom) -> ResourceNames {

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,12 +11,7 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_chatroom-operator"))
 }
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+pub use chatroom_testkit::repo_root;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

@@ -1,0 +1,63 @@
+//! What the operator and the room function agree on, written once: the environment the operator
+//! gives the function, the connection table's attribute names and TTL, and the frames clients
+//! receive. The operator builds the function and its table from these constants; the Lambda
+//! shell reads them. No feature gate: the operator depends on this crate without `aws`.
+
+use std::time::Duration;
+
+pub use crate::frames::{ChatFrame, Inbound};
+
+/// Environment variables of the room function.
+pub mod env {
+    /// The room's connection table (required).
+    pub const TABLE_NAME: &str = "TABLE_NAME";
+    /// The custom route that broadcasts (default `onMessage`).
+    pub const MESSAGE_ROUTE: &str = "MESSAGE_ROUTE";
+    /// The API's route selection expression, to tell clients what a message looks like.
+    pub const ROUTE_SELECTION_EXPRESSION: &str = "ROUTE_SELECTION_EXPRESSION";
+    /// The `@connections` endpoint when it is not `https://{domainName}/{stage}` (custom
+    /// domains, local testing).
+    pub const CALLBACK_URL: &str = "CALLBACK_URL";
+    /// Most posts in flight during one broadcast (1–1000, default 64).
+    pub const BROADCAST_CONCURRENCY: &str = "BROADCAST_CONCURRENCY";
+}
+
+/// The connection table: one row per open connection.
+pub mod table {
+    /// Partition key (string): API Gateway's connection id.
+    pub const KEY: &str = "connectionId";
+    /// The display name given at `$connect`, if any (string).
+    pub const DISPLAY_NAME: &str = "displayName";
+    /// `requestContext.connectedAt`, epoch milliseconds (number).
+    pub const CONNECTED_AT: &str = "connectedAt";
+    /// The table's TTL attribute, epoch seconds (number): DynamoDB deletes rows whose
+    /// `$disconnect` never came.
+    pub const EXPIRES_AT: &str = "expiresAt";
+}
+
+/// API Gateway closes every WebSocket connection after two hours.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html#apigateway-execution-service-websocket-limits-table>
+pub const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// Slack beyond that before a row whose `$disconnect` was lost may expire.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// `expiresAt` for a connection made at `connected_at_ms`: no connection outlives API
+/// Gateway's limit, so its row may go once the limit and a margin have passed.
+pub fn expires_at_seconds(connected_at_ms: i64) -> i64 {
+    let lifetime = (MAX_CONNECTION_LIFETIME + EXPIRY_MARGIN).as_secs();
+    connected_at_ms.div_euclid(1000) + i64::try_from(lifetime).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_expires_two_hours_and_a_quarter_after_its_connection() {
+        assert_eq!(
+            expires_at_seconds(1_700_000_000_999),
+            1_700_000_000 + 2 * 3600 + 15 * 60
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! What the workspace's tests share, written once: where moto listens, an AWS SDK
+//! configuration for it, and where the repository is.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+/// moto's address, from `MOTO_ENDPOINT` (scripts/test.sh starts moto_server and sets it).
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT")
+        .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)")
+}
+
+/// An SDK configuration for us-east-1 with dummy credentials and quick retries, pointed at
+/// `endpoint` (moto, or a stand-in of the test's own) when given.
+pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(5)),
+        );
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// An SDK configuration pointed at moto.
+pub async fn moto_sdk_config() -> SdkConfig {
+    sdk_config(Some(&moto_endpoint())).await
+}
+
+/// The workspace's root directory.
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// The environment that points a child process's AWS SDK at moto, with dummy credentials.
+pub fn moto_env() -> [(&'static str, String); 4] {
+    [
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+    ]
+}
