@@ -88,18 +88,10 @@ pub struct RunArgs {
     pub limits: LimitArgs,
 }
 
-/// The one-shot commands' provider. (`local` serves rooms itself: see `chatroom-operator local`.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OneShotProvider {
-    Aws,
-}
-
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    #[arg(long, env = "PROVIDER", value_enum, default_value = "aws")]
-    pub provider: OneShotProvider,
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Give up on rooms not Ready after this long.
@@ -111,8 +103,6 @@ pub struct ApplyArgs {
 pub struct DeleteArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    #[arg(long, env = "PROVIDER", value_enum, default_value = "aws")]
-    pub provider: OneShotProvider,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

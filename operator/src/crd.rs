@@ -22,6 +22,9 @@ pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
 pub const MAX_USER_TAGS: usize = 40;
 /// Tag keys the operator writes itself, and AWS's own prefix.
 pub const RESERVED_TAG_PREFIXES: [&str; 2] = ["aws:", "chatroom.dev/"];
+/// AWS's tag limits, in characters.
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
 
 /// A serverless, real-time WebSocket chat room.
 // `printcolumn(...)` repeats by design; clippy reads the repeated `type_ = "string"` as a
@@ -84,11 +87,8 @@ pub struct ChatRoomSpec {
     /// Extra tags for every AWS resource of this room.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend(
-        "maxProperties" = 40,
-        "x-kubernetes-validations" = [{
-            "rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('chatroom.dev/') && size(self[k]) <= 256)",
-            "message": "tag keys are 1-128 characters and must not start with aws: or chatroom.dev/; values are at most 256 characters"
-        }]
+        "maxProperties" = MAX_USER_TAGS,
+        "x-kubernetes-validations" = tag_rules()
     ))]
     pub tags: BTreeMap<String, String>,
 }
@@ -258,6 +258,23 @@ impl ChatRoom {
             self.metadata.name.clone().unwrap_or_default(),
         )
     }
+}
+
+/// The CEL rule the API server checks `spec.tags` with: the constants above, as CEL.
+fn tag_rules() -> serde_json::Value {
+    let reserved: Vec<String> = RESERVED_TAG_PREFIXES
+        .iter()
+        .map(|prefix| format!("!k.startsWith('{prefix}')"))
+        .collect();
+    let rule = format!(
+        "self.all(k, size(k) >= 1 && size(k) <= {MAX_TAG_KEY_CHARS} && {} && size(self[k]) <= {MAX_TAG_VALUE_CHARS})",
+        reserved.join(" && ")
+    );
+    let message = format!(
+        "tag keys are 1-{MAX_TAG_KEY_CHARS} characters and must not start with {}; values are at most {MAX_TAG_VALUE_CHARS} characters",
+        RESERVED_TAG_PREFIXES.join(" or ")
+    );
+    serde_json::json!([{ "rule": rule, "message": message }])
 }
 
 /// The CRD as YAML, exactly as committed under `crds/`.

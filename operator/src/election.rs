@@ -12,6 +12,14 @@ const LEASE: &str = "chatroom-operator";
 /// How long a clean exit waits for the Lease to be released before leaving it to expire.
 const RELEASE_BOUND: Duration = Duration::from_secs(5);
 
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    #[error("leader election: {0}")]
+    Start(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("leader election stopped: {0}")]
+    Stopped(#[from] watch::error::RecvError),
+}
+
 pub struct Election {
     identity: String,
     leading: watch::Receiver<bool>,
@@ -25,7 +33,7 @@ impl Election {
         client: Client,
         namespace: &str,
         duration: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ElectionError> {
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("chatroom-operator-{}", std::process::id()));
         let seconds = duration.as_secs();
@@ -37,8 +45,7 @@ impl Election {
             // Renew a third of the way before expiry: two renewals may fail before the lease lapses.
             .with_grace(seconds / 3)
             .build()
-            .await
-            .map_err(|e| format!("leader election: {e}"))?;
+            .await?;
         let (leading, task) = manager.watch().await;
         tracing::info!(%identity, %namespace, "waiting for the leader lease");
         Ok(Self {
@@ -49,11 +56,8 @@ impl Election {
     }
 
     /// Completes once this replica holds the Lease.
-    pub async fn won(&mut self) -> Result<(), String> {
-        self.leading
-            .wait_for(|leading| *leading)
-            .await
-            .map_err(|e| format!("leader election stopped: {e}"))?;
+    pub async fn won(&mut self) -> Result<(), ElectionError> {
+        self.leading.wait_for(|leading| *leading).await?;
         tracing::info!(identity = %self.identity, "leading");
         Ok(())
     }

@@ -1,17 +1,20 @@
 //! chatroom-operator: turns `ChatRoom` resources into real-time WebSocket chat rooms, on AWS or
 //! on the embedded local gateway.
+//!
+//! The binary calls [`commands::run`]. What else is public is what the tests drive: the API
+//! types, the controller's reconcile, the providers and the gateway.
 
 pub mod cli;
+pub mod commands;
 pub mod controller;
 pub mod crd;
-pub mod election;
+mod election;
 pub mod files;
+mod fnv;
 pub mod gateway;
-pub mod local_command;
-pub mod one_shot;
 pub mod providers;
 pub mod reconcile;
-pub mod run_command;
+pub mod report;
 pub mod status;
-pub mod telemetry;
-pub mod validate;
+mod telemetry;
+mod validate;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::crd::{ChatRoom, ChatRoomStatus};
 use crate::providers::aws::AwsProvider;
 use crate::providers::local::LocalProvider;
-use crate::status::{ConditionStatus, READY, set_condition};
+use crate::report::{Applied, Failure, Report};
+use crate::status::status_from;
 use crate::validate::validate;
 
 /// Where rooms run.
@@ -16,13 +17,22 @@ pub enum Provider {
     Aws(Arc<AwsProvider>),
 }
 
+impl Provider {
+    async fn converge(&self, room: &ChatRoom) -> Report {
+        match self {
+            Self::Local(local) => local.converge(room),
+            Self::Aws(aws) => aws.converge(room).await,
+        }
+    }
+}
+
 /// What one reconcile made of a room.
 #[derive(Debug)]
 pub struct Reconciled {
     pub status: ChatRoomStatus,
     pub failure: Option<Failure>,
-    /// What this reconcile created or changed, e.g. `table Created`; empty when nothing.
-    pub changes: Vec<String>,
+    /// What this reconcile created or changed; empty when nothing.
+    pub applied: Vec<Applied>,
 }
 
 impl Reconciled {
@@ -31,59 +41,16 @@ impl Reconciled {
     }
 }
 
-/// Why a room is not ready, and whether waiting could help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub reason: String,
-    pub message: String,
-    /// Only a change to the spec, the operator's files or its permissions fixes it.
-    pub permanent: bool,
-}
-
 pub async fn reconcile(provider: &Provider, room: &ChatRoom) -> Reconciled {
-    if let Err(invalid) = validate(room) {
+    let report = match validate(room) {
         // Nothing is called in the cloud for a spec that breaks a rule.
-        let failure = Failure {
-            reason: "InvalidSpec".into(),
-            message: invalid.to_string(),
-            permanent: true,
-        };
-        return not_ready(room, room.status.clone().unwrap_or_default(), failure);
-    }
-    match provider {
-        Provider::Local(local) => match local.converge(room) {
-            Ok(status) => Reconciled {
-                status,
-                failure: None,
-                changes: Vec::new(),
-            },
-            Err(error) => {
-                let failure = Failure {
-                    reason: "InvalidSpec".into(),
-                    message: error.to_string(),
-                    permanent: true,
-                };
-                not_ready(room, room.status.clone().unwrap_or_default(), failure)
-            }
-        },
-        Provider::Aws(aws) => {
-            let converged = aws.converge(room).await;
-            let failure = converged.error.map(|error| Failure {
-                reason: error.code.clone(),
-                permanent: error.is_permanent(),
-                message: error.to_string(),
-            });
-            let changes = converged
-                .changes
-                .iter()
-                .map(|(step, outcome)| format!("{step} {outcome:?}"))
-                .collect();
-            Reconciled {
-                status: converged.status,
-                failure,
-                changes,
-            }
-        }
+        Err(invalid) => Report::failed(Failure::invalid_spec(invalid.to_string())),
+        Ok(()) => provider.converge(room).await,
+    };
+    Reconciled {
+        status: status_from(room.status.as_ref(), &report, room.metadata.generation),
+        failure: report.failure().cloned(),
+        applied: report.applied,
     }
 }
 
@@ -106,24 +73,6 @@ pub async fn delete(provider: &Provider, room: &ChatRoom) -> Result<String, Stri
             )),
             Err(error) => Err(error.to_string()),
         },
-    }
-}
-
-fn not_ready(room: &ChatRoom, mut status: ChatRoomStatus, failure: Failure) -> Reconciled {
-    let generation = room.metadata.generation;
-    status.observed_generation = generation;
-    set_condition(
-        &mut status.conditions,
-        READY,
-        ConditionStatus::False,
-        &failure.reason,
-        &failure.message,
-        generation,
-    );
-    Reconciled {
-        status,
-        failure: Some(failure),
-        changes: Vec::new(),
     }
 }
 

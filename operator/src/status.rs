@@ -1,16 +1,69 @@
-//! Status conditions in the Kubernetes shape, with `lastTransitionTime` that moves only when a
-//! condition's status does.
+//! The room's status, built in one place from what a reconcile reported: conditions in the
+//! Kubernetes shape, with `lastTransitionTime` that moves only when a condition's status does.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::crd::ChatRoomStatus;
+use crate::report::{Report, Verdict};
+
 pub const READY: &str = "Ready";
+
+/// The status after a reconcile of `generation` that reported `report`, over the `previous`
+/// one. Outputs the report lacks keep their previous values; each condition it speaks of is
+/// set, with this generation; the conditions of parts it did not reach stay as they were.
+pub fn status_from(
+    previous: Option<&ChatRoomStatus>,
+    report: &Report,
+    generation: Option<i64>,
+) -> ChatRoomStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    report.outputs.merge_into(&mut status);
+    status.observed_generation = generation;
+    let conditions = &mut status.conditions;
+    for ready in &report.parts {
+        let type_ = ready.part.condition_type();
+        set_condition(
+            conditions,
+            type_,
+            ConditionStatus::True,
+            ready.reason,
+            &ready.message,
+            generation,
+        );
+    }
+    match &report.verdict {
+        Verdict::Ready { reason, message } => {
+            set_condition(
+                conditions,
+                READY,
+                ConditionStatus::True,
+                reason,
+                message,
+                generation,
+            );
+        }
+        Verdict::NotReady(failure) => {
+            let types = failure.part.map(|part| part.condition_type()).into_iter();
+            for type_ in types.chain([READY]) {
+                set_condition(
+                    conditions,
+                    type_,
+                    ConditionStatus::False,
+                    &failure.reason,
+                    &failure.message,
+                    generation,
+                );
+            }
+        }
+    }
+    status
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionStatus {
     True,
     False,
-    Unknown,
 }
 
 impl ConditionStatus {
@@ -18,7 +71,6 @@ impl ConditionStatus {
         match self {
             Self::True => "True",
             Self::False => "False",
-            Self::Unknown => "Unknown",
         }
     }
 }

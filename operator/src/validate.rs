@@ -4,7 +4,10 @@
 
 use chatroom_handlers::RouteSelectionExpression;
 
-use crate::crd::{BillingMode, ChatRoom, MAX_USER_TAGS, RESERVED_TAG_PREFIXES};
+use crate::crd::{
+    BillingMode, ChatRoom, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_USER_TAGS,
+    RESERVED_TAG_PREFIXES,
+};
 
 /// One broken rule, named by the field's path from the object's root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,13 +21,6 @@ pub struct FieldError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct InvalidSpec(pub Vec<FieldError>);
-
-impl InvalidSpec {
-    /// The first field at fault, for a condition reason.
-    pub fn first_field(&self) -> Option<&str> {
-        self.0.first().map(|e| e.field.as_str())
-    }
-}
 
 pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
     let mut errors = Vec::new();
@@ -166,14 +162,20 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
     }
     for (key, value) in &spec.tags {
         let field = format!("spec.tags[{key:?}]");
-        if key.is_empty() || key.chars().count() > 128 {
-            fail(&field, "tag keys must be 1-128 characters".into());
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY_CHARS {
+            fail(
+                &field,
+                format!("tag keys must be 1-{MAX_TAG_KEY_CHARS} characters"),
+            );
         }
         if let Some(prefix) = RESERVED_TAG_PREFIXES.iter().find(|p| key.starts_with(*p)) {
             fail(&field, format!("tag keys must not start with {prefix}"));
         }
-        if value.chars().count() > 256 {
-            fail(&field, "tag values must be at most 256 characters".into());
+        if value.chars().count() > MAX_TAG_VALUE_CHARS {
+            fail(
+                &field,
+                format!("tag values must be at most {MAX_TAG_VALUE_CHARS} characters"),
+            );
         }
     }
 

@@ -13,7 +13,7 @@ use aws_support::{Inventory, provider, room};
 async fn every_crash_point_recovers_without_duplicates_or_orphans() {
     let provider = provider().await;
     let baseline = room("crash-baseline");
-    assert!(provider.converge(&baseline).await.error.is_none());
+    assert!(provider.converge(&baseline).await.failure().is_none());
     let mutating_calls = provider.calls().mutating().len();
     provider.delete(&baseline).await.unwrap();
     assert!(
@@ -29,7 +29,7 @@ async fn every_crash_point_recovers_without_duplicates_or_orphans() {
             let crashed = provider.converge(&room).await;
             provider.calls().crash_after(None);
             assert!(
-                crashed.error.is_some(),
+                crashed.failure().is_some(),
                 "crash point {k} interrupted the apply"
             );
             assert_eq!(
@@ -53,7 +53,11 @@ async fn every_crash_point_recovers_without_duplicates_or_orphans() {
                 );
             } else {
                 let again = provider.converge(&room).await;
-                assert!(again.error.is_none(), "crash point {k}: {:?}", again.error);
+                assert!(
+                    again.failure().is_none(),
+                    "crash point {k}: {:?}",
+                    again.failure()
+                );
                 Inventory::of(&room).await.assert_complete("onMessage");
                 provider.delete(&room).await.unwrap();
                 assert!(Inventory::of(&room).await.is_empty());

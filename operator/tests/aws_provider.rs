@@ -5,9 +5,11 @@ mod aws_support;
 
 use std::collections::BTreeSet;
 
-use aws_support::{Inventory, names, provider, provider_with_zip, room, sdk};
+use aws_support::{Inventory, names, provider, provider_with_zip, room, sdk, status_of};
 use chatroom_operator::crd::DeletionPolicy;
-use chatroom_operator::providers::aws::{FUNCTION_READY, TABLE_READY};
+
+const TABLE_READY: &str = "TableReady";
+const FUNCTION_READY: &str = "FunctionReady";
 
 fn condition<'a>(
     status: &'a chatroom_operator::crd::ChatRoomStatus,
@@ -28,11 +30,11 @@ async fn apply_creates_exactly_the_rooms_resources_with_urls_tags_and_a_scoped_p
 
     let converged = provider.converge(&room).await;
 
-    assert!(converged.error.is_none(), "{:?}", converged.error);
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
     let inventory = Inventory::of(&room).await;
     inventory.assert_complete("onMessage");
     let api_id = &inventory.apis[0];
-    let status = &converged.status;
+    let status = &status_of(&converged);
     assert_eq!(
         status.websocket_url.as_deref(),
         Some(format!("wss://{api_id}.execute-api.us-east-1.amazonaws.com/dev").as_str())
@@ -106,13 +108,13 @@ async fn apply_creates_exactly_the_rooms_resources_with_urls_tags_and_a_scoped_p
 async fn a_second_apply_makes_no_mutating_call_and_reads_each_resource_once() {
     let provider = provider().await;
     let room = room("steady");
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     provider.calls().clear();
 
     let converged = provider.converge(&room).await;
 
-    assert!(converged.error.is_none(), "{:?}", converged.error);
-    assert!(converged.changes.is_empty(), "{:?}", converged.changes);
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    assert!(converged.applied.is_empty(), "{:?}", converged.applied);
     assert_eq!(
         provider.calls().mutating(),
         [],
@@ -153,7 +155,7 @@ async fn a_second_apply_makes_no_mutating_call_and_reads_each_resource_once() {
 async fn resources_deleted_behind_its_back_are_restored() {
     let provider = provider().await;
     let room = room("drift");
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     let sdk = sdk().await;
     let names = names(&room);
     let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
@@ -174,7 +176,7 @@ async fn resources_deleted_behind_its_back_are_restored() {
         .send()
         .await
         .unwrap();
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     Inventory::of(&room).await.assert_complete("onMessage");
 
     lambda
@@ -184,7 +186,7 @@ async fn resources_deleted_behind_its_back_are_restored() {
         .send()
         .await
         .unwrap();
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     Inventory::of(&room).await.assert_complete("onMessage");
 
     lambda
@@ -193,7 +195,7 @@ async fn resources_deleted_behind_its_back_are_restored() {
         .send()
         .await
         .unwrap();
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     Inventory::of(&room).await.assert_complete("onMessage");
 
     dynamodb
@@ -202,7 +204,7 @@ async fn resources_deleted_behind_its_back_are_restored() {
         .send()
         .await
         .unwrap();
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     let inventory = Inventory::of(&room).await;
     inventory.assert_complete("onMessage");
     assert_eq!(
@@ -218,13 +220,13 @@ async fn resources_deleted_behind_its_back_are_restored() {
 async fn changing_the_message_route_replaces_the_old_route() {
     let provider = provider().await;
     let mut room = room("reroute");
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     room.spec.message_route = "sendMessage".into();
     room.metadata.generation = Some(2);
 
     let converged = provider.converge(&room).await;
 
-    assert!(converged.error.is_none(), "{:?}", converged.error);
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
     Inventory::of(&room).await.assert_complete("sendMessage");
     let lambda = aws_sdk_lambda::Client::new(&sdk().await);
     let config = lambda
@@ -245,10 +247,10 @@ async fn changing_the_message_route_replaces_the_old_route() {
 async fn new_handler_code_rolls_out_and_the_same_code_does_not() {
     let room = room("rollout");
     let first = provider_with_zip(b"bootstrap.zip v1").await;
-    assert!(first.converge(&room).await.error.is_none());
+    assert!(first.converge(&room).await.failure().is_none());
 
     let same = provider_with_zip(b"bootstrap.zip v1").await;
-    assert!(same.converge(&room).await.error.is_none());
+    assert!(same.converge(&room).await.failure().is_none());
     assert!(
         !same
             .calls()
@@ -258,7 +260,7 @@ async fn new_handler_code_rolls_out_and_the_same_code_does_not() {
     );
 
     let upgraded = provider_with_zip(b"bootstrap.zip v2").await;
-    assert!(upgraded.converge(&room).await.error.is_none());
+    assert!(upgraded.converge(&room).await.failure().is_none());
     let updates: Vec<String> = upgraded
         .calls()
         .mutating()
@@ -274,7 +276,7 @@ async fn new_handler_code_rolls_out_and_the_same_code_does_not() {
 async fn delete_leaves_nothing_and_retain_keeps_exactly_the_table() {
     let provider = provider().await;
     let room = room("teardown");
-    assert!(provider.converge(&room).await.error.is_none());
+    assert!(provider.converge(&room).await.failure().is_none());
     provider.delete(&room).await.unwrap();
     assert!(
         Inventory::of(&room).await.is_empty(),
@@ -286,7 +288,7 @@ async fn delete_leaves_nothing_and_retain_keeps_exactly_the_table() {
 
     let mut kept = aws_support::room("retain");
     kept.spec.connection_table.deletion_policy = DeletionPolicy::Retain;
-    assert!(provider.converge(&kept).await.error.is_none());
+    assert!(provider.converge(&kept).await.failure().is_none());
     provider.delete(&kept).await.unwrap();
     let inventory = Inventory::of(&kept).await;
     assert!(inventory.table, "{inventory:#?}");
@@ -311,9 +313,10 @@ async fn an_aws_error_surfaces_as_a_condition_with_its_code_and_message() {
 
     let converged = provider.converge(&room).await;
 
-    let error = converged.error.expect("the function cannot be created");
-    assert_eq!(error.code, "InvalidParameterValueException");
-    let function = condition(&converged.status, FUNCTION_READY);
+    let error = converged.failure().expect("the function cannot be created");
+    assert_eq!(error.reason, "InvalidParameterValueException");
+    let status = status_of(&converged);
+    let function = condition(&status, FUNCTION_READY);
     assert_eq!(
         (function.status.as_str(), function.reason.as_str()),
         ("False", "InvalidParameterValueException")
@@ -323,9 +326,9 @@ async fn an_aws_error_surfaces_as_a_condition_with_its_code_and_message() {
         "{}",
         function.message
     );
-    assert_eq!(condition(&converged.status, "Ready").status, "False");
+    assert_eq!(condition(&status, "Ready").status, "False");
     assert_eq!(
-        condition(&converged.status, TABLE_READY).status,
+        condition(&status, TABLE_READY).status,
         "True",
         "the table before it is fine"
     );

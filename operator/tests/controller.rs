@@ -10,7 +10,7 @@ use chatroom_operator::controller::{MAX_BACKOFF, error_policy, reconcile_room};
 use chatroom_operator::crd::ChatRoomSpec;
 use chatroom_operator::gateway::{Gateway, Limits};
 use chatroom_operator::providers::local::LocalProvider;
-use chatroom_operator::reconcile::Provider;
+use chatroom_operator::reconcile::{Provider, reconcile};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube_support::{context, lobby, status_patch, with_finalizer};
@@ -94,11 +94,8 @@ async fn a_room_with_its_finalizer_gets_its_resources_then_a_ready_status_with_u
 #[tokio::test]
 async fn a_second_reconcile_of_an_unchanged_ready_room_writes_nothing() {
     let (provider, _gateway) = local();
-    let Provider::Local(local) = &provider else {
-        unreachable!()
-    };
     let mut room = with_finalizer(lobby(ChatRoomSpec::default()));
-    room.status = Some(local.converge(&room).unwrap());
+    room.status = Some(reconcile(&provider, &room).await.status);
     let (ctx, api) = context(provider, &room);
 
     let action = reconcile_room(Arc::new(room), ctx).await.unwrap();
@@ -115,11 +112,8 @@ async fn a_second_reconcile_of_an_unchanged_ready_room_writes_nothing() {
 #[tokio::test]
 async fn a_deleted_room_is_torn_down_then_its_finalizer_removed() {
     let (provider, gateway) = local();
-    let Provider::Local(local) = &provider else {
-        unreachable!()
-    };
     let mut room = with_finalizer(lobby(ChatRoomSpec::default()));
-    room.status = Some(local.converge(&room).unwrap());
+    room.status = Some(reconcile(&provider, &room).await.status);
     assert_eq!(gateway.room_keys().len(), 1);
     room.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
     let (ctx, api) = context(provider, &room);

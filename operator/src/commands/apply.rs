@@ -2,22 +2,19 @@
 //! Progress goes to stderr; `apply` prints each room with its status to stdout.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::cli::{ApplyArgs, AwsArgs, DeleteArgs};
+use super::aws::aws_provider;
+use super::{EXIT_BAD_INPUT, load_or_report};
+use crate::cli::{ApplyArgs, DeleteArgs};
 use crate::crd::ChatRoom;
-use crate::files::{LoadedRoom, load_rooms, print_rooms};
-use crate::local_command::EXIT_BAD_INPUT;
-use crate::providers::aws::{AwsProvider, HandlerZip, Settings};
+use crate::files::{LoadedRoom, print_rooms};
 use crate::reconcile::{self, Provider, Reconciled};
 
 pub async fn apply(args: ApplyArgs) -> ExitCode {
-    let Some(rooms) = load(&args.files) else {
+    let Some(rooms) = load_or_report(&args.files, "changed") else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
     let Some(zip_path) = args.aws.handler_zip.clone() else {
@@ -82,7 +79,7 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
 }
 
 pub async fn delete(args: DeleteArgs) -> ExitCode {
-    let Some(rooms) = load(&args.files) else {
+    let Some(rooms) = load_or_report(&args.files, "changed") else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
     let provider = match aws_provider(&args.aws, None).await {
@@ -108,43 +105,6 @@ pub async fn delete(args: DeleteArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn load(files: &[std::path::PathBuf]) -> Option<Vec<LoadedRoom>> {
-    match load_rooms(files) {
-        Ok(rooms) => Some(rooms),
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            eprintln!("{} problem(s) found; nothing was changed", errors.len());
-            None
-        }
-    }
-}
-
-pub async fn aws_provider(
-    args: &AwsArgs,
-    zip: Option<&std::path::Path>,
-) -> Result<Provider, String> {
-    let read = |path: &std::path::Path, flag: &str| {
-        HandlerZip::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
-    };
-    let handler_zip = zip.map(|path| read(path, "--handler-zip")).transpose()?;
-    let handler_zip_arm64 = args
-        .handler_zip_arm64
-        .as_deref()
-        .map(|path| read(path, "--handler-zip-arm64"))
-        .transpose()?;
-    // Throttling and 5xx are retried by the SDK itself, with backoff.
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .load()
-        .await;
-    let mut settings = Settings::new(handler_zip, &args.cluster_name);
-    settings.handler_zip_arm64 = handler_zip_arm64;
-    settings.permissions_boundary = args.permissions_boundary.clone();
-    Ok(Provider::Aws(Arc::new(AwsProvider::new(sdk, settings))))
 }
 
 /// Reconciles until Ready, a failure only a change can fix, or the timeout; transient failures

@@ -4,26 +4,18 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
+use super::signal::shutdown_signal;
+use super::{EXIT_BAD_INPUT, load_or_report};
 use crate::cli::LocalArgs;
-use crate::files::{load_rooms, print_rooms};
+use crate::files::print_rooms;
 use crate::gateway::Gateway;
 use crate::providers::local::LocalProvider;
-
-/// Exit status for bad input: nothing was started.
-pub const EXIT_BAD_INPUT: u8 = 2;
+use crate::status::status_from;
 
 pub async fn run(args: LocalArgs) -> ExitCode {
-    let rooms = match load_rooms(&args.files) {
-        Ok(rooms) => rooms,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            eprintln!("{} problem(s) found; nothing was started", errors.len());
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+    let Some(rooms) = load_or_report(&args.files, "started") else {
+        return ExitCode::from(EXIT_BAD_INPUT);
     };
-
     let listener = match TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -45,13 +37,12 @@ pub async fn run(args: LocalArgs) -> ExitCode {
     let mut served = Vec::with_capacity(rooms.len());
     for loaded in rooms {
         let mut room = loaded.room;
-        match provider.converge(&room) {
-            Ok(status) => room.status = Some(status),
-            Err(error) => {
-                eprintln!("error: {}: {error}", loaded.source);
-                return ExitCode::from(EXIT_BAD_INPUT);
-            }
+        let report = provider.converge(&room);
+        if let Some(failure) = report.failure() {
+            eprintln!("error: {}: {}", loaded.source, failure.message);
+            return ExitCode::from(EXIT_BAD_INPUT);
         }
+        room.status = Some(status_from(None, &report, room.metadata.generation));
         served.push(room);
     }
     if let Err(error) = print_rooms(&served) {
@@ -70,28 +61,4 @@ pub async fn run(args: LocalArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the gateway");
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
 }

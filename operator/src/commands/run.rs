@@ -1,39 +1,64 @@
 //! `chatroom-operator run`: the controller in a cluster (in-cluster config or KUBECONFIG).
+//!
+//! Start-up, in order: one SIGTERM listener, the Kubernetes client, the provider (and the
+//! local gateway with `--provider local`), the metrics server, then leader election when
+//! asked, and finally the controller until SIGTERM or a lost lease.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::aws::{UnreadableZip, aws_provider};
+use super::signal::shutdown_signal;
 use crate::cli::{ProviderKind, RunArgs};
 use crate::controller::server::{Health, router};
 use crate::controller::{Context, Metrics, error_policy, reconcile_room};
 use crate::crd::ChatRoom;
-use crate::election::Election;
+use crate::election::{Election, ElectionError};
 use crate::gateway::Gateway;
-use crate::local_command::shutdown_signal;
-use crate::one_shot::aws_provider;
 use crate::providers::local::LocalProvider;
 use crate::reconcile::Provider;
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("cannot reach Kubernetes (in-cluster config or KUBECONFIG): {0}")]
+    Kubernetes(#[source] kube::Error),
+    #[error("{flag} {addr}: {source}")]
+    Listen {
+        flag: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    HandlerZip(#[from] UnreadableZip),
+    #[error(transparent)]
+    Election(#[from] ElectionError),
+    #[error("lost the leader lease; exiting so that a new leader takes over")]
+    LostLease,
+}
 
 pub async fn run(args: RunArgs) -> ExitCode {
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(args: RunArgs) -> Result<(), String> {
+async fn serve(args: RunArgs) -> Result<(), RunError> {
     // One listener for SIGTERM/SIGINT that everything waits on: the controller, the election
     // and the local gateway all stop on the same signal, and none can miss it.
     let stopping = CancellationToken::new();
@@ -45,18 +70,62 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         }
     });
 
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach Kubernetes (in-cluster config or KUBECONFIG): {e}"))?;
-    let (provider, gateway_task) = match args.provider {
-        ProviderKind::Aws => (
-            aws_provider(&args.aws, args.aws.handler_zip.as_deref()).await?,
-            None,
-        ),
+    let client = Client::try_default().await.map_err(RunError::Kubernetes)?;
+    let (provider, gateway) = provider(&args, &stopping).await?;
+    let metrics = Metrics::default();
+    let ready = serve_health(args.metrics_addr, &metrics).await?;
+    let context = Arc::new(Context::new(
+        client.clone(),
+        provider,
+        recorder(&client),
+        metrics,
+        args.resync,
+    ));
+
+    // A standby is ready too: with leader election a rolling update starts the new pod while
+    // the old one leads, and a standby that is never ready would stall the rollout forever.
+    ready.store(true, Ordering::Release);
+    let election = match lead(&args, &client, &stopping).await? {
+        Leadership::Stopped => return Ok(()),
+        Leadership::Leading(election) => election,
+    };
+    context.metrics.set_leader(true);
+    let stop = stop_signal(&stopping, election.as_ref());
+    control(&args, client, context.clone(), stop).await;
+    context.metrics.set_leader(false);
+    ready.store(false, Ordering::Release);
+
+    if let Some(gateway) = gateway {
+        // Also after a lost lease, when no signal came. Its clients get their close frames
+        // (1001) and `$disconnect` runs, within the gateway's own bound.
+        stopping.cancel();
+        let _ = gateway.await;
+    }
+    let Some(election) = election else {
+        return Ok(());
+    };
+    let still_leading = election.leads();
+    election.release().await;
+    if still_leading {
+        Ok(())
+    } else {
+        Err(RunError::LostLease)
+    }
+}
+
+/// The provider; with `--provider local` also the gateway it serves rooms on, running until
+/// `stopping`.
+async fn provider(
+    args: &RunArgs,
+    stopping: &CancellationToken,
+) -> Result<(Provider, Option<JoinHandle<()>>), RunError> {
+    match args.provider {
+        ProviderKind::Aws => {
+            let provider = aws_provider(&args.aws, args.aws.handler_zip.as_deref()).await?;
+            Ok((provider, None))
+        }
         ProviderKind::Local => {
-            let listener = TcpListener::bind(args.gateway_listen)
-                .await
-                .map_err(|e| format!("--gateway-listen {}: {e}", args.gateway_listen))?;
+            let listener = bind("--gateway-listen", args.gateway_listen).await?;
             let base_url = args
                 .public_url
                 .clone()
@@ -69,84 +138,108 @@ async fn serve(args: RunArgs) -> Result<(), String> {
                     tracing::error!(%error, "the local gateway stopped");
                 }
             });
-            (Provider::Local(LocalProvider::new(gateway)), Some(task))
+            Ok((Provider::Local(LocalProvider::new(gateway)), Some(task)))
         }
-    };
+    }
+}
 
-    let metrics = Metrics::default();
+async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { flag, addr, source })
+}
+
+/// Serves /metrics, /healthz and /readyz; the flag it returns makes /readyz answer 200.
+async fn serve_health(addr: SocketAddr, metrics: &Metrics) -> Result<Arc<AtomicBool>, RunError> {
+    let listener = bind("--metrics-addr", addr).await?;
     let ready = Arc::new(AtomicBool::new(false));
     let health = Health {
         metrics: metrics.clone(),
         ready: ready.clone(),
     };
-    let listener = TcpListener::bind(args.metrics_addr)
-        .await
-        .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router(health)).await {
             tracing::error!(%error, "the metrics server stopped");
         }
     });
+    Ok(ready)
+}
 
+fn recorder(client: &Client) -> Recorder {
     let reporter = Reporter {
         controller: "chatroom-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
-    let context = Arc::new(Context::new(
-        client.clone(),
-        provider,
-        recorder,
-        metrics,
-        args.resync,
-    ));
-    let lease_client = client.clone();
+    Recorder::new(client.clone(), reporter)
+}
+
+enum Leadership {
+    /// This replica may reconcile: it holds the Lease, or runs without leader election.
+    Leading(Option<Election>),
+    /// SIGTERM came while standing by.
+    Stopped,
+}
+
+/// Waits for the Lease when `--leader-elect` asks for it; a standby stops at once on SIGTERM.
+async fn lead(
+    args: &RunArgs,
+    client: &Client,
+    stopping: &CancellationToken,
+) -> Result<Leadership, RunError> {
+    if !args.leader_elect {
+        return Ok(Leadership::Leading(None));
+    }
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let mut competing = Election::start(client.clone(), &namespace, args.lease_duration).await?;
+    tokio::select! {
+        won = competing.won() => won?,
+        () = stopping.cancelled() => {
+            competing.release().await;
+            return Ok(Leadership::Stopped);
+        }
+    }
+    Ok(Leadership::Leading(Some(competing)))
+}
+
+/// Completes on SIGTERM or when the lease is lost: the controller then takes no new work.
+fn stop_signal(
+    stopping: &CancellationToken,
+    election: Option<&Election>,
+) -> Shared<BoxFuture<'static, ()>> {
+    let lost = election.map(Election::lost);
+    let stopping = stopping.clone();
+    async move {
+        match lost {
+            Some(lost) => tokio::select! {
+                () = stopping.cancelled() => {}
+                () = lost => {}
+            },
+            None => stopping.cancelled().await,
+        }
+    }
+    .boxed()
+    .shared()
+}
+
+/// Runs the controller until `stop`, then gives in-flight reconciles `--shutdown-timeout`.
+async fn control(
+    args: &RunArgs,
+    client: Client,
+    context: Arc<Context>,
+    stop: Shared<BoxFuture<'static, ()>>,
+) {
     let rooms: Api<ChatRoom> = match &args.watch_namespace {
         Some(namespace) => Api::namespaced(client, namespace),
         None => Api::all(client),
     };
-
-    // A standby is ready too: with leader election a rolling update starts the new pod while
-    // the old one leads, and a standby that is never ready would stall the rollout forever.
-    ready.store(true, Ordering::Release);
-    let mut election = None;
-    if args.leader_elect {
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| lease_client.default_namespace().to_owned());
-        let mut competing = Election::start(lease_client, &namespace, args.lease_duration).await?;
-        tokio::select! {
-            won = competing.won() => won?,
-            () = stopping.cancelled() => {
-                competing.release().await;
-                return Ok(());
-            }
-        }
-        election = Some(competing);
-    }
-    context.metrics.set_leader(true);
-
-    // On SIGTERM or a lost lease: take no new work, let in-flight reconciles finish in time.
-    let lost = election.as_ref().map(Election::lost);
-    let stop = {
-        let stopping = stopping.clone();
-        async move {
-            match lost {
-                Some(lost) => tokio::select! {
-                    () = stopping.cancelled() => {}
-                    () = lost => {}
-                },
-                None => stopping.cancelled().await,
-            }
-        }
-    }
-    .shared();
     tracing::info!(provider = ?args.provider, namespace = args.watch_namespace.as_deref().unwrap_or("(all)"), "controller started");
     let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(args.max_concurrent_reconciles))
         .graceful_shutdown_on(stop.clone())
-        .run(reconcile_room, error_policy, context.clone())
+        .run(reconcile_room, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile ended with an error");
@@ -161,22 +254,4 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         () = deadline => tracing::warn!(bound = ?args.shutdown_timeout, "in-flight reconciles did not finish in time; exiting"),
     }
     tracing::info!("controller stopped");
-    context.metrics.set_leader(false);
-    ready.store(false, Ordering::Release);
-    if let Some(task) = gateway_task {
-        // Also after a lost lease, when no signal came. Its clients get their close frames
-        // (1001) and `$disconnect` runs, within the gateway's own bound.
-        stopping.cancel();
-        let _ = task.await;
-    }
-    let Some(election) = election else {
-        return Ok(());
-    };
-    let still_leading = election.leads();
-    election.release().await;
-    if still_leading {
-        Ok(())
-    } else {
-        Err("lost the leader lease; exiting so that a new leader takes over".into())
-    }
 }

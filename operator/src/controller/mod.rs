@@ -1,8 +1,8 @@
 //! `chatroom-operator run`: the Kubernetes controller. kube-runtime's `Controller` drives
 //! [`reconcile_room`] for every ChatRoom; the finalizer helper splits it into apply and cleanup.
 
-pub mod metrics;
-pub mod server;
+mod metrics;
+pub(crate) mod server;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::crd::ChatRoom;
 use crate::reconcile::{self, Provider};
+use crate::report::Outcome;
 use crate::status::is_ready;
 pub use metrics::Metrics;
 
@@ -157,26 +158,19 @@ async fn apply(room: Arc<ChatRoom>, ctx: &Context, api: &Api<ChatRoom>) -> Resul
 
     let same_generation =
         room.status.as_ref().and_then(|s| s.observed_generation) == room.metadata.generation;
-    for change in &reconciled.changes {
+    for applied in &reconciled.applied {
         let reason = if was_ready && same_generation {
             "DriftRepaired"
-        } else if change.ends_with("Created") {
+        } else if applied.outcome == Outcome::Created {
             "Created"
         } else {
             "Updated"
         };
         // One action per part: the Recorder merges Events of equal type, reason and action
         // into one series, which would hide all but the last part created.
-        let part = change.split(' ').next().unwrap_or("Reconcile");
-        publish_as(
-            ctx,
-            &room,
-            EventType::Normal,
-            reason,
-            &pascal_case(part),
-            change,
-        )
-        .await;
+        let action = pascal_case(applied.resource);
+        let note = applied.to_string();
+        publish_as(ctx, &room, EventType::Normal, reason, &action, &note).await;
     }
     ctx.metrics.room(&who, Some(reconciled.is_ready()));
 

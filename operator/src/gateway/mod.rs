@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 pub use limits::Limits;
-pub use registry::{CloseRequest, ConnectionHandle, ConnectionRegistry, PostError, data_frame};
+pub use registry::{CloseRequest, ConnectionRegistry, data_frame};
 pub use room::{BoxError, Integration, Invocation, Room, RoomKey};
 
 /// How long shutdown waits for connections to finish their close handshake and `$disconnect`.

@@ -10,11 +10,12 @@ use chatroom_handlers::{
     RouteSelectionExpression, SendError, Sender,
 };
 
-use crate::crd::{ChatRoom, ChatRoomSpec, ChatRoomStatus};
+use crate::crd::{ChatRoom, ChatRoomSpec};
+use crate::fnv::fnv1a;
 use crate::gateway::{
     BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Room, RoomKey, data_frame,
 };
-use crate::status::{ConditionStatus, READY, set_condition};
+use crate::report::{Failure, Outputs, Report, Verdict};
 
 type LocalChat = Chat<Arc<MemoryStore>, GatewaySender>;
 
@@ -50,9 +51,17 @@ impl LocalProvider {
         &self.gateway
     }
 
-    /// Serves `room` as its spec says and returns its status. Converging an unchanged room
-    /// changes nothing; a new stage moves the room to its new URL.
-    pub fn converge(&self, room: &ChatRoom) -> Result<ChatRoomStatus, LocalError> {
+    /// Serves `room` as its spec says and reports where. Converging an unchanged room changes
+    /// nothing; a new stage moves the room to its new URL.
+    pub fn converge(&self, room: &ChatRoom) -> Report {
+        match self.serve(room) {
+            Ok(key) => self.report(&key),
+            // Validation refuses such a spec first; this is the provider's own second line.
+            Err(error) => Report::failed(Failure::invalid_spec(error.to_string())),
+        }
+    }
+
+    fn serve(&self, room: &ChatRoom) -> Result<RoomKey, LocalError> {
         let (namespace, name) = room.identity();
         let spec = &room.spec;
         let key = RoomKey {
@@ -67,7 +76,7 @@ impl LocalProvider {
         let store = match previous {
             Some(same) if same.spec == *spec => {
                 served.insert((namespace, name), same);
-                return Ok(self.status(room, &key));
+                return Ok(key);
             }
             Some(moved) if moved.key != key => {
                 self.gateway.remove_room(&moved.key);
@@ -102,7 +111,7 @@ impl LocalProvider {
                 store,
             },
         );
-        Ok(self.status(room, &key))
+        Ok(key)
     }
 
     /// Stops serving the room and closes its connections. Deleting a room that is not served
@@ -114,41 +123,29 @@ impl LocalProvider {
         }
     }
 
-    fn status(&self, room: &ChatRoom, key: &RoomKey) -> ChatRoomStatus {
-        let previous = room.status.clone().unwrap_or_default();
-        let mut conditions = previous.conditions;
-        let generation = room.metadata.generation;
-        let message = format!(
-            "Serving on the local gateway at {}",
-            self.gateway.websocket_url(key)
-        );
-        set_condition(
-            &mut conditions,
-            READY,
-            ConditionStatus::True,
-            "Serving",
-            &message,
-            generation,
-        );
-        ChatRoomStatus {
-            observed_generation: generation,
-            conditions,
-            websocket_url: Some(self.gateway.websocket_url(key)),
-            callback_url: Some(self.gateway.callback_url(key)),
-            api_id: Some(local_api_id(&key.namespace, &key.name)),
-            stage: Some(key.stage.clone()),
-            ..ChatRoomStatus::default()
+    fn report(&self, key: &RoomKey) -> Report {
+        let websocket_url = self.gateway.websocket_url(key);
+        Report {
+            outputs: Outputs {
+                websocket_url: Some(websocket_url.clone()),
+                callback_url: Some(self.gateway.callback_url(key)),
+                api_id: Some(local_api_id(&key.namespace, &key.name)),
+                stage: Some(key.stage.clone()),
+                ..Outputs::default()
+            },
+            parts: Vec::new(),
+            verdict: Verdict::Ready {
+                reason: "Serving",
+                message: format!("Serving on the local gateway at {websocket_url}"),
+            },
+            applied: Vec::new(),
         }
     }
 }
 
 /// Ten lowercase characters, like an API Gateway API id, stable for a namespace/name.
 pub fn local_api_id(namespace: &str, name: &str) -> String {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in namespace.bytes().chain([b'/']).chain(name.bytes()) {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let mut hash = fnv1a(&format!("{namespace}/{name}"));
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     (0..10)
         .map(|_| {

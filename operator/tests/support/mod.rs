@@ -64,10 +64,10 @@ impl TestGateway {
         let provider = LocalProvider::new(gateway.gateway.clone());
         let mut room = ChatRoom::new("lobby", ChatRoomSpec::default());
         room.metadata.namespace = Some("default".into());
-        let status = provider.converge(&room).unwrap();
+        let report = provider.converge(&room);
         // Keep the provider's rooms alive for the test's lifetime.
         std::mem::forget(provider);
-        (gateway, status.websocket_url.unwrap())
+        (gateway, report.outputs.websocket_url.unwrap())
     }
 
     /// A room whose integration is the given script.

@@ -1,77 +1,112 @@
-//! The WebSocket API, its one AWS_PROXY integration to the function, and its routes:
-//! `$connect`, `$disconnect`, `$default` and the message route. Routes no longer in the spec go.
+//! The room's WebSocket API: found by its deterministic name and owned only when its tags say
+//! so; its route selection expression follows the spec.
 
-use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
+use std::collections::HashMap;
 
-use super::errors::{AwsError, On, Step};
+use aws_sdk_apigatewayv2::Client;
+use aws_sdk_apigatewayv2::types::ProtocolType;
+
+use super::change::{Change, Converged, outcome};
+use super::error::{AwsError, On, Step, absent_if_not_found};
 use super::tags::owned_by;
-use super::{Outcome, RoomContext};
+use super::{RoomContext, Tags};
+use crate::crd::ChatRoomSpec;
 
-/// Finds the room's API by name, then by its ownership tags (paging through every API), and
-/// creates it when there is none; returns its id.
-pub async fn converge(room: &RoomContext<'_>) -> Result<(String, Outcome), AwsError> {
-    let apigw = &room.clients.apigateway;
-    let name = &room.names.api;
-    let fail = On::new(Step::Api, name);
-    if let Some((api_id, expression)) = find(room).await? {
-        if expression.as_deref() != Some(room.spec.route_selection_expression.as_str()) {
-            apigw
-                .update_api()
-                .api_id(&api_id)
-                .route_selection_expression(&room.spec.route_selection_expression)
-                .send()
-                .await
-                .map_err(|e| fail.err(e))?;
-            return Ok((api_id, Outcome::Updated));
-        }
-        return Ok((api_id, Outcome::Unchanged));
-    }
-    let created = apigw
-        .create_api()
-        .name(name)
-        .protocol_type(ProtocolType::Websocket)
-        .route_selection_expression(&room.spec.route_selection_expression)
-        .description(format!("chatroom-operator: ChatRoom {}", room.display))
-        .set_tags(Some(room.tags.clone().into_iter().collect()))
-        .send()
-        .await
-        .map_err(|e| fail.err(e))?;
-    Ok((created.api_id.unwrap_or_default(), Outcome::Created))
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredApi {
+    pub name: String,
+    pub route_selection_expression: String,
+    pub description: String,
+    pub tags: Tags,
 }
 
-/// The room's API, if one exists: its id and route selection expression. An API with the
-/// room's name that another owner tagged is a conflict, never adopted.
-pub async fn find(room: &RoomContext<'_>) -> Result<Option<(String, Option<String>)>, AwsError> {
-    let name = &room.names.api;
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedApi {
+    pub id: String,
+    pub route_selection_expression: Option<String>,
+    pub tags: HashMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiField {
+    RouteSelectionExpression,
+}
+
+pub fn desired(spec: &ChatRoomSpec, name: &str, room: &str, tags: &Tags) -> DesiredApi {
+    DesiredApi {
+        name: name.to_owned(),
+        route_selection_expression: spec.route_selection_expression.clone(),
+        description: format!("chatroom-operator: ChatRoom {room}"),
+        tags: tags.clone(),
+    }
+}
+
+/// An API with the room's name that another owner tagged is a conflict, never adopted.
+pub fn diff(observed: Option<&ObservedApi>, desired: &DesiredApi) -> Vec<Change<ApiField>> {
+    let Some(api) = observed else {
+        return vec![Change::Create];
+    };
+    if !owned_by(&api.tags, &desired.tags) {
+        return vec![Change::Conflict(format!(
+            "an API named {} exists but its chatroom.dev tags name another owner",
+            desired.name
+        ))];
+    }
+    if api.route_selection_expression.as_deref() != Some(&desired.route_selection_expression) {
+        return vec![Change::Update(ApiField::RouteSelectionExpression)];
+    }
+    Vec::new()
+}
+
+/// Observes, creates or updates the API; its output is the API's id.
+pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<String>, AwsError> {
+    let apigw = &room.clients.apigateway;
+    let desired = desired(room.spec, &room.names.api, &room.display, &room.tags);
+    let observed = observe(apigw, &desired.name).await?;
+    let changes = diff(observed.as_ref(), &desired);
+    let fail = On::new(Step::Api, &desired.name);
+    let mut id = observed.map(|api| api.id);
+    for change in &changes {
+        match change {
+            Change::Create => id = Some(create(apigw, &desired).await?),
+            Change::Update(ApiField::RouteSelectionExpression) => {
+                apigw
+                    .update_api()
+                    .api_id(id.as_deref().unwrap_or_default())
+                    .route_selection_expression(&desired.route_selection_expression)
+                    .send()
+                    .await
+                    .map_err(|e| fail.err(e))?;
+            }
+            Change::Conflict(detail) => return Err(fail.conflict(detail.clone())),
+            Change::Replace(_) | Change::Remove => {
+                return Err(fail.unexpected(format!("diff asked for {change:?}")));
+            }
+        }
+    }
+    Ok(Converged {
+        output: id.unwrap_or_default(),
+        outcome: outcome(&changes),
+    })
+}
+
+/// The API with the room's name, paging through every API in the region.
+pub async fn observe(apigw: &Client, name: &str) -> Result<Option<ObservedApi>, AwsError> {
+    let fail = On::new(Step::Api, name);
     let mut token = None;
     loop {
-        let page = room
-            .clients
-            .apigateway
+        let page = apigw
             .get_apis()
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk(Step::Api, name, e.into_service_error()))?;
-        for api in page.items() {
-            if api.name() != Some(name.as_str()) {
-                continue;
-            }
-            let tags = api.tags().cloned().unwrap_or_default();
-            if !owned_by(&tags, &room.tags) {
-                return Err(AwsError::new(
-                    Step::Api,
-                    name,
-                    "ConflictingOwner",
-                    format!(
-                        "an API named {name} exists but its chatroom.dev tags name another owner"
-                    ),
-                ));
-            }
-            return Ok(Some((
-                api.api_id().unwrap_or_default().to_owned(),
-                api.route_selection_expression().map(str::to_owned),
-            )));
+            .map_err(|e| fail.err(e))?;
+        if let Some(api) = page.items().iter().find(|api| api.name() == Some(name)) {
+            return Ok(Some(ObservedApi {
+                id: api.api_id().unwrap_or_default().to_owned(),
+                route_selection_expression: api.route_selection_expression().map(str::to_owned),
+                tags: api.tags().cloned().unwrap_or_default(),
+            }));
         }
         match page.next_token {
             Some(next) if !next.is_empty() => token = Some(next),
@@ -80,131 +115,98 @@ pub async fn find(room: &RoomContext<'_>) -> Result<Option<(String, Option<Strin
     }
 }
 
-/// The AWS_PROXY integration to the function; returns its id.
-pub async fn converge_integration(
-    room: &RoomContext<'_>,
-    api_id: &str,
-    function_arn: &str,
-) -> Result<(String, Outcome), AwsError> {
-    let apigw = &room.clients.apigateway;
-    let uri = format!(
-        "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
-        room.partition(),
-        room.region
-    );
-    let fail = On::new(Step::Integration, api_id);
-    let existing = apigw
-        .get_integrations()
-        .api_id(api_id)
-        .send()
-        .await
-        .map_err(|e| fail.err(e))?;
-    if let Some(found) = existing.items().iter().find(|i| {
-        i.integration_type() == Some(&IntegrationType::AwsProxy)
-            && i.integration_uri() == Some(uri.as_str())
-    }) {
-        return Ok((
-            found.integration_id().unwrap_or_default().to_owned(),
-            Outcome::Unchanged,
-        ));
-    }
+async fn create(apigw: &Client, desired: &DesiredApi) -> Result<String, AwsError> {
+    let fail = On::new(Step::Api, &desired.name);
     let created = apigw
-        .create_integration()
-        .api_id(api_id)
-        .integration_type(IntegrationType::AwsProxy)
-        .integration_uri(&uri)
-        .integration_method("POST")
+        .create_api()
+        .name(&desired.name)
+        .protocol_type(ProtocolType::Websocket)
+        .route_selection_expression(&desired.route_selection_expression)
+        .description(&desired.description)
+        .set_tags(Some(desired.tags.clone().into_iter().collect()))
         .send()
         .await
         .map_err(|e| fail.err(e))?;
-    Ok((created.integration_id.unwrap_or_default(), Outcome::Created))
+    created
+        .api_id
+        .ok_or_else(|| fail.unexpected("CreateApi answered without an id"))
 }
 
-/// Exactly the four routes, each targeting the integration.
-pub async fn converge_routes(
-    room: &RoomContext<'_>,
-    api_id: &str,
-    integration_id: &str,
-) -> Result<Outcome, AwsError> {
-    let apigw = &room.clients.apigateway;
-    let fail = On::new(Step::Routes, api_id);
-    let target = format!("integrations/{integration_id}");
-    let wanted = [
-        "$connect",
-        "$disconnect",
-        "$default",
-        room.spec.message_route.as_str(),
-    ];
-    let existing = apigw
-        .get_routes()
-        .api_id(api_id)
-        .send()
-        .await
-        .map_err(|e| fail.err(e))?;
-    let mut outcome = Outcome::Unchanged;
-    for route in existing.items() {
-        let (Some(route_id), Some(key)) = (route.route_id(), route.route_key()) else {
-            continue;
-        };
-        if !wanted.contains(&key) {
-            apigw
-                .delete_route()
-                .api_id(api_id)
-                .route_id(route_id)
-                .send()
-                .await
-                .map_err(|e| fail.err(e))?;
-            tracing::info!(room = %room.display, route = key, "removed a route no longer in the spec");
-            outcome = Outcome::Updated;
-        } else if route.target() != Some(target.as_str()) {
-            apigw
-                .update_route()
-                .api_id(api_id)
-                .route_id(route_id)
-                .target(&target)
-                .send()
-                .await
-                .map_err(|e| fail.err(e))?;
-            outcome = Outcome::Updated;
-        }
-    }
-    for key in wanted {
-        if existing.items().iter().any(|r| r.route_key() == Some(key)) {
-            continue;
-        }
-        apigw
-            .create_route()
-            .api_id(api_id)
-            .route_key(key)
-            .target(&target)
-            .send()
-            .await
-            .map_err(|e| fail.err(e))?;
-        outcome = outcome.max(Outcome::Created);
-    }
-    Ok(outcome)
-}
-
+/// Deletes the room's API (routes, integrations and stages go with it); `false` when there
+/// was none. Another owner's API with the room's name is never deleted.
 pub async fn delete(room: &RoomContext<'_>) -> Result<bool, AwsError> {
-    let Some((api_id, _)) = find(room).await? else {
+    let apigw = &room.clients.apigateway;
+    let name = &room.names.api;
+    let fail = On::new(Step::Api, name);
+    let Some(api) = observe(apigw, name).await? else {
         return Ok(false);
     };
-    match room
-        .clients
-        .apigateway
-        .delete_api()
-        .api_id(&api_id)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let error = AwsError::from_sdk(Step::Api, &api_id, e.into_service_error());
-            if error.is_not_found() {
-                Ok(false)
-            } else {
-                Err(error)
-            }
+    if !owned_by(&api.tags, &room.tags) {
+        return Err(fail.conflict(format!(
+            "an API named {name} exists but its chatroom.dev tags name another owner"
+        )));
+    }
+    let deleted = apigw.delete_api().api_id(&api.id).send().await;
+    Ok(absent_if_not_found(deleted.map_err(|e| On::new(Step::Api, &api.id).err(e)))?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::aws::tags;
+
+    fn room_tags(cluster: &str) -> Tags {
+        Tags::from([
+            (tags::NAMESPACE.into(), "default".into()),
+            (tags::NAME.into(), "lobby".into()),
+            (tags::CLUSTER.into(), cluster.into()),
+        ])
+    }
+
+    fn wanted() -> DesiredApi {
+        desired(
+            &ChatRoomSpec::default(),
+            "api",
+            "default/lobby",
+            &room_tags("a"),
+        )
+    }
+
+    fn ours(desired: &DesiredApi) -> ObservedApi {
+        ObservedApi {
+            id: "abc123".into(),
+            route_selection_expression: Some(desired.route_selection_expression.clone()),
+            tags: desired.tags.clone().into_iter().collect(),
         }
+    }
+
+    #[test]
+    fn the_api_routes_on_the_specs_expression() {
+        let api = wanted();
+        assert_eq!(api.route_selection_expression, "$request.body.action");
+        assert_eq!(diff(None, &api), [Change::Create]);
+        assert_eq!(diff(Some(&ours(&api)), &api), []);
+    }
+
+    #[test]
+    fn a_changed_route_selection_expression_is_restored() {
+        let api = wanted();
+        let mut found = ours(&api);
+        found.route_selection_expression = Some("$request.body.kind".into());
+        assert_eq!(
+            diff(Some(&found), &api),
+            [Change::Update(ApiField::RouteSelectionExpression)]
+        );
+    }
+
+    #[test]
+    fn an_api_of_another_cluster_is_a_conflict() {
+        let api = wanted();
+        let mut found = ours(&api);
+        found.tags = room_tags("b").into_iter().collect();
+        assert!(matches!(
+            diff(Some(&found), &api)[..],
+            [Change::Conflict(_)]
+        ));
     }
 }

@@ -1,249 +1,506 @@
-//! The room's Lambda function: the handlers' `bootstrap` on provided.al2023. New code rolls
-//! out when the zip's SHA-256 differs from the function's `CodeSha256`; drifted configuration
-//! is restored.
+//! The room's Lambda function: the handlers' `bootstrap` on provided.al2023, configured through
+//! the handlers' contract. New code rolls out when the zip's SHA-256 differs from the
+//! function's `CodeSha256`; drifted configuration is restored.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_lambda::Client;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    Architecture as AwsArchitecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State,
+    Architecture as AwsArchitecture, Environment, FunctionCode, FunctionConfiguration,
+    LastUpdateStatus, Runtime, State,
 };
 use backon::{ExponentialBuilder, Retryable};
-use base64::Engine;
-use sha2::{Digest, Sha256};
+use chatroom_handlers::contract::env;
 
-use super::errors::{AwsError, On, Step};
-use super::{Outcome, RoomContext};
-use crate::crd::Architecture;
+use super::change::{Change, Converged, outcome};
+use super::error::{AwsError, Misconfiguration, On, Step, absent_if_not_found};
+use super::handler_zip::HandlerZip;
+use super::{RoomContext, Settings, Tags};
+use crate::crd::{Architecture, ChatRoomSpec};
 
-/// A `bootstrap.zip`, read once at start-up.
-#[derive(Clone, Debug)]
-pub struct HandlerZip {
-    pub bytes: Arc<Vec<u8>>,
-    /// Base64 SHA-256, as Lambda reports `CodeSha256`.
-    pub sha256: String,
+const HANDLER: &str = "bootstrap";
+/// How long a new or changed function may take to become usable.
+const USABLE_WITHIN: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredFunction {
+    pub name: String,
+    pub role_arn: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub architecture: AwsArchitecture,
+    pub environment: HashMap<String, String>,
+    pub code: HandlerZip,
+    pub tags: Tags,
+    /// Attempts at creating the function while Lambda cannot assume a role the operator has
+    /// just created; none for a role the spec brought, which should already exist.
+    pub role_propagation_attempts: usize,
 }
 
-impl HandlerZip {
-    pub fn read(path: &std::path::Path) -> std::io::Result<Self> {
-        let bytes = std::fs::read(path)?;
-        Ok(Self::from_bytes(bytes))
-    }
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObservedFunction {
+    pub arn: String,
+    pub memory_mb: Option<i32>,
+    pub timeout_seconds: Option<i32>,
+    pub role_arn: Option<String>,
+    pub runtime: Option<Runtime>,
+    pub handler: Option<String>,
+    pub environment: HashMap<String, String>,
+    pub architecture: Option<AwsArchitecture>,
+    pub code_sha256: Option<String>,
+}
 
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
-        Self {
-            bytes: Arc::new(bytes),
-            sha256,
-        }
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunctionField {
+    Memory,
+    Timeout,
+    Role,
+    Runtime,
+    Handler,
+    Environment,
+    Architecture,
+    Code,
+}
+
+impl FunctionField {
+    /// Architecture and code change together through UpdateFunctionCode; the rest through
+    /// UpdateFunctionConfiguration.
+    fn is_code(self) -> bool {
+        matches!(self, Self::Architecture | Self::Code)
     }
 }
 
+/// The function `spec` needs, running as `role_arn` with the operator's code.
+pub fn desired(
+    spec: &ChatRoomSpec,
+    name: &str,
+    table: &str,
+    role_arn: &str,
+    settings: &Settings,
+    tags: &Tags,
+) -> Result<DesiredFunction, AwsError> {
+    let function = &spec.function;
+    let (code, architecture) = match function.architecture {
+        Architecture::X86_64 => (&settings.handler_zip, AwsArchitecture::X8664),
+        Architecture::Arm64 => (&settings.handler_zip_arm64, AwsArchitecture::Arm64),
+    };
+    let code = code.clone().ok_or(AwsError::Configuration {
+        step: Step::Function,
+        problem: match function.architecture {
+            Architecture::X86_64 => Misconfiguration::NoHandlerZip,
+            Architecture::Arm64 => Misconfiguration::NoHandlerForArchitecture,
+        },
+    })?;
+    let environment = HashMap::from([
+        (env::TABLE_NAME.to_owned(), table.to_owned()),
+        (env::MESSAGE_ROUTE.to_owned(), spec.message_route.clone()),
+        (
+            env::ROUTE_SELECTION_EXPRESSION.to_owned(),
+            spec.route_selection_expression.clone(),
+        ),
+    ]);
+    let role_propagation_attempts = if function.role_arn.is_none() {
+        settings.role_propagation_attempts
+    } else {
+        0
+    };
+    Ok(DesiredFunction {
+        name: name.to_owned(),
+        role_arn: role_arn.to_owned(),
+        memory_mb: function.memory_mb,
+        timeout_seconds: function.timeout_seconds,
+        architecture,
+        environment,
+        code,
+        tags: tags.clone(),
+        role_propagation_attempts,
+    })
+}
+
+pub fn diff(
+    observed: Option<&ObservedFunction>,
+    desired: &DesiredFunction,
+) -> Vec<Change<FunctionField>> {
+    let Some(found) = observed else {
+        return vec![Change::Create];
+    };
+    let checks = [
+        (
+            FunctionField::Memory,
+            found.memory_mb == Some(desired.memory_mb),
+        ),
+        (
+            FunctionField::Timeout,
+            found.timeout_seconds == Some(desired.timeout_seconds),
+        ),
+        (
+            FunctionField::Role,
+            found.role_arn.as_deref() == Some(desired.role_arn.as_str()),
+        ),
+        (
+            FunctionField::Runtime,
+            found.runtime == Some(Runtime::Providedal2023),
+        ),
+        (
+            FunctionField::Handler,
+            found.handler.as_deref() == Some(HANDLER),
+        ),
+        (
+            FunctionField::Environment,
+            found.environment == desired.environment,
+        ),
+        (
+            FunctionField::Architecture,
+            found.architecture.as_ref() == Some(&desired.architecture),
+        ),
+        (
+            FunctionField::Code,
+            found.code_sha256.as_deref() == Some(desired.code.sha256.as_str()),
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(field, _)| Change::Update(field))
+        .collect()
+}
+
+/// Observes, creates or updates the function; its output is the function's ARN.
 pub async fn converge(
     room: &RoomContext<'_>,
     role_arn: &str,
-) -> Result<(String, Outcome), AwsError> {
+) -> Result<Converged<String>, AwsError> {
     let lambda = &room.clients.lambda;
-    let name = &room.names.function;
+    let desired = desired(
+        room.spec,
+        &room.names.function,
+        &room.names.table,
+        role_arn,
+        room.settings,
+        &room.tags,
+    )?;
+    let observed = observe(lambda, &desired.name).await?;
+    let changes = diff(observed.as_ref(), &desired);
+    let created_arn = act(lambda, &desired, &changes).await?;
+    let arn = created_arn.or(observed.map(|f| f.arn)).unwrap_or_default();
+    Ok(Converged {
+        output: arn,
+        outcome: outcome(&changes),
+    })
+}
+
+pub async fn observe(lambda: &Client, name: &str) -> Result<Option<ObservedFunction>, AwsError> {
     let fail = On::new(Step::Function, name);
-    let zip = zip_for(room)?;
-    let architecture = architecture(room.spec.function.architecture);
-    let environment = environment(room);
+    let found = lambda.get_function().function_name(name).send().await;
+    Ok(absent_if_not_found(found.map_err(|e| fail.err(e)))?
+        .and_then(|found| found.configuration)
+        .map(|config| observed_function(&config)))
+}
 
-    let found = match lambda.get_function().function_name(name).send().await {
-        Ok(found) => found.configuration,
-        Err(e) => {
-            let error = fail.err(e);
-            if !error.is_not_found() {
-                return Err(error);
-            }
-            None
-        }
-    };
+fn observed_function(config: &FunctionConfiguration) -> ObservedFunction {
+    ObservedFunction {
+        arn: config.function_arn().unwrap_or_default().to_owned(),
+        memory_mb: config.memory_size(),
+        timeout_seconds: config.timeout(),
+        role_arn: config.role().map(str::to_owned),
+        runtime: config.runtime().cloned(),
+        handler: config.handler().map(str::to_owned),
+        environment: config
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default(),
+        architecture: config.architectures().first().cloned(),
+        code_sha256: config.code_sha256().map(str::to_owned),
+    }
+}
 
-    let Some(current) = found else {
-        let create = || async {
-            lambda
-                .create_function()
-                .function_name(name)
-                .runtime(Runtime::Providedal2023)
-                .handler("bootstrap")
-                .role(role_arn)
-                .code(
-                    FunctionCode::builder()
-                        .zip_file(Blob::new(zip.bytes.as_slice()))
-                        .build(),
-                )
-                .memory_size(room.spec.function.memory_mb)
-                .timeout(room.spec.function.timeout_seconds)
-                .architectures(architecture.clone())
-                .environment(
-                    Environment::builder()
-                        .set_variables(Some(environment.clone()))
-                        .build(),
-                )
-                .set_tags(Some(room.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| fail.err(e))
-        };
-        // A new role takes seconds to propagate through IAM; until then Lambda refuses it. A
-        // role the spec brings should already exist: refused, it is a wrong ARN, not a delay.
-        let attempts = if room.spec.function.role_arn.is_none() {
-            room.settings.role_propagation_attempts
-        } else {
-            0
-        };
-        let created = create
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(8)).with_max_times(attempts))
-            .when(|error: &AwsError| error.message.contains("cannot be assumed"))
-            .notify(|error, delay| tracing::info!(function = %name, %error, ?delay, "waiting for IAM to propagate the new role"))
-            .await?;
-        wait_usable(room).await?;
-        return Ok((created.function_arn.unwrap_or_default(), Outcome::Created));
-    };
-
-    let mut outcome = Outcome::Unchanged;
-    let current_environment = current
-        .environment()
-        .and_then(|e| e.variables())
-        .cloned()
-        .unwrap_or_default();
-    let drifted = current.memory_size() != Some(room.spec.function.memory_mb)
-        || current.timeout() != Some(room.spec.function.timeout_seconds)
-        || current.role() != Some(role_arn)
-        || current.runtime() != Some(&Runtime::Providedal2023)
-        || current.handler() != Some("bootstrap")
-        || current_environment != environment;
-    if drifted {
+/// Creates the function, or sends one configuration update and one code update for whatever
+/// drifted, waiting after each until Lambda can take the next. Returns a created function's ARN.
+async fn act(
+    lambda: &Client,
+    desired: &DesiredFunction,
+    changes: &[Change<FunctionField>],
+) -> Result<Option<String>, AwsError> {
+    let fail = On::new(Step::Function, &desired.name);
+    if changes.contains(&Change::Create) {
+        let arn = create(lambda, desired).await?;
+        wait_usable(lambda, &desired.name).await?;
+        return Ok(Some(arn));
+    }
+    let fields: Vec<FunctionField> = changes
+        .iter()
+        .map(|change| match change {
+            Change::Update(field) => Ok(*field),
+            other => Err(fail.unexpected(format!("diff asked for {other:?}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    if fields.iter().any(|field| !field.is_code()) {
         lambda
             .update_function_configuration()
-            .function_name(name)
+            .function_name(&desired.name)
             .runtime(Runtime::Providedal2023)
-            .handler("bootstrap")
-            .role(role_arn)
-            .memory_size(room.spec.function.memory_mb)
-            .timeout(room.spec.function.timeout_seconds)
-            .environment(
-                Environment::builder()
-                    .set_variables(Some(environment))
-                    .build(),
-            )
+            .handler(HANDLER)
+            .role(&desired.role_arn)
+            .memory_size(desired.memory_mb)
+            .timeout(desired.timeout_seconds)
+            .environment(environment(desired))
             .send()
             .await
             .map_err(|e| fail.err(e))?;
-        wait_usable(room).await?;
-        outcome = Outcome::Updated;
+        wait_usable(lambda, &desired.name).await?;
     }
-    let architecture_drifted = current.architectures().first() != Some(&architecture);
-    if current.code_sha256() != Some(zip.sha256.as_str()) || architecture_drifted {
+    if fields.iter().any(|field| field.is_code()) {
         lambda
             .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(zip.bytes.as_slice()))
-            .architectures(architecture)
+            .function_name(&desired.name)
+            .zip_file(Blob::new(desired.code.bytes.as_slice()))
+            .architectures(desired.architecture.clone())
             .send()
             .await
             .map_err(|e| fail.err(e))?;
-        wait_usable(room).await?;
-        outcome = Outcome::Updated;
+        wait_usable(lambda, &desired.name).await?;
     }
-    Ok((
-        current.function_arn().unwrap_or_default().to_owned(),
-        outcome,
-    ))
+    Ok(None)
 }
 
-fn zip_for<'a>(room: &'a RoomContext<'_>) -> Result<&'a HandlerZip, AwsError> {
-    match room.spec.function.architecture {
-        Architecture::X86_64 => room.settings.handler_zip.as_ref().ok_or_else(|| {
-            AwsError::new(Step::Function, &room.names.function, "NoHandlerZip", "the operator was started without --handler-zip")
-        }),
-        Architecture::Arm64 => room.settings.handler_zip_arm64.as_ref().ok_or_else(|| {
-            AwsError::new(
-                Step::Function,
-                &room.names.function,
-                "NoHandlerForArchitecture",
-                "spec.function.architecture is arm64 but the operator has no arm64 bootstrap.zip (--handler-zip-arm64)",
+fn environment(desired: &DesiredFunction) -> Environment {
+    Environment::builder()
+        .set_variables(Some(desired.environment.clone()))
+        .build()
+}
+
+async fn create(lambda: &Client, desired: &DesiredFunction) -> Result<String, AwsError> {
+    let name = &desired.name;
+    let fail = On::new(Step::Function, name);
+    let create = || async {
+        lambda
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Providedal2023)
+            .handler(HANDLER)
+            .role(&desired.role_arn)
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(desired.code.bytes.as_slice()))
+                    .build(),
             )
-        }),
-    }
-}
-
-fn architecture(architecture: Architecture) -> AwsArchitecture {
-    match architecture {
-        Architecture::X86_64 => AwsArchitecture::X8664,
-        Architecture::Arm64 => AwsArchitecture::Arm64,
-    }
-}
-
-fn environment(room: &RoomContext<'_>) -> HashMap<String, String> {
-    HashMap::from([
-        ("TABLE_NAME".to_owned(), room.names.table.clone()),
-        ("MESSAGE_ROUTE".to_owned(), room.spec.message_route.clone()),
-        (
-            "ROUTE_SELECTION_EXPRESSION".to_owned(),
-            room.spec.route_selection_expression.clone(),
-        ),
-    ])
+            .memory_size(desired.memory_mb)
+            .timeout(desired.timeout_seconds)
+            .architectures(desired.architecture.clone())
+            .environment(environment(desired))
+            .set_tags(Some(desired.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| fail.err(e))
+    };
+    // A new role takes seconds to propagate through IAM; until then Lambda refuses it with
+    // "cannot be assumed". 0.5 s doubling to 8 s.
+    let propagation = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(8))
+        .with_max_times(desired.role_propagation_attempts);
+    let created = create
+        .retry(propagation)
+        .when(|error: &AwsError| error.to_string().contains("cannot be assumed"))
+        .notify(|error, delay| tracing::info!(function = %name, %error, ?delay, "waiting for IAM to propagate the new role"))
+        .await?;
+    created
+        .function_arn
+        .ok_or_else(|| fail.unexpected("CreateFunction answered without an ARN"))
 }
 
 /// Waits (bounded) for `State: Active` and a finished update, as the next change needs.
-async fn wait_usable(room: &RoomContext<'_>) -> Result<(), AwsError> {
-    let name = &room.names.function;
-    for _ in 0..120 {
-        let config = room
-            .clients
-            .lambda
+async fn wait_usable(lambda: &Client, name: &str) -> Result<(), AwsError> {
+    let fail = On::new(Step::Function, name);
+    for _ in 0..USABLE_WITHIN.as_secs() {
+        let config = lambda
             .get_function_configuration()
             .function_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk(Step::Function, name, e.into_service_error()))?;
+            .map_err(|e| fail.err(e))?;
+        if let Some(LastUpdateStatus::Failed) = config.last_update_status() {
+            return Err(AwsError::Failed {
+                step: Step::Function,
+                resource: name.to_owned(),
+                state: "UpdateFailed",
+                reason: config
+                    .last_update_status_reason()
+                    .unwrap_or("no reason given")
+                    .to_owned(),
+            });
+        }
         let active = matches!(config.state(), None | Some(State::Active));
         let updated = !matches!(
             config.last_update_status(),
             Some(LastUpdateStatus::InProgress)
         );
-        match config.last_update_status() {
-            Some(LastUpdateStatus::Failed) => {
-                let reason = config
-                    .last_update_status_reason()
-                    .unwrap_or("no reason given");
-                return Err(AwsError::new(Step::Function, name, "UpdateFailed", reason));
-            }
-            _ if active && updated => return Ok(()),
-            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        if active && updated {
+            return Ok(());
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(AwsError::new(
-        Step::Function,
-        name,
-        "Timeout",
-        "the function did not become Active within 2 minutes",
-    ))
+    Err(fail.timeout("Active", USABLE_WITHIN))
 }
 
+/// Deletes the function (its resource policy goes with it); `false` when it was already gone.
 pub async fn delete(room: &RoomContext<'_>) -> Result<bool, AwsError> {
     let name = &room.names.function;
-    match room
+    let deleted = room
         .clients
         .lambda
         .delete_function()
         .function_name(name)
         .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let error = AwsError::from_sdk(Step::Function, name, e.into_service_error());
-            if error.is_not_found() {
-                Ok(false)
-            } else {
-                Err(error)
-            }
+        .await;
+    Ok(absent_if_not_found(deleted.map_err(|e| On::new(Step::Function, name).err(e)))?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/chatroom-default-lobby-x";
+
+    fn settings() -> Settings {
+        Settings::new(Some(HandlerZip::from_bytes(b"v1".to_vec())), "test")
+    }
+
+    fn wanted(spec: &ChatRoomSpec) -> DesiredFunction {
+        desired(spec, "f", "t", ROLE, &settings(), &Tags::new()).unwrap()
+    }
+
+    /// What a converged function of `desired` looks like in AWS.
+    fn converged(desired: &DesiredFunction) -> ObservedFunction {
+        ObservedFunction {
+            arn: "arn:aws:lambda:eu-west-1:123456789012:function:f".into(),
+            memory_mb: Some(desired.memory_mb),
+            timeout_seconds: Some(desired.timeout_seconds),
+            role_arn: Some(desired.role_arn.clone()),
+            runtime: Some(Runtime::Providedal2023),
+            handler: Some(HANDLER.into()),
+            environment: desired.environment.clone(),
+            architecture: Some(desired.architecture.clone()),
+            code_sha256: Some(desired.code.sha256.clone()),
         }
+    }
+
+    fn drift(edit: impl FnOnce(&mut ObservedFunction)) -> Vec<Change<FunctionField>> {
+        let desired = wanted(&ChatRoomSpec::default());
+        let mut found = converged(&desired);
+        edit(&mut found);
+        diff(Some(&found), &desired)
+    }
+
+    #[test]
+    fn the_default_function_runs_the_contracts_environment_on_x86_64() {
+        let function = wanted(&ChatRoomSpec::default());
+        assert_eq!((function.memory_mb, function.timeout_seconds), (128, 10));
+        assert_eq!(function.architecture, AwsArchitecture::X8664);
+        assert_eq!(function.environment[env::TABLE_NAME], "t");
+        assert_eq!(function.environment[env::MESSAGE_ROUTE], "onMessage");
+        assert_eq!(
+            function.environment[env::ROUTE_SELECTION_EXPRESSION],
+            "$request.body.action"
+        );
+        assert_eq!(
+            function.role_propagation_attempts, 8,
+            "waits for a new role"
+        );
+    }
+
+    #[test]
+    fn a_custom_function_with_its_own_role_does_not_wait_for_propagation() {
+        let mut spec = ChatRoomSpec::default();
+        spec.function.memory_mb = 512;
+        spec.function.timeout_seconds = 29;
+        spec.function.role_arn = Some(ROLE.into());
+        spec.message_route = "say".into();
+        let function = wanted(&spec);
+        assert_eq!((function.memory_mb, function.timeout_seconds), (512, 29));
+        assert_eq!(function.environment[env::MESSAGE_ROUTE], "say");
+        assert_eq!(function.role_propagation_attempts, 0);
+    }
+
+    #[test]
+    fn arm64_needs_its_own_zip() {
+        let mut spec = ChatRoomSpec::default();
+        spec.function.architecture = Architecture::Arm64;
+        let error = desired(&spec, "f", "t", ROLE, &settings(), &Tags::new()).unwrap_err();
+        assert_eq!(error.reason(), "NoHandlerForArchitecture");
+        assert!(error.is_permanent());
+        let mut with_arm = settings();
+        with_arm.handler_zip_arm64 = Some(HandlerZip::from_bytes(b"arm".to_vec()));
+        let function = desired(&spec, "f", "t", ROLE, &with_arm, &Tags::new()).unwrap();
+        assert_eq!(function.architecture, AwsArchitecture::Arm64);
+        assert_eq!(function.code.bytes.as_slice(), b"arm");
+    }
+
+    #[test]
+    fn a_missing_function_is_created_and_a_converged_one_left_alone() {
+        let desired = wanted(&ChatRoomSpec::default());
+        assert_eq!(diff(None, &desired), [Change::Create]);
+        assert_eq!(diff(Some(&converged(&desired)), &desired), []);
+    }
+
+    #[test]
+    fn changed_memory_and_timeout_are_restored() {
+        assert_eq!(
+            drift(|f| f.memory_mb = Some(1024)),
+            [Change::Update(FunctionField::Memory)]
+        );
+        assert_eq!(
+            drift(|f| f.timeout_seconds = Some(3)),
+            [Change::Update(FunctionField::Timeout)]
+        );
+    }
+
+    #[test]
+    fn a_changed_environment_is_restored() {
+        assert_eq!(
+            drift(|f| {
+                f.environment.insert(env::TABLE_NAME.into(), "other".into());
+            }),
+            [Change::Update(FunctionField::Environment)]
+        );
+    }
+
+    #[test]
+    fn new_code_and_another_architecture_go_out_as_a_code_update() {
+        let changes = drift(|f| {
+            f.code_sha256 = Some("older".into());
+            f.architecture = Some(AwsArchitecture::Arm64);
+        });
+        assert_eq!(
+            changes,
+            [
+                Change::Update(FunctionField::Architecture),
+                Change::Update(FunctionField::Code)
+            ]
+        );
+        assert!(
+            changes
+                .iter()
+                .all(|c| matches!(c, Change::Update(f) if f.is_code()))
+        );
+    }
+
+    #[test]
+    fn another_role_runtime_or_handler_is_restored() {
+        assert_eq!(
+            drift(|f| {
+                f.role_arn = Some("arn:aws:iam::123456789012:role/other".into());
+                f.runtime = Some(Runtime::Providedal2);
+                f.handler = None;
+            }),
+            [
+                Change::Update(FunctionField::Role),
+                Change::Update(FunctionField::Runtime),
+                Change::Update(FunctionField::Handler)
+            ]
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! before. Every name ends in a hash of the exact namespace and name: `a-b`/`c` and `a`/`b-c`
 //! would otherwise both be `a-b-c`.
 
+use crate::fnv::fnv1a;
+
 /// Names of one room's resources.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceNames {
@@ -44,13 +46,6 @@ fn fit(base: &str, suffix: &str, max: usize) -> String {
     let room = max - suffix.len() - 1;
     let base: String = base.chars().take(room).collect();
     format!("{}-{suffix}", base.trim_end_matches(['-', '.', '_']))
-}
-
-/// FNV-1a 64: stable across builds and platforms, unlike std's hasher.
-pub fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -1,241 +1,489 @@
-//! The room's DynamoDB table of connections: partition key `connectionId`, billing mode and
-//! point-in-time recovery from the spec, TTL on `expiresAt`.
+//! The room's DynamoDB table of connections: the key and TTL attribute of the handlers'
+//! contract, billing mode and point-in-time recovery from the spec.
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode as AwsBilling, KeySchemaElement, KeyType,
-    PointInTimeRecoverySpecification, ProvisionedThroughput, ScalarAttributeType, TableStatus, Tag,
-    TimeToLiveSpecification, TimeToLiveStatus,
+    PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, ProvisionedThroughput,
+    ScalarAttributeType, TableDescription, TableStatus, Tag, TimeToLiveSpecification,
+    TimeToLiveStatus,
 };
+use chatroom_handlers::contract::table::{EXPIRES_AT, KEY};
 
-use super::errors::{AwsError, On, Step};
-use super::{Outcome, RoomContext};
+use super::change::{Change, Converged, outcome};
+use super::error::{AwsError, On, Step, absent_if_not_found};
+use super::{RoomContext, Tags};
 use crate::crd::{BillingMode, ConnectionTableSpec};
 
-const KEY: &str = "connectionId";
-const TTL_ATTRIBUTE: &str = "expiresAt";
+/// How long a new or changed table may take to become ACTIVE.
+const ACTIVE_WITHIN: Duration = Duration::from_secs(120);
 
-pub async fn converge(room: &RoomContext<'_>) -> Result<(String, Outcome), AwsError> {
-    let client = &room.clients.dynamodb;
-    let name = &room.names.table;
-    let fail = On::new(Step::Table, name);
-    let spec = &room.spec.connection_table;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Billing {
+    PayPerRequest,
+    Provisioned { read: i64, write: i64 },
+}
 
-    let described = match client.describe_table().table_name(name).send().await {
-        Ok(found) => found.table,
-        Err(e) => {
-            let error = fail.err(e);
-            if !error.is_not_found() {
-                return Err(error);
-            }
-            None
-        }
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredTable {
+    pub name: String,
+    pub billing: Billing,
+    pub point_in_time_recovery: bool,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedTable {
+    pub arn: String,
+    pub active: bool,
+    pub billing: Billing,
+    /// TTL is enabled (or being enabled) on the contract's attribute.
+    pub expires_rows: bool,
+    /// Read only when the spec asks for point-in-time recovery.
+    pub point_in_time_recovery: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableField {
+    Billing,
+    TimeToLive,
+    PointInTimeRecovery,
+}
+
+pub fn desired(spec: &ConnectionTableSpec, name: &str, tags: &Tags) -> DesiredTable {
+    let billing = match spec.billing_mode {
+        BillingMode::PayPerRequest => Billing::PayPerRequest,
+        // Validation requires both capacities with PROVISIONED.
+        BillingMode::Provisioned => Billing::Provisioned {
+            read: spec.read_capacity.unwrap_or(1),
+            write: spec.write_capacity.unwrap_or(1),
+        },
     };
-    let Some(table) = described else {
-        let (billing, throughput) = billing(spec);
-        let created = client
-            .create_table()
-            .table_name(name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(KEY)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(KEY)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .billing_mode(billing)
-            .set_provisioned_throughput(throughput)
-            .set_tags(Some(
-                room.tags
-                    .iter()
-                    .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| fail.err(e))?;
-        let arn = created
-            .table_description
-            .and_then(|t| t.table_arn)
-            .unwrap_or_default();
-        wait_active(room, name).await?;
-        enable_ttl(room).await?;
-        if spec.point_in_time_recovery {
-            set_pitr(room, true).await?;
-        }
-        return Ok((arn, Outcome::Created));
-    };
-
-    let mut outcome = Outcome::Unchanged;
-    let current_billing = table
-        .billing_mode_summary()
-        .and_then(|b| b.billing_mode().cloned())
-        .unwrap_or(AwsBilling::Provisioned);
-    let (wanted_billing, throughput) = billing(spec);
-    let current_capacity = table
-        .provisioned_throughput()
-        .map(|t| (t.read_capacity_units(), t.write_capacity_units()));
-    let wanted_capacity = throughput
-        .as_ref()
-        .map(|t| (Some(t.read_capacity_units), Some(t.write_capacity_units)));
-    if current_billing != wanted_billing
-        || (wanted_billing == AwsBilling::Provisioned && current_capacity != wanted_capacity)
-    {
-        client
-            .update_table()
-            .table_name(name)
-            .billing_mode(wanted_billing)
-            .set_provisioned_throughput(throughput)
-            .send()
-            .await
-            .map_err(|e| fail.err(e))?;
-        wait_active(room, name).await?;
-        outcome = Outcome::Updated;
+    DesiredTable {
+        name: name.to_owned(),
+        billing,
+        point_in_time_recovery: spec.point_in_time_recovery,
+        tags: tags.clone(),
     }
+}
 
+/// A new table needs TTL (and PITR when asked) after it is created; an existing one only what
+/// drifted. A table made with PITR off keeps it off: PITR is only ever turned on.
+pub fn diff(observed: Option<&ObservedTable>, desired: &DesiredTable) -> Vec<Change<TableField>> {
+    let Some(table) = observed else {
+        let mut changes = vec![Change::Create, Change::Update(TableField::TimeToLive)];
+        if desired.point_in_time_recovery {
+            changes.push(Change::Update(TableField::PointInTimeRecovery));
+        }
+        return changes;
+    };
+    let mut changes = Vec::new();
+    if table.billing != desired.billing {
+        changes.push(Change::Update(TableField::Billing));
+    }
+    if !table.expires_rows {
+        changes.push(Change::Update(TableField::TimeToLive));
+    }
+    if desired.point_in_time_recovery && table.point_in_time_recovery != Some(true) {
+        changes.push(Change::Update(TableField::PointInTimeRecovery));
+    }
+    changes
+}
+
+pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<String>, AwsError> {
+    let client = &room.clients.dynamodb;
+    let desired = desired(&room.spec.connection_table, &room.names.table, &room.tags);
+    let observed = observe(client, &desired).await?;
+    let changes = diff(observed.as_ref(), &desired);
+    let created_arn = act(client, &desired, observed.as_ref(), &changes).await?;
+    let arn = created_arn
+        .or(observed.map(|table| table.arn))
+        .unwrap_or_default();
+    Ok(Converged {
+        output: arn,
+        outcome: outcome(&changes),
+    })
+}
+
+/// DescribeTable, then its TTL, then (only when wanted) its continuous backups.
+pub async fn observe(
+    client: &Client,
+    desired: &DesiredTable,
+) -> Result<Option<ObservedTable>, AwsError> {
+    let name = &desired.name;
+    let fail = On::new(Step::Table, name);
+    let described = client.describe_table().table_name(name).send().await;
+    let Some(table) =
+        absent_if_not_found(described.map_err(|e| fail.err(e)))?.and_then(|found| found.table)
+    else {
+        return Ok(None);
+    };
     let ttl = client
         .describe_time_to_live()
         .table_name(name)
         .send()
         .await
         .map_err(|e| fail.err(e))?;
-    let ttl_on = ttl.time_to_live_description().is_some_and(|d| {
+    let expires_rows = ttl.time_to_live_description().is_some_and(|d| {
         matches!(
             d.time_to_live_status(),
             Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        ) && d.attribute_name() == Some(TTL_ATTRIBUTE)
+        ) && d.attribute_name() == Some(EXPIRES_AT)
     });
-    if !ttl_on {
-        enable_ttl(room).await?;
-        outcome = Outcome::Updated;
-    }
-    // Point-in-time recovery is read only when the spec asks for it; a table made with it off
-    // keeps it off, and costs no read per reconcile.
-    if spec.point_in_time_recovery {
+    let point_in_time_recovery = if desired.point_in_time_recovery {
         let backups = client
             .describe_continuous_backups()
             .table_name(name)
             .send()
             .await
             .map_err(|e| fail.err(e))?;
-        let on = backups
+        let status = backups
             .continuous_backups_description()
             .and_then(|d| d.point_in_time_recovery_description())
-            .and_then(|p| p.point_in_time_recovery_status())
-            .is_some_and(|s| s.as_str() == "ENABLED");
-        if !on {
-            set_pitr(room, true).await?;
-            outcome = Outcome::Updated;
+            .and_then(|p| p.point_in_time_recovery_status());
+        Some(status == Some(&PointInTimeRecoveryStatus::Enabled))
+    } else {
+        None
+    };
+    Ok(Some(observed_table(
+        &table,
+        expires_rows,
+        point_in_time_recovery,
+    )))
+}
+
+fn observed_table(
+    table: &TableDescription,
+    expires_rows: bool,
+    point_in_time_recovery: Option<bool>,
+) -> ObservedTable {
+    // Tables created before on-demand billing existed have no billing summary: provisioned.
+    let mode = table
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode().cloned())
+        .unwrap_or(AwsBilling::Provisioned);
+    let billing = match mode {
+        AwsBilling::PayPerRequest => Billing::PayPerRequest,
+        _ => {
+            let throughput = table.provisioned_throughput();
+            Billing::Provisioned {
+                read: throughput
+                    .and_then(|t| t.read_capacity_units())
+                    .unwrap_or(0),
+                write: throughput
+                    .and_then(|t| t.write_capacity_units())
+                    .unwrap_or(0),
+            }
+        }
+    };
+    ObservedTable {
+        arn: table.table_arn().unwrap_or_default().to_owned(),
+        active: table.table_status() == Some(&TableStatus::Active),
+        billing,
+        expires_rows,
+        point_in_time_recovery,
+    }
+}
+
+/// Carries out `changes` in order; returns the ARN of a table it created.
+async fn act(
+    client: &Client,
+    desired: &DesiredTable,
+    observed: Option<&ObservedTable>,
+    changes: &[Change<TableField>],
+) -> Result<Option<String>, AwsError> {
+    let fail = On::new(Step::Table, &desired.name);
+    let mut created = None;
+    // Every change but a creation needs an ACTIVE table: one just created, or one a crash
+    // left CREATING, is waited for first.
+    let mut active = observed.is_some_and(|table| table.active);
+    for change in changes {
+        if !matches!(change, Change::Create) && !active {
+            wait_active(client, &desired.name).await?;
+            active = true;
+        }
+        match change {
+            Change::Create => {
+                created = Some(create(client, desired).await?);
+                active = false;
+            }
+            Change::Update(TableField::Billing) => {
+                let (mode, throughput) = billing_request(&desired.billing, &fail)?;
+                client
+                    .update_table()
+                    .table_name(&desired.name)
+                    .billing_mode(mode)
+                    .set_provisioned_throughput(throughput)
+                    .send()
+                    .await
+                    .map_err(|e| fail.err(e))?;
+                active = false;
+            }
+            Change::Update(TableField::TimeToLive) => enable_ttl(client, &desired.name).await?,
+            Change::Update(TableField::PointInTimeRecovery) => {
+                enable_pitr(client, &desired.name).await?;
+            }
+            Change::Replace(_) | Change::Conflict(_) | Change::Remove => {
+                return Err(fail.unexpected(format!("diff asked for {change:?}")));
+            }
         }
     }
-    Ok((table.table_arn().unwrap_or_default().to_owned(), outcome))
+    if !active {
+        wait_active(client, &desired.name).await?;
+    }
+    Ok(created)
 }
 
-fn billing(spec: &ConnectionTableSpec) -> (AwsBilling, Option<ProvisionedThroughput>) {
-    match spec.billing_mode {
-        BillingMode::PayPerRequest => (AwsBilling::PayPerRequest, None),
-        BillingMode::Provisioned => (
-            AwsBilling::Provisioned,
-            ProvisionedThroughput::builder()
-                .read_capacity_units(spec.read_capacity.unwrap_or(1))
-                .write_capacity_units(spec.write_capacity.unwrap_or(1))
+async fn create(client: &Client, desired: &DesiredTable) -> Result<String, AwsError> {
+    let fail = On::new(Step::Table, &desired.name);
+    let (mode, throughput) = billing_request(&desired.billing, &fail)?;
+    let attribute = AttributeDefinition::builder()
+        .attribute_name(KEY)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| fail.unexpected(e))?;
+    let key = KeySchemaElement::builder()
+        .attribute_name(KEY)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| fail.unexpected(e))?;
+    let tags = desired
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail.unexpected(e))?;
+    let created = client
+        .create_table()
+        .table_name(&desired.name)
+        .attribute_definitions(attribute)
+        .key_schema(key)
+        .billing_mode(mode)
+        .set_provisioned_throughput(throughput)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| fail.err(e))?;
+    Ok(created
+        .table_description
+        .and_then(|t| t.table_arn)
+        .unwrap_or_default())
+}
+
+fn billing_request(
+    billing: &Billing,
+    fail: &On<'_>,
+) -> Result<(AwsBilling, Option<ProvisionedThroughput>), AwsError> {
+    match billing {
+        Billing::PayPerRequest => Ok((AwsBilling::PayPerRequest, None)),
+        Billing::Provisioned { read, write } => {
+            let throughput = ProvisionedThroughput::builder()
+                .read_capacity_units(*read)
+                .write_capacity_units(*write)
                 .build()
-                .ok(),
-        ),
+                .map_err(|e| fail.unexpected(e))?;
+            Ok((AwsBilling::Provisioned, Some(throughput)))
+        }
     }
 }
 
-/// Lets DynamoDB delete rows whose `$disconnect` never came (`expiresAt`, epoch seconds).
-async fn enable_ttl(room: &RoomContext<'_>) -> Result<(), AwsError> {
-    let name = &room.names.table;
+/// Lets DynamoDB delete rows whose `$disconnect` never came.
+async fn enable_ttl(client: &Client, name: &str) -> Result<(), AwsError> {
+    let fail = On::new(Step::Table, name);
     let ttl = TimeToLiveSpecification::builder()
         .enabled(true)
-        .attribute_name(TTL_ATTRIBUTE)
+        .attribute_name(EXPIRES_AT)
         .build()
-        .map_err(build_error)?;
-    room.clients
-        .dynamodb
+        .map_err(|e| fail.unexpected(e))?;
+    client
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(ttl)
         .send()
         .await
-        .map_err(|e| On::new(Step::Table, name).err(e))?;
+        .map_err(|e| fail.err(e))?;
     Ok(())
 }
 
-async fn set_pitr(room: &RoomContext<'_>, enabled: bool) -> Result<(), AwsError> {
-    let name = &room.names.table;
-    room.clients
-        .dynamodb
+async fn enable_pitr(client: &Client, name: &str) -> Result<(), AwsError> {
+    let fail = On::new(Step::Table, name);
+    let pitr = PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(true)
+        .build()
+        .map_err(|e| fail.unexpected(e))?;
+    client
         .update_continuous_backups()
         .table_name(name)
-        .point_in_time_recovery_specification(
-            PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(enabled)
-                .build()
-                .map_err(build_error)?,
-        )
+        .point_in_time_recovery_specification(pitr)
         .send()
         .await
-        .map_err(|e| AwsError::from_sdk(Step::Table, name, e.into_service_error()))?;
+        .map_err(|e| fail.err(e))?;
     Ok(())
 }
 
 /// Waits (bounded) until the table is ACTIVE, as every later call on it needs.
-async fn wait_active(room: &RoomContext<'_>, name: &str) -> Result<(), AwsError> {
-    for _ in 0..120 {
-        let described = room
-            .clients
-            .dynamodb
+async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
+    let fail = On::new(Step::Table, name);
+    let poll = Duration::from_secs(1);
+    for _ in 0..ACTIVE_WITHIN.as_secs() {
+        let described = client
             .describe_table()
             .table_name(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk(Step::Table, name, e.into_service_error()))?;
+            .map_err(|e| fail.err(e))?;
         if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(poll).await;
     }
-    Err(AwsError::new(
-        Step::Table,
-        name,
-        "Timeout",
-        "the table did not become ACTIVE within 2 minutes",
-    ))
+    Err(fail.timeout("ACTIVE", ACTIVE_WITHIN))
 }
 
+/// Deletes the table; `false` when it was already gone.
 pub async fn delete(room: &RoomContext<'_>) -> Result<bool, AwsError> {
     let name = &room.names.table;
-    match room
+    let fail = On::new(Step::Table, name);
+    let deleted = room
         .clients
         .dynamodb
         .delete_table()
         .table_name(name)
         .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let error = AwsError::from_sdk(Step::Table, name, e.into_service_error());
-            if error.is_not_found() {
-                Ok(false)
-            } else {
-                Err(error)
-            }
-        }
-    }
+        .await;
+    Ok(absent_if_not_found(deleted.map_err(|e| fail.err(e)))?.is_some())
 }
 
-fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> AwsError {
-    AwsError::new(Step::Table, "", "BuildError", error.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ChatRoomSpec;
+
+    fn room_table(spec: &ConnectionTableSpec) -> DesiredTable {
+        desired(spec, "chatroom-default-lobby-0123456789", &Tags::new())
+    }
+
+    /// What a converged table of `desired` looks like in AWS.
+    fn converged(desired: &DesiredTable) -> ObservedTable {
+        ObservedTable {
+            arn: "arn:aws:dynamodb:eu-west-1:123456789012:table/t".into(),
+            active: true,
+            billing: desired.billing.clone(),
+            expires_rows: true,
+            point_in_time_recovery: desired.point_in_time_recovery.then_some(true),
+        }
+    }
+
+    #[test]
+    fn the_default_table_is_on_demand_without_pitr() {
+        let table = room_table(&ChatRoomSpec::default().connection_table);
+        assert_eq!(table.billing, Billing::PayPerRequest);
+        assert!(!table.point_in_time_recovery);
+    }
+
+    #[test]
+    fn a_provisioned_table_carries_its_capacities() {
+        let spec = ConnectionTableSpec {
+            billing_mode: BillingMode::Provisioned,
+            read_capacity: Some(5),
+            write_capacity: Some(3),
+            point_in_time_recovery: true,
+            ..ConnectionTableSpec::default()
+        };
+        let table = room_table(&spec);
+        assert_eq!(table.billing, Billing::Provisioned { read: 5, write: 3 });
+        assert!(table.point_in_time_recovery);
+    }
+
+    #[test]
+    fn a_missing_table_is_created_then_given_ttl_and_pitr_when_asked() {
+        let mut spec = ConnectionTableSpec::default();
+        assert_eq!(
+            diff(None, &room_table(&spec)),
+            [Change::Create, Change::Update(TableField::TimeToLive)]
+        );
+        spec.point_in_time_recovery = true;
+        assert_eq!(
+            diff(None, &room_table(&spec)),
+            [
+                Change::Create,
+                Change::Update(TableField::TimeToLive),
+                Change::Update(TableField::PointInTimeRecovery)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_converged_table_needs_nothing() {
+        let table = room_table(&ConnectionTableSpec::default());
+        assert_eq!(diff(Some(&converged(&table)), &table), []);
+    }
+
+    #[test]
+    fn changed_billing_mode_or_capacity_is_restored() {
+        let wanted = room_table(&ConnectionTableSpec::default());
+        let mut found = converged(&wanted);
+        found.billing = Billing::Provisioned { read: 1, write: 1 };
+        assert_eq!(
+            diff(Some(&found), &wanted),
+            [Change::Update(TableField::Billing)]
+        );
+
+        let provisioned = ConnectionTableSpec {
+            billing_mode: BillingMode::Provisioned,
+            read_capacity: Some(2),
+            write_capacity: Some(2),
+            ..ConnectionTableSpec::default()
+        };
+        let wanted = room_table(&provisioned);
+        let mut found = converged(&wanted);
+        found.billing = Billing::Provisioned { read: 2, write: 9 };
+        assert_eq!(
+            diff(Some(&found), &wanted),
+            [Change::Update(TableField::Billing)]
+        );
+    }
+
+    #[test]
+    fn ttl_turned_off_and_pitr_turned_off_are_turned_back_on() {
+        let spec = ConnectionTableSpec {
+            point_in_time_recovery: true,
+            ..ConnectionTableSpec::default()
+        };
+        let wanted = room_table(&spec);
+        let mut found = converged(&wanted);
+        found.expires_rows = false;
+        found.point_in_time_recovery = Some(false);
+        assert_eq!(
+            diff(Some(&found), &wanted),
+            [
+                Change::Update(TableField::TimeToLive),
+                Change::Update(TableField::PointInTimeRecovery)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_on_demand_table_ignores_the_zero_capacity_aws_reports() {
+        let table = TableDescription::builder()
+            .table_arn("arn:aws:dynamodb:eu-west-1:123456789012:table/t")
+            .table_status(TableStatus::Active)
+            .billing_mode_summary(
+                aws_sdk_dynamodb::types::BillingModeSummary::builder()
+                    .billing_mode(AwsBilling::PayPerRequest)
+                    .build(),
+            )
+            .provisioned_throughput(
+                aws_sdk_dynamodb::types::ProvisionedThroughputDescription::builder()
+                    .read_capacity_units(0)
+                    .write_capacity_units(0)
+                    .build(),
+            )
+            .build();
+        let observed = observed_table(&table, true, None);
+        let wanted = room_table(&ConnectionTableSpec::default());
+        assert_eq!(diff(Some(&observed), &wanted), []);
+    }
 }

@@ -1,7 +1,8 @@
 //! Tags that mark what the operator owns, so it can find, and never take, a resource.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
+use super::Tags;
 use crate::crd::ChatRoom;
 
 pub const NAMESPACE: &str = "chatroom.dev/namespace";
@@ -13,8 +14,8 @@ pub const OPERATOR: &str = "chatroom-operator";
 
 /// The room's tags: ownership (namespace, name, UID when there is one, cluster), then
 /// `spec.tags`, which validation keeps out of the `chatroom.dev/` prefix.
-pub fn room_tags(room: &ChatRoom, cluster: &str) -> BTreeMap<String, String> {
-    let mut tags: BTreeMap<String, String> = room.spec.tags.clone();
+pub fn room_tags(room: &ChatRoom, cluster: &str) -> Tags {
+    let mut tags = room.spec.tags.clone();
     tags.insert(
         NAMESPACE.into(),
         room.metadata
@@ -32,10 +33,7 @@ pub fn room_tags(room: &ChatRoom, cluster: &str) -> BTreeMap<String, String> {
 }
 
 /// Whether `found` tags say the resource belongs to this room.
-pub fn owned_by(
-    found: &std::collections::HashMap<String, String>,
-    wanted: &BTreeMap<String, String>,
-) -> bool {
+pub fn owned_by(found: &HashMap<String, String>, wanted: &Tags) -> bool {
     [NAMESPACE, NAME, CLUSTER]
         .iter()
         .all(|key| found.get(*key) == wanted.get(*key))

@@ -1,0 +1,225 @@
+//! The API's routes: exactly `$connect`, `$disconnect`, `$default` and the message route, each
+//! targeting the one integration. Routes the spec no longer names go.
+
+use aws_sdk_apigatewayv2::Client;
+
+use super::RoomContext;
+use super::change::{Change, Converged, outcome};
+use super::error::{AwsError, On, Step};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredRoutes {
+    pub keys: Vec<String>,
+    /// `integrations/{id}`
+    pub target: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedRoute {
+    pub id: String,
+    pub key: String,
+    pub target: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteField {
+    Target,
+}
+
+/// A change to one route, named by its key (and id, when it exists).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteChange {
+    pub key: String,
+    pub id: Option<String>,
+    pub change: Change<RouteField>,
+}
+
+pub fn desired(message_route: &str, integration_id: &str) -> DesiredRoutes {
+    DesiredRoutes {
+        keys: ["$connect", "$disconnect", "$default", message_route]
+            .map(str::to_owned)
+            .to_vec(),
+        target: format!("integrations/{integration_id}"),
+    }
+}
+
+pub fn diff(observed: &[ObservedRoute], desired: &DesiredRoutes) -> Vec<RouteChange> {
+    let mut changes = Vec::new();
+    for route in observed {
+        let change = if !desired.keys.contains(&route.key) {
+            Change::Remove
+        } else if route.target.as_deref() != Some(desired.target.as_str()) {
+            Change::Update(RouteField::Target)
+        } else {
+            continue;
+        };
+        changes.push(RouteChange {
+            key: route.key.clone(),
+            id: Some(route.id.clone()),
+            change,
+        });
+    }
+    for key in &desired.keys {
+        if !observed.iter().any(|route| &route.key == key) {
+            changes.push(RouteChange {
+                key: key.clone(),
+                id: None,
+                change: Change::Create,
+            });
+        }
+    }
+    changes
+}
+
+pub async fn converge(
+    room: &RoomContext<'_>,
+    api_id: &str,
+    integration_id: &str,
+) -> Result<Converged<()>, AwsError> {
+    let apigw = &room.clients.apigateway;
+    let desired = desired(&room.spec.message_route, integration_id);
+    let observed = observe(apigw, api_id).await?;
+    let changes = diff(&observed, &desired);
+    for change in &changes {
+        act(apigw, api_id, &desired, change).await?;
+        if change.change == Change::Remove {
+            tracing::info!(room = %room.display, route = %change.key, "removed a route no longer in the spec");
+        }
+    }
+    Ok(Converged {
+        output: (),
+        outcome: outcome(changes.iter().map(|c| &c.change)),
+    })
+}
+
+pub async fn observe(apigw: &Client, api_id: &str) -> Result<Vec<ObservedRoute>, AwsError> {
+    let found = apigw
+        .get_routes()
+        .api_id(api_id)
+        .send()
+        .await
+        .map_err(|e| On::new(Step::Routes, api_id).err(e))?;
+    Ok(found
+        .items()
+        .iter()
+        .filter_map(|route| {
+            Some(ObservedRoute {
+                id: route.route_id()?.to_owned(),
+                key: route.route_key()?.to_owned(),
+                target: route.target().map(str::to_owned),
+            })
+        })
+        .collect())
+}
+
+async fn act(
+    apigw: &Client,
+    api_id: &str,
+    desired: &DesiredRoutes,
+    route: &RouteChange,
+) -> Result<(), AwsError> {
+    let fail = On::new(Step::Routes, api_id);
+    let id = route.id.as_deref().unwrap_or_default();
+    match &route.change {
+        Change::Create => apigw
+            .create_route()
+            .api_id(api_id)
+            .route_key(&route.key)
+            .target(&desired.target)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail.err(e)),
+        Change::Update(RouteField::Target) => apigw
+            .update_route()
+            .api_id(api_id)
+            .route_id(id)
+            .target(&desired.target)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail.err(e)),
+        Change::Remove => apigw
+            .delete_route()
+            .api_id(api_id)
+            .route_id(id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail.err(e)),
+        other => Err(fail.unexpected(format!("diff asked for {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converged(desired: &DesiredRoutes) -> Vec<ObservedRoute> {
+        desired
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| ObservedRoute {
+                id: format!("r{i}"),
+                key: key.clone(),
+                target: Some(desired.target.clone()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn four_routes_target_the_integration() {
+        let routes = desired("onMessage", "i1");
+        assert_eq!(
+            routes.keys,
+            ["$connect", "$disconnect", "$default", "onMessage"]
+        );
+        assert_eq!(routes.target, "integrations/i1");
+        assert_eq!(diff(&converged(&routes), &routes), []);
+        assert_eq!(diff(&[], &routes).len(), 4);
+    }
+
+    #[test]
+    fn a_missing_route_is_created() {
+        let routes = desired("onMessage", "i1");
+        let mut found = converged(&routes);
+        found.retain(|r| r.key != "$default");
+        assert_eq!(
+            diff(&found, &routes),
+            [RouteChange {
+                key: "$default".into(),
+                id: None,
+                change: Change::Create
+            }]
+        );
+    }
+
+    #[test]
+    fn a_new_message_route_replaces_the_old_one_and_stray_targets_are_fixed() {
+        let old = desired("onMessage", "i1");
+        let mut found = converged(&old);
+        found[0].target = Some("integrations/other".into());
+        let changes = diff(&found, &desired("say", "i1"));
+        assert_eq!(
+            changes,
+            [
+                RouteChange {
+                    key: "$connect".into(),
+                    id: Some("r0".into()),
+                    change: Change::Update(RouteField::Target)
+                },
+                RouteChange {
+                    key: "onMessage".into(),
+                    id: Some("r3".into()),
+                    change: Change::Remove
+                },
+                RouteChange {
+                    key: "say".into(),
+                    id: None,
+                    change: Change::Create
+                },
+            ]
+        );
+    }
+}
