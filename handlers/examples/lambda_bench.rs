@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use chatroom_handlers::aws::ManagementApiSender;
-use chatroom_handlers::{Connection, ConnectionStore, MemoryStore, broadcast};
+use chatroom_handlers::{Connection, ConnectionStore, Fanout, MemoryStore, broadcast};
 
 const INIT_RUNS: usize = 20;
 const FANOUT_RUNS: usize = 5;
@@ -137,7 +137,14 @@ async fn fanout_time() -> Duration {
     ));
 
     let started = Instant::now();
-    let report = broadcast(&store, &sender, &recipients, payload, 64).await;
+    let report = broadcast(
+        &store,
+        &sender,
+        &recipients,
+        payload,
+        Fanout::at(chrono::Utc::now().timestamp_millis(), 64),
+    )
+    .await;
     let elapsed = started.elapsed();
     assert_eq!(report.delivered, CONNECTIONS, "every post succeeded");
     server.abort();

@@ -3,8 +3,30 @@ use futures::StreamExt;
 use futures::future::join_all;
 use futures::stream::FuturesUnordered;
 
+use crate::contract::CONNECT_WINDOW;
 use crate::sender::{SendError, Sender};
 use crate::store::{ConnectionStore, Recipient, StoreError};
+
+/// What one broadcast may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fanout {
+    /// Most posts in flight at once.
+    pub concurrency: usize,
+    /// A connection that answers 410 is removed only if it was made before this instant
+    /// (epoch milliseconds): a younger one may still be inside its `$connect`.
+    pub settled_before_ms: i64,
+}
+
+impl Fanout {
+    /// A broadcast at `now_ms`: connections older than the connect window count as settled.
+    pub fn at(now_ms: i64, concurrency: usize) -> Self {
+        let window = i64::try_from(CONNECT_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            concurrency,
+            settled_before_ms: now_ms.saturating_sub(window),
+        }
+    }
+}
 
 /// What happened to one broadcast; the broadcast itself never fails.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -12,25 +34,29 @@ pub struct BroadcastReport {
     pub delivered: usize,
     /// Connections that answered 410 Gone and were removed from the store.
     pub gone: Vec<String>,
+    /// Connections that answered 410 inside their connect window; they stay in the store.
+    pub connecting: Vec<String>,
     /// Connections whose post failed for another reason; they stay in the store.
     pub failed: Vec<String>,
 }
 
-/// Posts `payload` to every recipient with at most `concurrency` posts in flight, then removes
-/// exactly the connections that answered Gone. Returns only when every post has finished.
+/// Posts `payload` to every recipient with at most `fanout.concurrency` posts in flight, then
+/// removes exactly the settled connections that answered Gone. Returns only when every post
+/// has finished.
 pub async fn broadcast<S, T>(
     store: &S,
     sender: &T,
     recipients: &[Recipient],
     payload: Bytes,
-    concurrency: usize,
+    fanout: Fanout,
 ) -> BroadcastReport
 where
     S: ConnectionStore,
     T: Sender,
 {
-    let concurrency = concurrency.max(1);
+    let concurrency = fanout.concurrency.max(1);
     let mut report = BroadcastReport::default();
+    let mut answered_gone = Vec::new();
     let mut waiting = recipients.iter();
     let mut in_flight = FuturesUnordered::new();
     loop {
@@ -45,7 +71,7 @@ where
         };
         match outcome {
             Ok(()) => report.delivered += 1,
-            Err(SendError::Gone) => report.gone.push(recipient.id.clone()),
+            Err(SendError::Gone) => answered_gone.push(recipient.id.clone()),
             Err(SendError::Failed(reason)) => {
                 tracing::warn!(connection_id = %recipient.id, %reason, "post to connection failed");
                 report.failed.push(recipient.id.clone());
@@ -53,15 +79,24 @@ where
         }
     }
 
-    for batch in report.gone.chunks(concurrency) {
-        for (id, removal) in join_all(batch.iter().map(|id| remove(store, id))).await {
-            if let Err(error) = removal {
-                // The row stays; the next broadcast meets the same 410 and tries again.
-                tracing::warn!(connection_id = %id, %error, "could not remove a gone connection");
+    for batch in answered_gone.chunks(concurrency) {
+        let removals = batch
+            .iter()
+            .map(|id| remove(store, id, fanout.settled_before_ms));
+        for (id, removal) in join_all(removals).await {
+            match removal {
+                Ok(true) => report.gone.push(id.to_owned()),
+                Ok(false) => report.connecting.push(id.to_owned()),
+                Err(error) => {
+                    // The row stays; the next broadcast meets the same 410 and tries again.
+                    tracing::warn!(connection_id = %id, %error, "could not remove a gone connection");
+                    report.failed.push(id.to_owned());
+                }
             }
         }
     }
     report.gone.sort();
+    report.connecting.sort();
     report.failed.sort();
     report
 }
@@ -77,6 +112,7 @@ async fn post<'a, T: Sender>(
 async fn remove<'a, S: ConnectionStore>(
     store: &S,
     id: &'a str,
-) -> (&'a str, Result<(), StoreError>) {
-    (id, store.remove(id).await)
+    cutoff_ms: i64,
+) -> (&'a str, Result<bool, StoreError>) {
+    (id, store.remove_if_connected_before(id, cutoff_ms).await)
 }

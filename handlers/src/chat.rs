@@ -3,7 +3,8 @@ use aws_lambda_events::encodings::Body;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::broadcast::broadcast;
+use crate::broadcast::{Fanout, broadcast};
+use crate::contract::MAX_POST_BYTES;
 use crate::frames::{ChatFrame, Inbound};
 use crate::route_selection::RouteSelectionExpression;
 use crate::sender::{SendError, Sender};
@@ -146,23 +147,32 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
             .find(|c| c.id == connection_id)
             .map_or(connection_id, Recipient::sender_label)
             .to_owned();
+        let received = received_at(event.request_context.request_time_epoch);
         let frame = ChatFrame::Message {
             from,
             message,
-            sent_at: sent_at(event.request_context.request_time_epoch),
+            sent_at: received.to_rfc3339_opts(SecondsFormat::Millis, true),
         };
         let payload = Bytes::from(frame.to_json());
-        let report = broadcast(
-            &self.store,
-            &self.sender,
-            &recipients,
-            payload,
+        if payload.len() > MAX_POST_BYTES {
+            // No recipient could take it: API Gateway refuses larger posts with 413.
+            let message = format!(
+                "Your message is {} bytes once sent on; a message may be at most {MAX_POST_BYTES} bytes. Send a shorter one.",
+                payload.len()
+            );
+            self.reply(connection_id, &ChatFrame::Error { message })
+                .await;
+            return Ok(response(413, None));
+        }
+        let fanout = Fanout::at(
+            received.timestamp_millis(),
             self.config.broadcast_concurrency,
-        )
-        .await;
+        );
+        let report = broadcast(&self.store, &self.sender, &recipients, payload, fanout).await;
         tracing::info!(
             delivered = report.delivered,
             gone = report.gone.len(),
+            connecting = report.connecting.len(),
             failed = report.failed.len(),
             "broadcast finished"
         );
@@ -204,11 +214,10 @@ fn display_name(raw: Option<&str>) -> Result<Option<String>, String> {
 }
 
 /// The gateway's receive time of the message, so every recipient sees the same instant.
-fn sent_at(request_time_epoch_ms: i64) -> String {
+fn received_at(request_time_epoch_ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(request_time_epoch_ms)
         .filter(|_| request_time_epoch_ms > 0)
         .unwrap_or_else(Utc::now)
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn response(status_code: i64, body: Option<String>) -> ApiGatewayProxyResponse {

@@ -42,6 +42,17 @@ pub const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
 /// Slack beyond that before a row whose `$disconnect` was lost may expire.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
 
+/// How long after `$connect` begins a connection may still be opening. API Gateway answers
+/// `410 GoneException` to posts for a connection whose `$connect` has not finished, and the
+/// integration may take up to its 29 s timeout; a 410 from a younger connection is no proof it
+/// is gone, so its row stays.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html#apigateway-execution-service-websocket-limits-table>
+pub const CONNECT_WINDOW: Duration = Duration::from_secs(30);
+
+/// The most data one `PostToConnection` may carry (API Gateway: 128 KB); a chat frame larger
+/// than this cannot be delivered to anyone.
+pub const MAX_POST_BYTES: usize = 128 * 1024;
+
 /// `expiresAt` for a connection made at `connected_at_ms`: no connection outlives API
 /// Gateway's limit, so its row may go once the limit and a margin have passed.
 pub fn expires_at_seconds(connected_at_ms: i64) -> i64 {

@@ -14,7 +14,7 @@ mod route_selection;
 mod sender;
 mod store;
 
-pub use broadcast::{BroadcastReport, broadcast};
+pub use broadcast::{BroadcastReport, Fanout, broadcast};
 pub use chat::{Chat, ChatConfig, ChatError, DISPLAY_NAME_MAX_CHARS};
 pub use frames::{ChatFrame, Inbound};
 pub use memory_store::MemoryStore;

@@ -42,6 +42,21 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
+    async fn remove_if_connected_before(
+        &self,
+        connection_id: &str,
+        cutoff_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut connections = self.lock();
+        let settled = connections
+            .get(connection_id)
+            .is_some_and(|c| c.connected_at_ms < cutoff_ms);
+        if settled {
+            connections.remove(connection_id);
+        }
+        Ok(settled)
+    }
+
     async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
         let connections = self.lock();
         Ok(connections

@@ -53,6 +53,14 @@ pub trait ConnectionStore: Send + Sync {
     /// broadcast can race to remove the same connection.
     fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Removes the connection only if it was made before `cutoff_ms` (epoch milliseconds);
+    /// `true` when it was removed. A connection still inside its connect window stays.
+    fn remove_if_connected_before(
+        &self,
+        connection_id: &str,
+        cutoff_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Every stored connection; implementations page through all of their storage.
     fn list(&self) -> impl Future<Output = Result<Vec<Recipient>, StoreError>> + Send;
 }
@@ -65,6 +73,14 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
 
     fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         S::remove(self, connection_id)
+    }
+
+    fn remove_if_connected_before(
+        &self,
+        connection_id: &str,
+        cutoff_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        S::remove_if_connected_before(self, connection_id, cutoff_ms)
     }
 
     fn list(&self) -> impl Future<Output = Result<Vec<Recipient>, StoreError>> + Send {

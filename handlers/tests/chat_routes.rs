@@ -178,3 +178,40 @@ async fn a_store_failure_is_an_error_for_the_gateway_to_report() {
         .unwrap_err();
     assert!(error.to_string().contains("could not put"), "{error}");
 }
+
+#[tokio::test]
+async fn a_message_too_large_to_post_gets_an_error_back_and_reaches_no_one() {
+    let chat = chat_with(MemoryStore::new(), RecordingSender::default());
+    for id in ["conn-a", "conn-b"] {
+        chat.handle(&event("$connect", id, None)).await.unwrap();
+    }
+    // 127 KiB of quotes: small enough for API Gateway to accept from the client, but JSON
+    // escaping doubles it past the 128 KB a post may carry.
+    let text = "\"".repeat(127 * 1024);
+    let body = serde_json::json!({"action": "onMessage", "message": text}).to_string();
+
+    let response = chat
+        .handle(&event("onMessage", "conn-a", Some(&body)))
+        .await
+        .unwrap();
+
+    assert_eq!(response.status_code, 413);
+    let posts = chat.sender().posts();
+    assert_eq!(posts.len(), 1, "only the sender hears of it: {posts:?}");
+    let (to, frame) = &posts[0];
+    assert_eq!(to, "conn-a");
+    let ChatFrame::Error { message } = frame else {
+        panic!("expected an error frame, got {frame:?}")
+    };
+    assert!(message.contains("131072 bytes"), "{message}");
+
+    let fits = serde_json::json!({"action": "onMessage", "message": "x".repeat(100 * 1024)});
+    chat.handle(&event("onMessage", "conn-a", Some(&fits.to_string())))
+        .await
+        .unwrap();
+    assert_eq!(
+        chat.sender().posts().len(),
+        3,
+        "a large message that fits goes to both"
+    );
+}

@@ -91,3 +91,34 @@ async fn a_missing_table_is_a_store_error_that_names_the_operation() {
     );
     assert!(message.contains("ResourceNotFoundException"), "{message}");
 }
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_gone_row_is_removed_only_once_it_is_older_than_the_cutoff() {
+    let sdk = moto_sdk_config().await;
+    let (client, table) = create_table(&sdk, "window").await;
+    let store = DynamoDbStore::new(client, &table);
+    store.put(connection("young", None)).await.unwrap();
+    let connected_at = connection("young", None).connected_at_ms;
+
+    let removed = store
+        .remove_if_connected_before("young", connected_at)
+        .await
+        .unwrap();
+    assert!(!removed, "a row made at the cutoff is inside the window");
+    assert_eq!(store.list().await.unwrap().len(), 1);
+
+    let removed = store
+        .remove_if_connected_before("young", connected_at + 1)
+        .await
+        .unwrap();
+    assert!(removed);
+    assert!(store.list().await.unwrap().is_empty());
+    // A condition on a missing item is checked against no attributes: attribute_not_exists
+    // holds, so DynamoDB answers success. Gone is gone.
+    let again = store
+        .remove_if_connected_before("young", connected_at + 1)
+        .await
+        .unwrap();
+    assert!(again, "a row already gone is not an error");
+}

@@ -10,9 +10,9 @@ use std::time::Duration;
 use aws_support::ManagementApi;
 use bytes::Bytes;
 use chatroom_handlers::aws::ManagementApiSender;
-use chatroom_handlers::{ConnectionStore, SendError, Sender, broadcast};
+use chatroom_handlers::{ConnectionStore, Fanout, SendError, Sender, broadcast};
 use chatroom_testkit::sdk_config;
-use support::store_with;
+use support::{NOW_MS, store_with};
 
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("conn{i:03}")).collect()
@@ -40,7 +40,7 @@ async fn a_410_is_gone_and_removes_exactly_that_connection() {
         &sender,
         &recipients,
         Bytes::from_static(b"{\"m\":1}"),
-        4,
+        Fanout::at(NOW_MS, 4),
     )
     .await;
 
@@ -77,7 +77,14 @@ async fn a_500_on_one_post_does_not_stop_the_others() {
     let all = ids(6);
     let (store, recipients) = store_with(&all).await;
 
-    let report = broadcast(&store, &sender, &recipients, Bytes::from_static(b"x"), 3).await;
+    let report = broadcast(
+        &store,
+        &sender,
+        &recipients,
+        Bytes::from_static(b"x"),
+        Fanout::at(NOW_MS, 3),
+    )
+    .await;
 
     assert_eq!(report.failed, ["conn002"]);
     assert_eq!(report.delivered, 5);
@@ -98,7 +105,14 @@ async fn concurrent_posts_never_exceed_the_bound() {
     let sender = ManagementApiSender::new(&sdk_config(None).await, &endpoint);
     let (store, recipients) = store_with(&ids(60)).await;
 
-    let report = broadcast(&store, &sender, &recipients, Bytes::from_static(b"x"), 8).await;
+    let report = broadcast(
+        &store,
+        &sender,
+        &recipients,
+        Bytes::from_static(b"x"),
+        Fanout::at(NOW_MS, 8),
+    )
+    .await;
 
     assert_eq!(report.delivered, 60);
     assert_eq!(

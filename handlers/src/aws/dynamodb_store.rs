@@ -77,6 +77,37 @@ impl ConnectionStore for DynamoDbStore {
         Ok(())
     }
 
+    /// A conditional DeleteItem: the row goes only if `connectedAt` is older than `cutoff_ms`
+    /// (or missing, as no row this store writes is: no connect window can be known for it).
+    async fn remove_if_connected_before(
+        &self,
+        connection_id: &str,
+        cutoff_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(connection_id.to_owned()))
+            .condition_expression("attribute_not_exists(#connected) OR #connected < :cutoff")
+            .expression_attribute_names("#connected", CONNECTED_AT)
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            // Too young, or already gone: either way the row is not this broadcast's to remove.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(failed("remove", error)),
+        }
+    }
+
     /// Scans every page, reading only the id and display name of each row.
     async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
         let mut recipients = Vec::new();

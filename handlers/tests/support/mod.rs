@@ -12,6 +12,9 @@ use chatroom_handlers::{
     MemoryStore, Recipient, SendError, Sender, StoreError,
 };
 
+/// "Now" for broadcasts in tests: every connection [`store_with`] makes is long settled.
+pub const NOW_MS: i64 = 1_800_000_000_000;
+
 /// A store holding a nameless connection for each id, and its listing sorted by id.
 pub async fn store_with<I: AsRef<str>>(ids: &[I]) -> (MemoryStore, Vec<Recipient>) {
     let store = MemoryStore::new();
@@ -111,6 +114,9 @@ impl ConnectionStore for FailingStore {
         Err(StoreError::new("put", "throttled"))
     }
     async fn remove(&self, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::new("remove", "throttled"))
+    }
+    async fn remove_if_connected_before(&self, _: &str, _: i64) -> Result<bool, StoreError> {
         Err(StoreError::new("remove", "throttled"))
     }
     async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
