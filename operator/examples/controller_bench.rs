@@ -53,7 +53,7 @@ async fn main() {
         }
     });
     let client = Client::new(service, "bench");
-    let gateway = Gateway::new("http://127.0.0.1:8080", Limits::default());
+    let gateway = Gateway::new("http://127.0.0.1:8080".parse().unwrap(), Limits::default());
     let provider = Provider::Local(LocalProvider::new(gateway.clone()));
     let recorder = Recorder::new(
         client.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::gateway::Limits;
+use crate::gateway::{Limits, PublicUrl};
 use crate::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -81,9 +81,10 @@ pub struct RunArgs {
     /// With --provider local: where the operator serves the rooms.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
     pub gateway_listen: SocketAddr,
-    /// With --provider local: the URL clients reach the gateway at (a Service or Ingress).
+    /// With --provider local: the URL clients reach the gateway at (a Service or Ingress):
+    /// ws(s):// or http(s)://, either gives both the room and the @connections URLs.
     #[arg(long, env = "PUBLIC_URL")]
-    pub public_url: Option<String>,
+    pub public_url: Option<PublicUrl>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -133,9 +134,10 @@ pub struct LocalArgs {
     /// Address the gateway listens on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// URL clients reach the gateway at, when a proxy stands in front of it.
+    /// URL clients reach the gateway at, when a proxy stands in front of it: ws(s):// or
+    /// http(s)://, either gives both the room and the @connections URLs.
     #[arg(long, env = "PUBLIC_URL")]
-    pub public_url: Option<String>,
+    pub public_url: Option<PublicUrl>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

@@ -25,6 +25,9 @@ pub const RESERVED_TAG_PREFIXES: [&str; 2] = ["aws:", "chatroom.dev/"];
 /// AWS's tag limits, in characters.
 pub const MAX_TAG_KEY_CHARS: usize = 128;
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
+/// The characters AWS accepts in tag keys and values: letters, digits, spaces and `_.:/=+-@`.
+/// <https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html>
+pub const TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
 
 /// A serverless, real-time WebSocket chat room.
 // `printcolumn(...)` repeats by design; clippy reads the repeated `type_ = "string"` as a
@@ -163,6 +166,11 @@ pub struct FunctionSpec {
     pub role_arn: Option<String>,
     #[serde(default)]
     pub architecture: Architecture,
+    /// Days the function's log group (`/aws/lambda/{function}`) keeps its logs; one of the
+    /// values CloudWatch Logs accepts.
+    #[serde(default = "default_log_retention_days")]
+    #[schemars(extend("enum" = LOG_RETENTION_DAYS))]
+    pub log_retention_days: i32,
 }
 
 impl Default for FunctionSpec {
@@ -172,9 +180,17 @@ impl Default for FunctionSpec {
             timeout_seconds: default_timeout_seconds(),
             role_arn: None,
             architecture: Architecture::default(),
+            log_retention_days: default_log_retention_days(),
         }
     }
 }
+
+/// The retention periods CloudWatch Logs accepts, in days.
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html>
+pub const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Architecture {
@@ -185,17 +201,17 @@ pub enum Architecture {
     Arm64,
 }
 
-/// Stage-wide throttling; AWS's account defaults apply to what is unset.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// Stage-wide throttling of client messages; without it, the AWS account's limits apply. Both
+/// limits are required: API Gateway reads a missing one as 0, which lets nothing through.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ThrottlingSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub burst_limit: Option<i32>,
-    /// Requests per second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0))]
-    pub rate_limit: Option<f64>,
+    /// Requests that may arrive at once (the token bucket's size); at least 1.
+    #[schemars(range(min = 1))]
+    pub burst_limit: i32,
+    /// Requests per second in the long run; more than 0.
+    #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
+    pub rate_limit: f64,
 }
 
 /// What the operator last made of the room.
@@ -247,6 +263,10 @@ fn default_timeout_seconds() -> i32 {
     10
 }
 
+fn default_log_retention_days() -> i32 {
+    14
+}
+
 impl ChatRoom {
     /// `(namespace, name)`, with Kubernetes' `default` namespace when none is set.
     pub fn identity(&self) -> (String, String) {
@@ -274,7 +294,16 @@ fn tag_rules() -> serde_json::Value {
         "tag keys are 1-{MAX_TAG_KEY_CHARS} characters and must not start with {}; values are at most {MAX_TAG_VALUE_CHARS} characters",
         RESERVED_TAG_PREFIXES.join(" or ")
     );
-    serde_json::json!([{ "rule": rule, "message": message }])
+    // A raw CEL string, so that the regex's backslashes reach RE2 as they are.
+    let characters =
+        format!("self.all(k, k.matches(r'{TAG_PATTERN}') && self[k].matches(r'{TAG_PATTERN}'))");
+    serde_json::json!([
+        { "rule": rule, "message": message },
+        {
+            "rule": characters,
+            "message": "tag keys and values may hold only letters, digits, spaces and _ . : / = + - @"
+        }
+    ])
 }
 
 /// The CRD as YAML, exactly as committed under `crds/`.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::crd::{ChatRoom, ChatRoomStatus};
-use crate::providers::aws::AwsProvider;
+use crate::providers::aws::{AwsProvider, Removal, Step};
 use crate::providers::local::LocalProvider;
 use crate::report::{Applied, Failure, Report};
 use crate::status::status_from;
@@ -62,18 +62,30 @@ pub async fn delete(provider: &Provider, room: &ChatRoom) -> Result<String, Stri
             Ok("stopped serving".into())
         }
         Provider::Aws(aws) => match aws.delete(room).await {
-            Ok(deleted) if deleted.is_empty() => Ok("nothing left to delete".into()),
-            Ok(deleted) => Ok(format!(
-                "deleted {}",
-                deleted
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            Ok(removals) => Ok(deletion_summary(&removals)),
             Err(error) => Err(error.to_string()),
         },
     }
+}
+
+/// `deleted api, function; left table x: it belongs to cluster b, room default/lobby`.
+fn deletion_summary(removals: &[(Step, Removal)]) -> String {
+    let deleted: Vec<&str> = removals
+        .iter()
+        .filter(|(_, removal)| *removal == Removal::Deleted)
+        .map(|(step, _)| step.name())
+        .collect();
+    let mut lines = vec![if deleted.is_empty() {
+        "nothing left to delete".to_owned()
+    } else {
+        format!("deleted {}", deleted.join(", "))
+    }];
+    for (step, removal) in removals {
+        if let Removal::Foreign(whose) = removal {
+            lines.push(format!("left the {step} alone: it belongs to {whose}"));
+        }
+    }
+    lines.join("; ")
 }
 
 #[cfg(test)]
@@ -85,7 +97,7 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_spec_is_not_ready_with_the_field_named_and_waits_for_a_change() {
         let provider = Provider::Local(LocalProvider::new(Gateway::new(
-            "http://127.0.0.1:1",
+            "http://127.0.0.1:1".parse().unwrap(),
             Limits::default(),
         )));
         let mut room = ChatRoom::new(

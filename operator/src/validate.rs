@@ -4,10 +4,17 @@
 
 use chatroom_handlers::RouteSelectionExpression;
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 use crate::crd::{
-    BillingMode, ChatRoom, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_USER_TAGS,
-    RESERVED_TAG_PREFIXES,
+    BillingMode, ChatRoom, LOG_RETENTION_DAYS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
+    MAX_USER_TAGS, RESERVED_TAG_PREFIXES, TAG_PATTERN,
 };
+
+/// The CRD's own tag pattern, so that both accept exactly the same strings.
+static TAG_CHARACTERS: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(TAG_PATTERN).ok());
 
 /// One broken rule, named by the field's path from the object's root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +121,15 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
             ),
         );
     }
+    if !LOG_RETENTION_DAYS.contains(&function.log_retention_days) {
+        fail(
+            "spec.function.logRetentionDays",
+            format!(
+                "must be one of {LOG_RETENTION_DAYS:?} (what CloudWatch Logs accepts), got {}",
+                function.log_retention_days
+            ),
+        );
+    }
     if let Some(arn) = function.role_arn.as_deref()
         && !is_role_arn(arn)
     {
@@ -124,20 +140,18 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
     }
 
     if let Some(throttling) = &spec.throttling {
-        if let Some(burst) = throttling.burst_limit
-            && burst < 0
-        {
+        // A limit of 0 lets no message through.
+        if throttling.burst_limit < 1 {
             fail(
                 "spec.throttling.burstLimit",
-                format!("must not be negative, got {burst}"),
+                format!("must be at least 1, got {}", throttling.burst_limit),
             );
         }
-        if let Some(rate) = throttling.rate_limit
-            && !(rate >= 0.0 && rate.is_finite())
-        {
+        let rate = throttling.rate_limit;
+        if !(rate > 0.0 && rate.is_finite()) {
             fail(
                 "spec.throttling.rateLimit",
-                format!("must not be negative, got {rate}"),
+                format!("must be more than 0, got {rate}"),
             );
         }
     }
@@ -177,6 +191,13 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
                 format!("tag values must be at most {MAX_TAG_VALUE_CHARS} characters"),
             );
         }
+        if !is_tag_text(key) || !is_tag_text(value) {
+            fail(
+                &field,
+                "tag keys and values may hold only letters, digits, spaces and _ . : / = + - @"
+                    .into(),
+            );
+        }
     }
 
     if errors.is_empty() {
@@ -184,6 +205,12 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
     } else {
         Err(InvalidSpec(errors))
     }
+}
+
+fn is_tag_text(s: &str) -> bool {
+    TAG_CHARACTERS
+        .as_ref()
+        .is_some_and(|pattern| pattern.is_match(s))
 }
 
 fn is_stage(s: &str) -> bool {
@@ -380,6 +407,21 @@ mod tests {
     }
 
     #[test]
+    fn tags_hold_only_what_aws_accepts() {
+        assert!(TAG_CHARACTERS.is_some(), "the CRD's tag pattern compiles");
+        for good in ["team", "Équipe 7", "a_b.c:d/e=f+g-h@i", ""] {
+            assert!(is_tag_text(good), "{good:?} was refused");
+        }
+        for bad in ["a<b", "tab\there", "party 🎉", "semi;colon", "quote\""] {
+            assert!(!is_tag_text(bad), "{bad:?} was accepted");
+        }
+        let mut spec = ChatRoomSpec::default();
+        spec.tags
+            .insert("owner".into(), "ada <ada@example.com>".into());
+        assert_eq!(fields(validate(&room(spec))), ["spec.tags[\"owner\"]"]);
+    }
+
+    #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&room(ChatRoomSpec::default())), Ok(()));
     }
@@ -392,8 +434,8 @@ mod tests {
             route_selection_expression: "$request.header.x".into(),
             region: Some("Europe".into()),
             throttling: Some(ThrottlingSpec {
-                burst_limit: Some(-1),
-                rate_limit: Some(-0.5),
+                burst_limit: 0,
+                rate_limit: -0.5,
             }),
             ..ChatRoomSpec::default()
         };

@@ -97,6 +97,7 @@ fn apply_prints_ready_rooms_reapply_changes_nothing_and_delete_tears_down() {
         "table",
         "api",
         "role",
+        "log-group",
         "function",
         "integration",
         "routes",
@@ -128,10 +129,10 @@ fn apply_prints_ready_rooms_reapply_changes_nothing_and_delete_tears_down() {
     let stderr = text(&deleted.stderr);
     assert!(deleted.status.success(), "{stderr}");
     assert!(
-        stderr.contains("deleted api, function, role, table"),
+        stderr.contains("deleted api, function, log-group, role, table"),
         "{stderr}"
     );
-    let twice = run(&["delete", &room]);
+    let twice = run(&["delete", &room, "--cluster-name", "ci"]);
     assert!(twice.status.success());
     assert!(text(&twice.stderr).contains("nothing left to delete"));
 }

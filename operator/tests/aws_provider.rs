@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use aws_support::{Inventory, names, provider, provider_with_zip, room, sdk, status_of};
 use chatroom_operator::crd::DeletionPolicy;
+use chatroom_operator::providers::aws::{AwsProvider, HandlerZip, Removal, Settings};
 
 const TABLE_READY: &str = "TableReady";
 const FUNCTION_READY: &str = "FunctionReady";
@@ -107,8 +108,12 @@ async fn apply_creates_exactly_the_rooms_resources_with_urls_tags_and_a_scoped_p
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn a_second_apply_makes_no_mutating_call_and_reads_each_resource_once() {
     let provider = provider().await;
-    let room = room("steady");
-    assert!(provider.converge(&room).await.failure().is_none());
+    let mut room = room("steady");
+    let first = provider.converge(&room).await;
+    assert!(first.failure().is_none());
+    // As the controller does: the next reconcile sees the status the first one wrote, and
+    // finds the API by the id recorded there instead of listing every API.
+    room.status = Some(status_of(&first));
     provider.calls().clear();
 
     let converged = provider.converge(&room).await;
@@ -135,16 +140,19 @@ async fn a_second_apply_makes_no_mutating_call_and_reads_each_resource_once() {
     assert_eq!(
         unique.into_iter().cloned().collect::<Vec<_>>(),
         [
+            "DescribeLogGroups",
             "DescribeTable",
             "DescribeTimeToLive",
-            "GetApis",
+            "GetApi",
             "GetFunction",
             "GetIntegrations",
             "GetPolicy",
             "GetRole",
             "GetRolePolicy",
             "GetRoutes",
-            "GetStages"
+            "GetStages",
+            "ListTagsForResource",
+            "ListTagsOfResource"
         ]
     );
     provider.delete(&room).await.unwrap();
@@ -284,7 +292,11 @@ async fn delete_leaves_nothing_and_retain_keeps_exactly_the_table() {
         Inventory::of(&room).await
     );
     // Deleting what is already gone is done, not an error.
-    assert_eq!(provider.delete(&room).await.unwrap(), []);
+    let again = provider.delete(&room).await.unwrap();
+    assert!(
+        again.iter().all(|(_, removal)| *removal == Removal::Absent),
+        "{again:?}"
+    );
 
     let mut kept = aws_support::room("retain");
     kept.spec.connection_table.deletion_policy = DeletionPolicy::Retain;
@@ -333,4 +345,184 @@ async fn an_aws_error_surfaces_as_a_condition_with_its_code_and_message() {
         "the table before it is fine"
     );
     provider.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_second_cluster_neither_changes_nor_deletes_the_first_clusters_room() {
+    let first = provider().await;
+    let room = room("twoclusters");
+    assert!(first.converge(&room).await.failure().is_none());
+
+    let mut settings = Settings::new(Some(HandlerZip::from_bytes(b"other".to_vec())), "other");
+    settings.role_propagation_attempts = 1;
+    let second = AwsProvider::new(sdk().await, settings);
+    let mut theirs = room.clone();
+    theirs.spec.connection_table.point_in_time_recovery = true;
+    theirs.spec.function.memory_mb = 512;
+    theirs.spec.function.log_retention_days = 30;
+    let converged = second.converge(&theirs).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    second.delete(&theirs).await.unwrap();
+    assert!(Inventory::in_cluster("other", &room).await.is_empty());
+
+    let inventory = Inventory::of(&room).await;
+    inventory.assert_complete("onMessage");
+    let sdk = sdk().await;
+    let names = names(&room);
+    let backups = aws_sdk_dynamodb::Client::new(&sdk)
+        .describe_continuous_backups()
+        .table_name(&names.table)
+        .send()
+        .await
+        .unwrap();
+    let pitr = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned());
+    assert_ne!(pitr.as_deref(), Some("ENABLED"), "the other cluster's PITR");
+    let function = aws_sdk_lambda::Client::new(&sdk)
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(function.memory_size(), Some(128));
+    first.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn resources_with_the_rooms_names_and_another_owners_tags_are_left_alone() {
+    let provider = provider().await;
+    let room = room("intruded");
+    let names = names(&room);
+    let sdk = sdk().await;
+    let foreign = [
+        ("chatroom.dev/managed-by", "chatroom-operator"),
+        ("chatroom.dev/cluster", "intruder"),
+        ("chatroom.dev/namespace", "default"),
+        ("chatroom.dev/name", "intruded"),
+    ];
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    aws_support::create_table_tagged(&dynamodb, &names.table, &foreign).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    logs.create_log_group()
+        .log_group_name(names.log_group())
+        .set_tags(Some(
+            foreign
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    iam.create_role()
+        .role_name(&names.role)
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .unwrap();
+
+    let converged = provider.converge(&room).await;
+
+    let failure = converged.failure().expect("a conflict");
+    assert_eq!(failure.reason, "ConflictingOwner");
+    assert!(failure.permanent);
+    assert!(
+        failure.message.contains("cluster intruder"),
+        "{}",
+        failure.message
+    );
+    let status = status_of(&converged);
+    assert_eq!(condition(&status, TABLE_READY).status, "False");
+
+    let removals = provider.delete(&room).await.unwrap();
+    for step in ["table", "role", "log-group"] {
+        assert!(
+            removals
+                .iter()
+                .any(|(s, r)| s.name() == step && matches!(r, Removal::Foreign(_))),
+            "{step} was not left alone: {removals:?}"
+        );
+    }
+    let left = Inventory::of(&room).await;
+    assert!(
+        left.table && left.role && left.log_group.is_some(),
+        "{left:#?}"
+    );
+    let tags = dynamodb
+        .list_tags_of_resource()
+        .resource_arn(format!(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/{}",
+            names.table
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().iter().any(|t| t.value() == "intruder"),
+        "the intruder's tags are untouched"
+    );
+    dynamodb
+        .delete_table()
+        .table_name(&names.table)
+        .send()
+        .await
+        .unwrap();
+    logs.delete_log_group()
+        .log_group_name(names.log_group())
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role()
+        .role_name(&names.role)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_retained_table_is_adopted_by_the_next_room_of_the_same_name() {
+    let provider = provider().await;
+    let mut first = room("adopt");
+    first.metadata.uid = Some("uid-1".into());
+    first.spec.connection_table.deletion_policy = DeletionPolicy::Retain;
+    assert!(provider.converge(&first).await.failure().is_none());
+    provider.delete(&first).await.unwrap();
+
+    let mut second = first.clone();
+    second.metadata.uid = Some("uid-2".into());
+    second.spec.connection_table.deletion_policy = DeletionPolicy::Delete;
+    let converged = provider.converge(&second).await;
+
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let table = converged
+        .applied
+        .iter()
+        .find(|a| a.resource == "table")
+        .expect("the table was retagged");
+    assert_eq!(table.to_string(), "table Updated");
+    let names = names(&second);
+    let tags = aws_sdk_dynamodb::Client::new(&sdk().await)
+        .list_tags_of_resource()
+        .resource_arn(format!(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/{}",
+            names.table
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == "chatroom.dev/uid" && t.value() == "uid-2"),
+        "{tags:?}"
+    );
+    provider.delete(&second).await.unwrap();
+    assert!(Inventory::of(&second).await.is_empty());
 }

@@ -172,3 +172,38 @@ fn every_example_is_valid_yaml_and_every_example_room_loads() {
         }
     }
 }
+
+#[test]
+fn a_public_url_that_is_not_ws_or_http_is_refused_at_start() {
+    let room = repo_root().join("examples/chatroom.yaml");
+    for bad in [
+        "chat.example.com",
+        "ftp://chat.example.com",
+        "https://chat.example.com/?x=1",
+    ] {
+        let output = binary()
+            .args(["local", room.to_str().unwrap(), "--public-url", bad])
+            .args(["--listen", &format!("127.0.0.1:{}", binary::free_port())])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--public-url"), "{bad}: {stderr}");
+    }
+}
+
+#[test]
+fn a_wss_public_url_gives_https_callbacks() {
+    let room = repo_root().join("examples/chatroom.yaml");
+    let gateway = LocalGateway::start(&[&room], &["--public-url", "wss://chat.example.com/rooms/"]);
+    let (_, stdout, _) = gateway.terminate();
+    let printed: serde_yaml::Value = serde_yaml::from_str(&stdout).unwrap();
+    assert_eq!(
+        printed["status"]["websocketUrl"],
+        "wss://chat.example.com/rooms/default/lobby/dev"
+    );
+    assert_eq!(
+        printed["status"]["callbackUrl"],
+        "https://chat.example.com/rooms/default/lobby/dev/@connections"
+    );
+}

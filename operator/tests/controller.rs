@@ -16,7 +16,7 @@ use kube::runtime::controller::Action;
 use kube_support::{context, lobby, status_patch, with_finalizer};
 
 fn local() -> (Provider, Gateway) {
-    let gateway = Gateway::new("http://127.0.0.1:18080", Limits::default());
+    let gateway = Gateway::new("http://127.0.0.1:18080".parse().unwrap(), Limits::default());
     (
         Provider::Local(LocalProvider::new(gateway.clone())),
         gateway,

@@ -61,9 +61,11 @@ async fn a_room_is_created_reported_ready_and_torn_down_on_deletion() {
         .filter(|s| s.is_event())
         .map(|s| s.body["reason"].as_str().unwrap())
         .collect();
+    // Table, API, role (its policy folds into the role's Event), log group, function,
+    // integration, routes, permission, stage.
     assert_eq!(
         reasons.iter().filter(|r| **r == "Created").count(),
-        8,
+        9,
         "one Event per created part: {reasons:?}"
     );
     assert_eq!(reasons.last(), Some(&"Ready"));

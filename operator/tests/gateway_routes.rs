@@ -40,7 +40,6 @@ async fn frames_that_select_no_route_go_to_default_and_only_the_sender_hears_bac
         Message::text("not json"),
         Message::text(r#"{"action":"shout","message":"x"}"#),
         Message::text(r#"{"message":"no action"}"#),
-        Message::binary(vec![0u8, 159, 146, 150]),
     ];
     for frame in unroutable {
         ada.send(frame).await.unwrap();
@@ -70,10 +69,6 @@ async fn route_selection_follows_the_rooms_expression_and_routes() {
     ] {
         send_text(&mut client, body).await;
     }
-    client
-        .send(Message::binary(b"{\"action\":\"onMessage\"}".to_vec()))
-        .await
-        .unwrap();
     client.close(None).await.unwrap();
     script.wait_for("$disconnect").await;
 
@@ -85,16 +80,40 @@ async fn route_selection_follows_the_rooms_expression_and_routes() {
             "$default",
             "$default",
             "$default",
-            "$default",
             "$disconnect"
         ]
     );
-    let binary = &script.events()[5];
-    assert!(binary.is_base64_encoded);
+}
+
+/// "If a client app sends a binary frame, API Gateway rejects it and disconnects the client
+/// with code 1003."
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html>
+#[tokio::test]
+async fn a_binary_frame_closes_the_connection_with_1003_and_reaches_no_route() {
+    let gateway = TestGateway::start(Limits::default()).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let mut client = connect(&url).await;
+    let mut other = connect(&url).await;
+
+    client
+        .send(Message::binary(b"{\"action\":\"onMessage\"}".to_vec()))
+        .await
+        .unwrap();
+
+    assert_eq!(close_code(&mut client).await, 1003);
+    let disconnect = script.wait_for("$disconnect").await;
     assert_eq!(
-        binary.body.as_deref(),
-        Some("eyJhY3Rpb24iOiJvbk1lc3NhZ2UifQ==")
+        disconnect.request_context.disconnect_status_code,
+        Some(1003)
     );
+    assert_eq!(
+        script.routes(),
+        ["$connect", "$connect", "$disconnect"],
+        "the frame invoked nothing"
+    );
+    send_text(&mut other, r#"{"action":"onMessage"}"#).await;
+    script.wait_for("onMessage").await;
 }
 
 #[tokio::test]

@@ -60,7 +60,9 @@ async fn a_cluster_room_becomes_an_aws_room_and_its_deletion_leaves_nothing() {
     }
     let mut room = ChatRoom::new(&name, ChatRoomSpec::default());
     room.metadata.namespace = Some(NAMESPACE.into());
-    Inventory::of(&room).await.assert_complete("onMessage");
+    Inventory::in_cluster("ci", &room)
+        .await
+        .assert_complete("onMessage");
 
     cluster.delete_room(NAMESPACE, &name);
     cluster
@@ -68,7 +70,7 @@ async fn a_cluster_room_becomes_an_aws_room_and_its_deletion_leaves_nothing() {
             c.room(NAMESPACE, &name).is_none()
         })
         .await;
-    let left = Inventory::of(&room).await;
+    let left = Inventory::in_cluster("ci", &room).await;
     assert!(left.is_empty(), "left in AWS after deletion: {left:#?}");
 
     let (exit, _, log) = replica.terminate(Duration::from_secs(10)).await;

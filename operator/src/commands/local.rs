@@ -8,7 +8,7 @@ use super::signal::shutdown_signal;
 use super::{EXIT_BAD_INPUT, load_or_report};
 use crate::cli::LocalArgs;
 use crate::files::print_rooms;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, PublicUrl};
 use crate::providers::local::LocalProvider;
 use crate::status::status_from;
 
@@ -23,16 +23,16 @@ pub async fn run(args: LocalArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let base_url = match (&args.public_url, listener.local_addr()) {
+    let public_url = match (&args.public_url, listener.local_addr()) {
         (Some(url), _) => url.clone(),
-        (None, Ok(addr)) => format!("http://{addr}"),
+        (None, Ok(addr)) => PublicUrl::listening_at(addr),
         (None, Err(error)) => {
             eprintln!("error: cannot read the listening address: {error}");
             return ExitCode::FAILURE;
         }
     };
 
-    let gateway = Gateway::new(&base_url, args.limits.limits());
+    let gateway = Gateway::new(public_url.clone(), args.limits.limits());
     let provider = LocalProvider::new(gateway.clone());
     let mut served = Vec::with_capacity(rooms.len());
     for loaded in rooms {
@@ -49,7 +49,7 @@ pub async fn run(args: LocalArgs) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
-    tracing::info!(url = %base_url, rooms = gateway.room_keys().len(), "local gateway serving; Ctrl-C to stop");
+    tracing::info!(url = %public_url, rooms = gateway.room_keys().len(), "local gateway serving; Ctrl-C to stop");
 
     match gateway.serve(listener, shutdown_signal()).await {
         Ok(()) => {

@@ -26,7 +26,7 @@ use crate::controller::server::{Health, router};
 use crate::controller::{Context, Metrics, error_policy, reconcile_room};
 use crate::crd::ChatRoom;
 use crate::election::{Election, ElectionError};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, PublicUrl};
 use crate::providers::local::LocalProvider;
 use crate::reconcile::Provider;
 
@@ -126,11 +126,11 @@ async fn provider(
         }
         ProviderKind::Local => {
             let listener = bind("--gateway-listen", args.gateway_listen).await?;
-            let base_url = args
+            let public_url = args
                 .public_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", args.gateway_listen));
-            let gateway = Gateway::new(&base_url, args.limits.limits());
+                .unwrap_or_else(|| PublicUrl::listening_at(args.gateway_listen));
+            let gateway = Gateway::new(public_url, args.limits.limits());
             let serving = gateway.clone();
             let stopped = stopping.clone().cancelled_owned();
             let task = tokio::spawn(async move {

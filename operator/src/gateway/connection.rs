@@ -135,7 +135,8 @@ impl Session {
                         // the larger state of an invocation (profiled: 8.8 KB → see
                         // docs/benchmarks.md).
                         Message::Text(text) => Box::pin(self.on_text(handle, text.as_str())).await,
-                        Message::Binary(data) => Box::pin(self.on_binary(handle, &data)).await,
+                        // API Gateway takes no binary frames from clients: it closes with 1003.
+                        Message::Binary(_) => handle.request_close(CloseRequest::UNSUPPORTED),
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
@@ -159,12 +160,6 @@ impl Session {
         let route = self.room.route_for(Some(text));
         let domain_name = self.gateway.domain_name().to_owned();
         let event = events::text_message(&self.context(&domain_name), &route, text);
-        self.invoke_for_message(handle, event).await;
-    }
-
-    async fn on_binary(&self, handle: &ConnectionHandle, data: &[u8]) {
-        let domain_name = self.gateway.domain_name().to_owned();
-        let event = events::binary_message(&self.context(&domain_name), data);
         self.invoke_for_message(handle, event).await;
     }
 

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderMap;
-use base64::Engine;
 use chatroom_handlers::ApiGatewayWebsocketProxyRequest;
 use chrono::{DateTime, Utc};
 
@@ -48,18 +47,6 @@ pub fn text_message(
     let mut event = base(context, route, "MESSAGE");
     event.request_context.message_id = Some(new_id());
     event.body = Some(body.to_owned());
-    event
-}
-
-/// Binary frames reach the integration base64-encoded, and always take `$default`.
-pub fn binary_message(
-    context: &ConnectionContext<'_>,
-    body: &[u8],
-) -> ApiGatewayWebsocketProxyRequest {
-    let mut event = base(context, "$default", "MESSAGE");
-    event.request_context.message_id = Some(new_id());
-    event.body = Some(base64::engine::general_purpose::STANDARD.encode(body));
-    event.is_base64_encoded = true;
     event
 }
 

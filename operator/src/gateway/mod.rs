@@ -11,6 +11,7 @@ mod ids;
 mod limits;
 mod management;
 mod outbound;
+mod public_url;
 mod registry;
 mod room;
 mod upgrade;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 pub use limits::Limits;
+pub use public_url::{InvalidPublicUrl, PublicUrl};
 pub use registry::{CloseRequest, ConnectionRegistry, data_frame};
 pub use room::{BoxError, Integration, Invocation, Room, RoomKey};
 
@@ -43,22 +45,22 @@ struct Shared {
     rooms: RwLock<HashMap<RoomKey, Arc<Room>>>,
     connections: Arc<ConnectionRegistry>,
     limits: Limits,
-    /// `http://host:port` (or a public URL in front of the gateway); room URLs hang off it.
-    base_url: String,
+    /// Where clients reach the gateway; room URLs hang off it.
+    public_url: PublicUrl,
     /// Every connection's lifecycle, so shutdown can wait for their `$disconnect`.
     connection_tasks: TaskTracker,
     shutting_down: AtomicBool,
 }
 
 impl Gateway {
-    /// A gateway whose room URLs start with `base_url` (`http://127.0.0.1:8080`).
-    pub fn new(base_url: &str, limits: Limits) -> Self {
+    /// A gateway whose room URLs start with `public_url`.
+    pub fn new(public_url: PublicUrl, limits: Limits) -> Self {
         Self {
             shared: Arc::new(Shared {
                 rooms: RwLock::default(),
                 connections: Arc::default(),
                 limits,
-                base_url: base_url.trim_end_matches('/').to_owned(),
+                public_url,
                 connection_tasks: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
             }),
@@ -74,28 +76,16 @@ impl Gateway {
     }
 
     pub fn websocket_url(&self, key: &RoomKey) -> String {
-        let base = &self.shared.base_url;
-        let base = base
-            .strip_prefix("https://")
-            .map(|rest| format!("wss://{rest}"))
-            .or_else(|| {
-                base.strip_prefix("http://")
-                    .map(|rest| format!("ws://{rest}"))
-            })
-            .unwrap_or_else(|| base.clone());
-        format!("{base}/{key}")
+        format!("{}/{key}", self.shared.public_url.websocket_base())
     }
 
     pub fn callback_url(&self, key: &RoomKey) -> String {
-        format!("{}/{key}/@connections", self.shared.base_url)
+        format!("{}/{key}/@connections", self.shared.public_url.http_base())
     }
 
     /// The authority events carry as `requestContext.domainName`.
     fn domain_name(&self) -> &str {
-        let base = &self.shared.base_url;
-        base.split_once("://").map_or(base.as_str(), |(_, rest)| {
-            rest.split('/').next().unwrap_or(rest)
-        })
+        self.shared.public_url.authority()
     }
 
     /// Serves `room`, replacing a room at the same key; open connections keep the room they

@@ -50,6 +50,10 @@ impl CloseRequest {
         code: 1009,
         reason: "Message too big",
     };
+    pub const UNSUPPORTED: Self = Self {
+        code: 1003,
+        reason: "Binary frames are not supported",
+    };
 
     pub fn frame(&self) -> CloseFrame {
         CloseFrame {

@@ -32,13 +32,56 @@ pub fn room(test: &str) -> ChatRoom {
     room
 }
 
+/// A connections table as someone else made it, with `tags`.
+pub async fn create_table_tagged(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    tags: &[(&str, &str)],
+) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
+    };
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("connectionId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("connectionId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The status a first reconcile (generation 1) writes for `report`.
 pub fn status_of(report: &Report) -> ChatRoomStatus {
     status_from(None, report, Some(1))
 }
 
 pub fn names(room: &ChatRoom) -> ResourceNames {
+    names_in(CLUSTER, room)
+}
+
+/// The names the operator of `cluster` gives `room`'s resources.
+pub fn names_in(cluster: &str, room: &ChatRoom) -> ResourceNames {
     ResourceNames::for_room(
+        cluster,
         room.metadata.namespace.as_deref().unwrap(),
         room.metadata.name.as_deref().unwrap(),
     )
@@ -56,12 +99,19 @@ pub struct Inventory {
     pub role: bool,
     pub policy: Option<serde_json::Value>,
     pub table: bool,
+    /// The function's log group, by its retention in days (0 when it keeps logs for ever).
+    pub log_group: Option<i32>,
 }
 
 impl Inventory {
+    /// What exists for `room` as this suite's operator (cluster [`CLUSTER`]) names it.
     pub async fn of(room: &ChatRoom) -> Self {
+        Self::in_cluster(CLUSTER, room).await
+    }
+
+    pub async fn in_cluster(cluster: &str, room: &ChatRoom) -> Self {
         let sdk = sdk().await;
-        let names = names(room);
+        let names = names_in(cluster, room);
         let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
         let lambda = aws_sdk_lambda::Client::new(&sdk);
         let iam = aws_sdk_iam::Client::new(&sdk);
@@ -145,11 +195,26 @@ impl Inventory {
             .send()
             .await
             .is_ok();
+        let groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
+            .describe_log_groups()
+            .log_group_name_prefix(names.log_group())
+            .send()
+            .await
+            .unwrap();
+        inventory.log_group = groups
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(names.log_group().as_str()))
+            .map(|g| g.retention_in_days().unwrap_or(0));
         inventory
     }
 
     pub fn is_empty(&self) -> bool {
-        self.apis.is_empty() && !self.function && !self.role && !self.table
+        self.apis.is_empty()
+            && !self.function
+            && !self.role
+            && !self.table
+            && self.log_group.is_none()
     }
 
     /// Exactly one of everything, and the routes the spec names.
@@ -166,6 +231,7 @@ impl Inventory {
         assert_eq!(self.routes, routes, "{self:#?}");
         assert_eq!(self.stages, ["dev"], "{self:#?}");
         assert!(self.function && self.role && self.table, "{self:#?}");
+        assert_eq!(self.log_group, Some(14), "the default retention: {self:#?}");
         let source = self
             .permission_source
             .as_deref()

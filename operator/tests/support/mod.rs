@@ -10,7 +10,9 @@ use chatroom_handlers::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, RouteSelectionExpression,
 };
 use chatroom_operator::crd::{ChatRoom, ChatRoomSpec};
-use chatroom_operator::gateway::{Gateway, Integration, Invocation, Limits, Room, RoomKey};
+use chatroom_operator::gateway::{
+    Gateway, Integration, Invocation, Limits, PublicUrl, Room, RoomKey,
+};
 use chatroom_operator::providers::local::LocalProvider;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -40,7 +42,7 @@ impl TestGateway {
     pub async fn start(limits: Limits) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let gateway = Gateway::new(&format!("http://{addr}"), limits);
+        let gateway = Gateway::new(PublicUrl::listening_at(addr), limits);
         let (shutdown, signal) = oneshot::channel::<()>();
         let serving = gateway.clone();
         let served = tokio::spawn(async move {

@@ -13,9 +13,12 @@ use crate::report::Part;
 /// A step of a room's convergence, in dependency order; each belongs to one part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// Who the operator's credentials are: the account and partition every ARN needs.
+    Identity,
     Table,
     Api,
     Role,
+    LogGroup,
     Function,
     Integration,
     Routes,
@@ -24,16 +27,20 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn part(self) -> Part {
+    /// The part whose condition the step's failure turns False; none for what precedes all.
+    pub fn part(self) -> Option<Part> {
         match self {
-            Self::Table => Part::Table,
-            Self::Role | Self::Function | Self::Permission => Part::Function,
-            Self::Api | Self::Integration | Self::Routes | Self::Stage => Part::Api,
+            Self::Identity => None,
+            Self::Table => Some(Part::Table),
+            Self::Role | Self::LogGroup | Self::Function | Self::Permission => Some(Part::Function),
+            Self::Api | Self::Integration | Self::Routes | Self::Stage => Some(Part::Api),
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Identity => "identity",
+            Self::LogGroup => "log-group",
             Self::Table => "table",
             Self::Api => "api",
             Self::Role => "role",
@@ -155,6 +162,14 @@ pub enum AwsError {
         state: &'static str,
         reason: String,
     },
+    /// AWS has not finished with the resource yet (a stage deployment under way, say).
+    #[error("{step} {resource}: {state}: {reason}")]
+    Pending {
+        step: Step,
+        resource: String,
+        state: &'static str,
+        reason: String,
+    },
     /// An answer lacked what the operator needs from it, or a request could not be built.
     #[error("{step} {resource}: {what}")]
     Unexpected {
@@ -173,6 +188,7 @@ impl AwsError {
             | Self::Conflict { step, .. }
             | Self::Timeout { step, .. }
             | Self::Failed { step, .. }
+            | Self::Pending { step, .. }
             | Self::Unexpected { step, .. } => *step,
         }
     }
@@ -185,7 +201,7 @@ impl AwsError {
             Self::Configuration { problem, .. } => problem.reason(),
             Self::Conflict { .. } => "ConflictingOwner",
             Self::Timeout { .. } => "Timeout",
-            Self::Failed { state, .. } => state,
+            Self::Failed { state, .. } | Self::Pending { state, .. } => state,
             Self::Unexpected { .. } => "UnexpectedAnswer",
         }
     }
@@ -196,7 +212,41 @@ impl AwsError {
         match self {
             Self::Service { fault, .. } => matches!(fault, Fault::Invalid | Fault::Denied),
             Self::Configuration { .. } | Self::Conflict { .. } | Self::Failed { .. } => true,
-            Self::Unanswered { .. } | Self::Timeout { .. } | Self::Unexpected { .. } => false,
+            Self::Unanswered { .. }
+            | Self::Timeout { .. }
+            | Self::Pending { .. }
+            | Self::Unexpected { .. } => false,
+        }
+    }
+
+    /// AWS refused for now, and a later attempt may succeed: a transient AWS answer.
+    pub fn is_transient_answer(&self) -> bool {
+        matches!(
+            self,
+            Self::Service {
+                fault: Fault::Transient,
+                ..
+            }
+        )
+    }
+
+    /// The same answer, known from the operation's documentation to be temporary.
+    pub fn retry_later(self) -> Self {
+        match self {
+            Self::Service {
+                step,
+                resource,
+                code,
+                message,
+                ..
+            } => Self::Service {
+                step,
+                resource,
+                code,
+                message,
+                fault: Fault::Transient,
+            },
+            other => other,
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_lambda::Client;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture as AwsArchitecture, Environment, FunctionCode, FunctionConfiguration,
@@ -14,7 +15,7 @@ use aws_sdk_lambda::types::{
 use backon::{ExponentialBuilder, Retryable};
 use chatroom_handlers::contract::env;
 
-use super::change::{Change, Converged, outcome};
+use super::change::{Change, Converged, Removal, claim, outcome};
 use super::error::{AwsError, Misconfiguration, On, Step, absent_if_not_found};
 use super::handler_zip::HandlerZip;
 use super::{RoomContext, Settings, Tags};
@@ -42,6 +43,7 @@ pub struct DesiredFunction {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObservedFunction {
     pub arn: String,
+    pub tags: HashMap<String, String>,
     pub memory_mb: Option<i32>,
     pub timeout_seconds: Option<i32>,
     pub role_arn: Option<String>,
@@ -126,6 +128,11 @@ pub fn diff(
     let Some(found) = observed else {
         return vec![Change::Create];
     };
+    let what = format!("function {}", desired.name);
+    let mut changes = match claim(&found.tags, &desired.tags, &what) {
+        Ok(changes) => changes,
+        Err(conflict) => return conflict,
+    };
     let checks = [
         (
             FunctionField::Memory,
@@ -160,11 +167,9 @@ pub fn diff(
             found.code_sha256.as_deref() == Some(desired.code.sha256.as_str()),
         ),
     ];
-    checks
-        .into_iter()
-        .filter(|(_, same)| !same)
-        .map(|(field, _)| Change::Update(field))
-        .collect()
+    let drifted = checks.into_iter().filter(|(_, same)| !same);
+    changes.extend(drifted.map(|(field, _)| Change::Update(field)));
+    changes
 }
 
 /// Observes, creates or updates the function; its output is the function's ARN.
@@ -183,7 +188,7 @@ pub async fn converge(
     )?;
     let observed = observe(lambda, &desired.name).await?;
     let changes = diff(observed.as_ref(), &desired);
-    let created_arn = act(lambda, &desired, &changes).await?;
+    let created_arn = act(lambda, &desired, observed.as_ref(), &changes).await?;
     let arn = created_arn.or(observed.map(|f| f.arn)).unwrap_or_default();
     Ok(Converged {
         output: arn,
@@ -194,14 +199,20 @@ pub async fn converge(
 pub async fn observe(lambda: &Client, name: &str) -> Result<Option<ObservedFunction>, AwsError> {
     let fail = On::new(Step::Function, name);
     let found = lambda.get_function().function_name(name).send().await;
-    Ok(absent_if_not_found(found.map_err(|e| fail.err(e)))?
-        .and_then(|found| found.configuration)
-        .map(|config| observed_function(&config)))
+    let Some(found) = absent_if_not_found(found.map_err(|e| fail.err(e)))? else {
+        return Ok(None);
+    };
+    let tags = found.tags().cloned().unwrap_or_default();
+    Ok(found.configuration.map(|config| ObservedFunction {
+        tags,
+        ..observed_function(&config)
+    }))
 }
 
 fn observed_function(config: &FunctionConfiguration) -> ObservedFunction {
     ObservedFunction {
         arn: config.function_arn().unwrap_or_default().to_owned(),
+        tags: HashMap::new(),
         memory_mb: config.memory_size(),
         timeout_seconds: config.timeout(),
         role_arn: config.role().map(str::to_owned),
@@ -222,6 +233,7 @@ fn observed_function(config: &FunctionConfiguration) -> ObservedFunction {
 async fn act(
     lambda: &Client,
     desired: &DesiredFunction,
+    observed: Option<&ObservedFunction>,
     changes: &[Change<FunctionField>],
 ) -> Result<Option<String>, AwsError> {
     let fail = On::new(Step::Function, &desired.name);
@@ -230,13 +242,24 @@ async fn act(
         wait_usable(lambda, &desired.name).await?;
         return Ok(Some(arn));
     }
-    let fields: Vec<FunctionField> = changes
-        .iter()
-        .map(|change| match change {
-            Change::Update(field) => Ok(*field),
-            other => Err(fail.unexpected(format!("diff asked for {other:?}"))),
-        })
-        .collect::<Result<_, _>>()?;
+    let mut fields = Vec::new();
+    for change in changes {
+        match change {
+            Change::Update(field) => fields.push(*field),
+            Change::Conflict(whose) => return Err(fail.conflict(whose.clone())),
+            Change::Adopt => {
+                let arn = observed.map(|f| f.arn.as_str()).unwrap_or_default();
+                lambda
+                    .tag_resource()
+                    .resource(arn)
+                    .set_tags(Some(desired.tags.clone().into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(|e| fail.err(e))?;
+            }
+            other => return Err(fail.unexpected(format!("diff asked for {other:?}"))),
+        }
+    }
     if fields.iter().any(|field| !field.is_code()) {
         lambda
             .update_function_configuration()
@@ -312,8 +335,10 @@ async fn create(lambda: &Client, desired: &DesiredFunction) -> Result<String, Aw
         .ok_or_else(|| fail.unexpected("CreateFunction answered without an ARN"))
 }
 
-/// Waits (bounded) for `State: Active` and a finished update, as the next change needs.
-async fn wait_usable(lambda: &Client, name: &str) -> Result<(), AwsError> {
+/// Waits (bounded) for `State: Active` and a finished update, as the next change needs. A
+/// function AWS reports failed stops the wait at once, with AWS's reason.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html>
+pub async fn wait_usable(lambda: &Client, name: &str) -> Result<(), AwsError> {
     let fail = On::new(Step::Function, name);
     for _ in 0..USABLE_WITHIN.as_secs() {
         let config = lambda
@@ -322,23 +347,11 @@ async fn wait_usable(lambda: &Client, name: &str) -> Result<(), AwsError> {
             .send()
             .await
             .map_err(|e| fail.err(e))?;
-        if let Some(LastUpdateStatus::Failed) = config.last_update_status() {
-            return Err(AwsError::Failed {
-                step: Step::Function,
-                resource: name.to_owned(),
-                state: "UpdateFailed",
-                reason: config
-                    .last_update_status_reason()
-                    .unwrap_or("no reason given")
-                    .to_owned(),
-            });
+        let health = Health::of(&config);
+        if let Some(failed) = health.failure(name) {
+            return Err(failed);
         }
-        let active = matches!(config.state(), None | Some(State::Active));
-        let updated = !matches!(
-            config.last_update_status(),
-            Some(LastUpdateStatus::InProgress)
-        );
-        if active && updated {
+        if health.is_usable() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -346,22 +359,75 @@ async fn wait_usable(lambda: &Client, name: &str) -> Result<(), AwsError> {
     Err(fail.timeout("Active", USABLE_WITHIN))
 }
 
-/// Deletes the function (its resource policy goes with it); `false` when it was already gone.
-pub async fn delete(room: &RoomContext<'_>) -> Result<bool, AwsError> {
+/// The function's state and the state of its last update, as GetFunctionConfiguration says.
+#[derive(Debug, Default)]
+struct Health<'a> {
+    state: Option<&'a State>,
+    state_code: Option<&'a str>,
+    state_reason: Option<&'a str>,
+    update: Option<&'a LastUpdateStatus>,
+    update_code: Option<&'a str>,
+    update_reason: Option<&'a str>,
+}
+
+impl<'a> Health<'a> {
+    fn of(config: &'a GetFunctionConfigurationOutput) -> Self {
+        Self {
+            state: config.state(),
+            state_code: config.state_reason_code().map(|c| c.as_str()),
+            state_reason: config.state_reason(),
+            update: config.last_update_status(),
+            update_code: config.last_update_status_reason_code().map(|c| c.as_str()),
+            update_reason: config.last_update_status_reason(),
+        }
+    }
+
+    /// Settled and not updating. Inactive functions count: the next call wakes them.
+    fn is_usable(&self) -> bool {
+        !matches!(self.state, Some(State::Pending))
+            && !matches!(self.update, Some(LastUpdateStatus::InProgress))
+    }
+
+    /// A function in state `Failed`, or whose last update failed, with AWS's reason and code.
+    fn failure(&self, name: &str) -> Option<AwsError> {
+        let (state, code, reason) = if self.state == Some(&State::Failed) {
+            ("FunctionFailed", self.state_code, self.state_reason)
+        } else if self.update == Some(&LastUpdateStatus::Failed) {
+            ("UpdateFailed", self.update_code, self.update_reason)
+        } else {
+            return None;
+        };
+        let reason = reason.unwrap_or("no reason given");
+        Some(AwsError::Failed {
+            step: Step::Function,
+            resource: name.to_owned(),
+            state,
+            reason: match code {
+                Some(code) => format!("{code}: {reason}"),
+                None => reason.to_owned(),
+            },
+        })
+    }
+}
+
+/// Deletes the function (its resource policy goes with it); another owner's is left alone.
+pub async fn delete(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
+    let lambda = &room.clients.lambda;
     let name = &room.names.function;
-    let deleted = room
-        .clients
-        .lambda
-        .delete_function()
-        .function_name(name)
-        .send()
-        .await;
-    Ok(absent_if_not_found(deleted.map_err(|e| On::new(Step::Function, name).err(e)))?.is_some())
+    let found = observe(lambda, name).await?;
+    if let Some(skip) = Removal::skip_reason(found.as_ref().map(|f| &f.tags), &room.tags) {
+        return Ok(skip);
+    }
+    let deleted = lambda.delete_function().function_name(name).send().await;
+    let fail = On::new(Step::Function, name);
+    let deleted = absent_if_not_found(deleted.map_err(|e| fail.err(e)))?;
+    Ok(deleted.map_or(Removal::Absent, |_| Removal::Deleted))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::aws::tags::lobby_tags;
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/chatroom-default-lobby-x";
 
@@ -370,13 +436,14 @@ mod tests {
     }
 
     fn wanted(spec: &ChatRoomSpec) -> DesiredFunction {
-        desired(spec, "f", "t", ROLE, &settings(), &Tags::new()).unwrap()
+        desired(spec, "f", "t", ROLE, &settings(), &lobby_tags()).unwrap()
     }
 
     /// What a converged function of `desired` looks like in AWS.
     fn converged(desired: &DesiredFunction) -> ObservedFunction {
         ObservedFunction {
             arn: "arn:aws:lambda:eu-west-1:123456789012:function:f".into(),
+            tags: desired.tags.clone().into_iter().collect(),
             memory_mb: Some(desired.memory_mb),
             timeout_seconds: Some(desired.timeout_seconds),
             role_arn: Some(desired.role_arn.clone()),
@@ -502,5 +569,61 @@ mod tests {
                 Change::Update(FunctionField::Handler)
             ]
         );
+    }
+
+    mod canned_answers {
+        use aws_sdk_lambda::types::StateReasonCode;
+        use aws_smithy_mocks::{mock, mock_client};
+
+        use super::*;
+
+        #[tokio::test]
+        async fn a_failed_function_reports_aws_reason_at_once_instead_of_timing_out() {
+            let failed = mock!(Client::get_function_configuration).then_output(|| {
+                GetFunctionConfigurationOutput::builder()
+                    .state(State::Failed)
+                    .state_reason_code(StateReasonCode::InvalidZipFileException)
+                    .state_reason("Lambda was unable to unzip the deployment package")
+                    .build()
+            });
+            let lambda = mock_client!(aws_sdk_lambda, [&failed]);
+
+            let started = std::time::Instant::now();
+            let error = wait_usable(&lambda, "f").await.unwrap_err();
+
+            assert!(started.elapsed() < Duration::from_secs(1), "no waiting");
+            assert_eq!(error.reason(), "FunctionFailed");
+            assert!(
+                error.to_string().contains(
+                    "InvalidZipFileException: Lambda was unable to unzip the deployment package"
+                ),
+                "{error}"
+            );
+            assert!(error.is_permanent(), "a new zip or spec is what fixes it");
+            assert_eq!(failed.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_pending_function_is_waited_for_until_active() {
+            let states = mock!(Client::get_function_configuration)
+                .sequence()
+                .output(|| {
+                    GetFunctionConfigurationOutput::builder()
+                        .state(State::Pending)
+                        .build()
+                })
+                .output(|| {
+                    GetFunctionConfigurationOutput::builder()
+                        .state(State::Active)
+                        .last_update_status(LastUpdateStatus::Successful)
+                        .build()
+                })
+                .build();
+            let lambda = mock_client!(aws_sdk_lambda, [&states]);
+
+            wait_usable(&lambda, "f").await.unwrap();
+
+            assert_eq!(states.num_calls(), 2);
+        }
     }
 }

@@ -10,11 +10,14 @@
 
 mod api;
 mod calls;
+#[cfg(test)]
+mod canned;
 mod change;
 mod error;
 mod function;
 mod handler_zip;
 mod integration;
+mod log_group;
 mod naming;
 mod permission;
 mod pipeline;
@@ -26,11 +29,13 @@ mod table;
 mod tags;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_config::{Region, SdkConfig};
+use tokio::sync::OnceCell;
 
 pub use calls::{Call, CallLog};
+pub use change::Removal;
 pub use error::{AwsError, Misconfiguration, Step};
 pub use handler_zip::HandlerZip;
 pub use naming::ResourceNames;
@@ -74,29 +79,49 @@ struct Clients {
     iam: aws_sdk_iam::Client,
     lambda: aws_sdk_lambda::Client,
     apigateway: aws_sdk_apigatewayv2::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    sts: aws_sdk_sts::Client,
+    /// Asked of STS once per region and kept: it cannot change while the process runs.
+    caller: Arc<OnceCell<Caller>>,
+}
+
+/// Whose credentials the operator runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Caller {
+    /// `aws`, `aws-cn`, `aws-us-gov`, …: from the caller's own ARN, never guessed from a region.
+    partition: String,
+    account: String,
+}
+
+impl Caller {
+    /// `arn:aws-cn:sts::123456789012:assumed-role/…` → partition `aws-cn`.
+    fn from_identity(arn: &str, account: &str) -> Option<Self> {
+        let partition = arn.strip_prefix("arn:")?.split(':').next()?;
+        (!partition.is_empty() && !account.is_empty()).then(|| Self {
+            partition: partition.to_owned(),
+            account: account.to_owned(),
+        })
+    }
 }
 
 /// Everything a step needs to know about the room it works on.
 struct RoomContext<'a> {
     clients: Clients,
+    caller: Caller,
     names: ResourceNames,
     spec: &'a ChatRoomSpec,
     tags: Tags,
     region: String,
     settings: &'a Settings,
+    /// The API id the room's status recorded, so that the API is found without a listing.
+    known_api_id: Option<&'a str>,
     /// `namespace/name`, for messages.
     display: String,
 }
 
 impl RoomContext<'_> {
-    fn partition(&self) -> &'static str {
-        if self.region.starts_with("cn-") {
-            "aws-cn"
-        } else if self.region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        }
+    fn partition(&self) -> &str {
+        &self.caller.partition
     }
 }
 
@@ -123,96 +148,155 @@ impl AwsProvider {
 
     fn clients(&self, region: &str) -> Clients {
         let mut cache = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let sdk = &self.sdk;
+        let calls = &self.calls;
+        let region = Region::new(region.to_owned());
+        // Each service's client from the shared configuration, in the room's region, with the
+        // call log in front of it.
+        macro_rules! client {
+            ($service:ident) => {
+                $service::Client::from_conf(
+                    $service::config::Builder::from(sdk)
+                        .region(region.clone())
+                        .interceptor(calls.clone())
+                        .build(),
+                )
+            };
+        }
         cache
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let region = Region::new(region.to_owned());
-                let sdk = &self.sdk;
-                let calls = &self.calls;
-                Clients {
-                    dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                        aws_sdk_dynamodb::config::Builder::from(sdk)
-                            .region(region.clone())
-                            .interceptor(calls.clone())
-                            .build(),
-                    ),
-                    iam: aws_sdk_iam::Client::from_conf(
-                        aws_sdk_iam::config::Builder::from(sdk)
-                            .region(region.clone())
-                            .interceptor(calls.clone())
-                            .build(),
-                    ),
-                    lambda: aws_sdk_lambda::Client::from_conf(
-                        aws_sdk_lambda::config::Builder::from(sdk)
-                            .region(region.clone())
-                            .interceptor(calls.clone())
-                            .build(),
-                    ),
-                    apigateway: aws_sdk_apigatewayv2::Client::from_conf(
-                        aws_sdk_apigatewayv2::config::Builder::from(sdk)
-                            .region(region)
-                            .interceptor(calls.clone())
-                            .build(),
-                    ),
-                }
+            .entry(region.to_string())
+            .or_insert_with(|| Clients {
+                dynamodb: client!(aws_sdk_dynamodb),
+                iam: client!(aws_sdk_iam),
+                lambda: client!(aws_sdk_lambda),
+                apigateway: client!(aws_sdk_apigatewayv2),
+                logs: client!(aws_sdk_cloudwatchlogs),
+                sts: client!(aws_sdk_sts),
+                caller: Arc::default(),
             })
             .clone()
     }
 
-    /// What every step needs to work on `room`: its region's clients, names and tags.
-    fn context<'a>(&'a self, room: &'a ChatRoom) -> Result<RoomContext<'a>, AwsError> {
+    /// What every step needs to work on `room`: its region's clients, the caller's account and
+    /// partition, names and tags.
+    async fn context<'a>(&'a self, room: &'a ChatRoom) -> Result<RoomContext<'a>, AwsError> {
         let region = room
             .spec
             .region
             .clone()
             .or_else(|| self.sdk.region().map(ToString::to_string))
             .ok_or(AwsError::Configuration {
-                step: Step::Table,
+                step: Step::Identity,
                 problem: Misconfiguration::NoRegion,
             })?;
+        let clients = self.clients(&region);
+        let caller = clients
+            .caller
+            .get_or_try_init(|| caller(&clients.sts))
+            .await?
+            .clone();
         let (namespace, name) = room.identity();
+        let cluster = &self.settings.cluster_name;
         Ok(RoomContext {
-            clients: self.clients(&region),
-            names: ResourceNames::for_room(&namespace, &name),
+            clients,
+            caller,
+            names: ResourceNames::for_room(cluster, &namespace, &name),
             spec: &room.spec,
-            tags: tags::room_tags(room, &self.settings.cluster_name),
+            tags: tags::room_tags(room, cluster),
             region,
             settings: &self.settings,
+            known_api_id: room.status.as_ref().and_then(|s| s.api_id.as_deref()),
             display: format!("{namespace}/{name}"),
         })
     }
 
     /// Converges every resource of `room`, in dependency order, and reports how far it got.
     pub async fn converge(&self, room: &ChatRoom) -> Report {
-        match self.context(room) {
+        match self.context(room).await {
             Ok(context) => pipeline::run(&context).await,
             Err(error) => pipeline::stopped_before_start(&error),
         }
     }
 
-    /// Tears the room down; "not found" counts as done, so a half-built room deletes cleanly.
-    /// The table stays when `deletionPolicy` is `Retain`; a role the spec brought stays too.
-    pub async fn delete(&self, room: &ChatRoom) -> Result<Vec<Step>, AwsError> {
-        let context = self.context(room)?;
-        let mut deleted = Vec::new();
-        if api::delete(&context).await? {
-            deleted.push(Step::Api);
-        }
+    /// Tears the room down, in the reverse of the order it was built; "not found" counts as
+    /// done, so a half-built room deletes cleanly, and another owner's resource with the room's
+    /// name is left alone. The table stays when `deletionPolicy` is `Retain`; a role the spec
+    /// brought stays too.
+    pub async fn delete(&self, room: &ChatRoom) -> Result<Vec<(Step, Removal)>, AwsError> {
+        let context = self.context(room).await?;
+        let mut removals = vec![(
+            Step::Api,
+            api::delete(&context, context.known_api_id).await?,
+        )];
         // Deleting the function removes its resource policy (the permission) with it.
-        if function::delete(&context).await? {
-            deleted.push(Step::Function);
+        removals.push((Step::Function, function::delete(&context).await?));
+        removals.push((Step::LogGroup, log_group::delete(&context).await?));
+        if room.spec.function.role_arn.is_none() {
+            removals.push((Step::Role, role::delete(&context).await?));
         }
-        if room.spec.function.role_arn.is_none() && role::delete(&context).await? {
-            deleted.push(Step::Role);
+        if room.spec.connection_table.deletion_policy == DeletionPolicy::Delete {
+            removals.push((Step::Table, table::delete(&context).await?));
         }
-        if room.spec.connection_table.deletion_policy == DeletionPolicy::Delete
-            && table::delete(&context).await?
-        {
-            deleted.push(Step::Table);
+        for (step, removal) in &removals {
+            tracing::info!(room = %context.display, %step, ?removal, "delete");
         }
-        for step in &deleted {
-            tracing::info!(room = %context.display, %step, "deleted");
+        Ok(removals)
+    }
+}
+
+/// The account and partition of the operator's own credentials.
+async fn caller(sts: &aws_sdk_sts::Client) -> Result<Caller, AwsError> {
+    let fail = error::On::new(Step::Identity, "GetCallerIdentity");
+    let identity = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| fail.err(e))?;
+    let arn = identity.arn().unwrap_or_default();
+    Caller::from_identity(arn, identity.account().unwrap_or_default())
+        .ok_or_else(|| fail.unexpected(format!("cannot read a partition and account from {arn:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_comes_from_the_callers_arn() {
+        let china = Caller::from_identity(
+            "arn:aws-cn:sts::123456789012:assumed-role/chatroom-operator/pod",
+            "123456789012",
+        );
+        assert_eq!(
+            china,
+            Some(Caller {
+                partition: "aws-cn".into(),
+                account: "123456789012".into()
+            })
+        );
+        assert_eq!(Caller::from_identity("not-an-arn", "1"), None);
+    }
+
+    mod canned_answers {
+        use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
+        use aws_smithy_mocks::{mock, mock_client};
+
+        use super::*;
+
+        #[tokio::test]
+        async fn the_partition_is_the_callers_even_where_the_region_says_nothing() {
+            let identity = mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+                GetCallerIdentityOutput::builder()
+                    .account("123456789012")
+                    .arn("arn:aws-us-gov:sts::123456789012:assumed-role/chatroom-operator/pod")
+                    .build()
+            });
+            let sts = mock_client!(aws_sdk_sts, [&identity]);
+
+            let found = caller(&sts).await.unwrap();
+
+            assert_eq!(found.partition, "aws-us-gov");
+            assert_eq!(found.account, "123456789012");
         }
-        Ok(deleted)
     }
 }

@@ -1,6 +1,7 @@
 //! Deterministic AWS names for a room's resources, so a restarted operator finds what it made
-//! before. Every name ends in a hash of the exact namespace and name: `a-b`/`c` and `a`/`b-c`
-//! would otherwise both be `a-b-c`.
+//! before. Every name ends in a hash of the exact cluster, namespace and name: two clusters'
+//! rooms `default/lobby` never share a name, and `a-b`/`c` and `a`/`b-c` would otherwise both
+//! be `a-b-c`. The readable part is the namespace and name; the cluster is only in the hash.
 
 use crate::fnv::fnv1a;
 
@@ -21,8 +22,8 @@ pub const INLINE_POLICY: &str = "chatroom-room";
 const PREFIX: &str = "chatroom";
 
 impl ResourceNames {
-    pub fn for_room(namespace: &str, name: &str) -> Self {
-        let hash = fnv1a(&format!("{namespace}/{name}"));
+    pub fn for_room(cluster: &str, namespace: &str, name: &str) -> Self {
+        let hash = fnv1a(&format!("{cluster}/{namespace}/{name}"));
         let suffix = format!("{hash:016x}");
         let suffix = &suffix[..10];
         let base = format!("{PREFIX}-{namespace}-{name}");
@@ -35,7 +36,7 @@ impl ResourceNames {
         }
     }
 
-    /// The function's CloudWatch log group, which its role may write to.
+    /// The function's CloudWatch log group, where Lambda writes its logs.
     pub fn log_group(&self) -> String {
         format!("/aws/lambda/{}", self.function)
     }
@@ -54,8 +55,8 @@ mod tests {
 
     #[test]
     fn names_are_stable_and_readable() {
-        let names = ResourceNames::for_room("default", "lobby");
-        assert_eq!(names, ResourceNames::for_room("default", "lobby"));
+        let names = ResourceNames::for_room("prod", "default", "lobby");
+        assert_eq!(names, ResourceNames::for_room("prod", "default", "lobby"));
         assert!(
             names.table.starts_with("chatroom-default-lobby-"),
             "{}",
@@ -65,10 +66,21 @@ mod tests {
     }
 
     #[test]
+    fn two_clusters_name_the_same_room_apart() {
+        let prod = ResourceNames::for_room("prod", "default", "lobby");
+        let staging = ResourceNames::for_room("staging", "default", "lobby");
+        assert_ne!(prod.table, staging.table);
+        assert_ne!(prod.role, staging.role);
+        assert_ne!(prod.function, staging.function);
+        assert_ne!(prod.api, staging.api);
+        assert!(staging.table.starts_with("chatroom-default-lobby-"));
+    }
+
+    #[test]
     fn names_that_would_read_alike_differ() {
         assert_ne!(
-            ResourceNames::for_room("a-b", "c"),
-            ResourceNames::for_room("a", "b-c")
+            ResourceNames::for_room("prod", "a-b", "c"),
+            ResourceNames::for_room("prod", "a", "b-c")
         );
     }
 
@@ -77,7 +89,7 @@ mod tests {
         let namespace = "n".repeat(63);
         let long = format!("{}.{}", "x".repeat(120), "y".repeat(120));
         let other = format!("{}.{}", "x".repeat(120), "z".repeat(120));
-        let names = ResourceNames::for_room(&namespace, &long);
+        let names = ResourceNames::for_room("prod", &namespace, &long);
         assert!(
             names.table.len() <= 255
                 && names.role.len() <= 64
@@ -98,7 +110,7 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
         );
-        let others = ResourceNames::for_room(&namespace, &other);
+        let others = ResourceNames::for_room("prod", &namespace, &other);
         assert_ne!(
             names.role, others.role,
             "truncated names keep the hash that tells them apart"

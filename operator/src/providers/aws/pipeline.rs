@@ -1,14 +1,20 @@
 //! The order a room's resources converge in, and the report of how far it got.
 //!
-//! table → API → role and its policy (the policy names the table and the API) → function →
-//! integration → routes → permission → stage. A failing step stops the pipeline; the report
-//! keeps what the steps before it reached, so the status shows the ids and the ready parts.
+//! table → API → role and its policy (the policy names the table and the API) → log group →
+//! function → integration → routes → permission → stage. A failing step stops the pipeline;
+//! the report keeps what the steps before it reached, so the status shows the ids and the
+//! ready parts. What AWS will not do yet but the room can work without (TTL, point-in-time
+//! recovery, a stage deployment under way) does not stop the pipeline: the room is reported
+//! not ready, and retried, once everything else converged.
 
+use super::api::{self, ApiOutput};
 use super::change::Converged;
 use super::error::{AwsError, Step};
 use super::role_policy::PolicyScope;
+use super::stage::Deployment;
 use super::{
-    RoomContext, api, function, integration, permission, role, role_policy, routes, stage, table,
+    RoomContext, function, integration, log_group, permission, role, role_policy, routes, stage,
+    table,
 };
 use crate::report::{Applied, Failure, Outcome, Outputs, Part, PartReady, Report, Verdict};
 
@@ -18,6 +24,8 @@ struct Progress {
     outputs: Outputs,
     parts: Vec<PartReady>,
     applied: Vec<Applied>,
+    /// What AWS would not do yet; the room is not ready until it is done.
+    deferred: Option<AwsError>,
 }
 
 impl Progress {
@@ -41,6 +49,12 @@ impl Progress {
         });
     }
 
+    /// Whether any of `steps` created or changed something in this reconcile.
+    fn changed(&self, steps: &[Step]) -> bool {
+        let names: Vec<&str> = steps.iter().map(|step| step.name()).collect();
+        self.applied.iter().any(|a| names.contains(&a.resource))
+    }
+
     fn report(self, verdict: Verdict) -> Report {
         Report {
             outputs: self.outputs,
@@ -54,15 +68,16 @@ impl Progress {
 /// Runs every step; the report says how far the room got.
 pub async fn run(room: &RoomContext<'_>) -> Report {
     let mut progress = Progress::default();
-    match steps(room, &mut progress).await {
-        Ok(()) => {
+    let result = steps(room, &mut progress).await;
+    match result.map(|()| progress.deferred.take()) {
+        Ok(None) => {
             let url = progress.outputs.websocket_url.clone().unwrap_or_default();
             progress.report(Verdict::Ready {
                 reason: "Ready",
                 message: format!("Clients connect to {url}"),
             })
         }
-        Err(error) => progress.report(Verdict::NotReady(failure(&error))),
+        Ok(Some(error)) | Err(error) => progress.report(Verdict::NotReady(failure(&error))),
     }
 }
 
@@ -76,86 +91,121 @@ fn failure(error: &AwsError) -> Failure {
         reason: error.reason().to_owned(),
         message: error.to_string(),
         permanent: error.is_permanent(),
-        part: Some(error.step().part()),
+        part: error.step().part(),
     }
 }
 
 async fn steps(room: &RoomContext<'_>, progress: &mut Progress) -> Result<(), AwsError> {
+    let table_arn = table_part(room, progress).await?;
+    let api = progress.note(
+        room,
+        Step::Api,
+        api::converge(room, room.known_api_id).await?,
+    );
+    progress.outputs.api_id = Some(api.id.clone());
+    let function_arn = function_part(room, progress, &table_arn, &api.id).await?;
+    api_part(room, progress, &api, &function_arn).await
+}
+
+async fn table_part(room: &RoomContext<'_>, progress: &mut Progress) -> Result<String, AwsError> {
+    let table = progress.note(room, Step::Table, table::converge(room).await?);
+    let name = &room.names.table;
+    progress.outputs.table_name = Some(name.clone());
+    match table.deferred {
+        Some(error) => progress.deferred = Some(error),
+        None => progress.ready(Part::Table, "Active", format!("Table {name} is active")),
+    }
+    Ok(table.arn)
+}
+
+/// The role and its policy, the log group and the function, then the permission that lets
+/// the API invoke it; returns the function's ARN.
+async fn function_part(
+    room: &RoomContext<'_>,
+    progress: &mut Progress,
+    table_arn: &str,
+    api_id: &str,
+) -> Result<String, AwsError> {
     let names = &room.names;
-    let converged = table::converge(room).await?;
-    let table_arn = progress.note(room, Step::Table, converged);
-    progress.outputs.table_name = Some(names.table.clone());
-    let message = format!("Table {} is active", names.table);
-    progress.ready(Part::Table, "Active", message);
-
-    let api_id = progress.note(room, Step::Api, api::converge(room).await?);
-    progress.outputs.api_id = Some(api_id.clone());
-
     let role_arn = match &room.spec.function.role_arn {
         Some(arn) => arn.clone(),
-        None => progress.note(room, Step::Role, role::converge(room).await?),
+        None => {
+            let arn = progress.note(room, Step::Role, role::converge(room).await?);
+            let scope = PolicyScope {
+                partition: room.partition(),
+                region: &room.region,
+                account: &room.caller.account,
+                table_arn,
+                api_id,
+                stage: &room.spec.stage,
+                log_group: &names.log_group(),
+            };
+            let converged = role_policy::converge(room, &scope).await?;
+            progress.note(room, Step::Role, converged);
+            arn
+        }
     };
-    let account = account_of(&role_arn).ok_or_else(|| AwsError::Unexpected {
-        step: Step::Role,
-        resource: role_arn.clone(),
-        what: "cannot read the account from the role ARN".into(),
-    })?;
-    if room.spec.function.role_arn.is_none() {
-        let scope = PolicyScope {
-            partition: room.partition(),
-            region: &room.region,
-            account,
-            table_arn: &table_arn,
-            api_id: &api_id,
-            stage: &room.spec.stage,
-            log_group: &names.log_group(),
-        };
-        let converged = role_policy::converge(room, &scope).await?;
-        progress.note(room, Step::Role, converged);
-    }
     progress.outputs.role_arn = Some(role_arn.clone());
-
+    progress.note(room, Step::LogGroup, log_group::converge(room).await?);
     let converged = function::converge(room, &role_arn).await?;
     let function_arn = progress.note(room, Step::Function, converged);
     progress.outputs.function_name = Some(names.function.clone());
     progress.outputs.function_arn = Some(function_arn.clone());
 
-    let converged = integration::converge(room, &api_id, &function_arn).await?;
-    let integration_id = progress.note(room, Step::Integration, converged);
-    let converged = routes::converge(room, &api_id, &integration_id).await?;
-    progress.note(room, Step::Routes, converged);
-    let invoke = permission::desired(room.partition(), &room.region, account, &api_id);
+    let account = &room.caller.account;
+    let invoke = permission::desired(room.partition(), &room.region, account, api_id);
     let converged = permission::converge(room, &invoke).await?;
     progress.note(room, Step::Permission, converged);
     let message = format!("Function {} is active", names.function);
     progress.ready(Part::Function, "Active", message);
+    Ok(function_arn)
+}
 
-    progress.note(room, Step::Stage, stage::converge(room, &api_id).await?);
-    let host = format!("{api_id}.execute-api.{}.amazonaws.com", room.region);
+/// The integration, the routes and the stage; the API is ready once its stage deployed.
+async fn api_part(
+    room: &RoomContext<'_>,
+    progress: &mut Progress,
+    api: &ApiOutput,
+    function_arn: &str,
+) -> Result<(), AwsError> {
+    let converged = integration::converge(room, &api.id, function_arn).await?;
+    let integration_id = progress.note(room, Step::Integration, converged);
+    let converged = routes::converge(room, &api.id, &integration_id).await?;
+    progress.note(room, Step::Routes, converged);
+    let api_changed = progress.changed(&[Step::Api, Step::Integration, Step::Routes]);
+    let converged = stage::converge(room, &api.id, api_changed).await?;
+    let deployment = progress.note(room, Step::Stage, converged);
+
     let stage = &room.spec.stage;
+    let endpoint = api
+        .endpoint
+        .as_deref()
+        .ok_or_else(|| AwsError::Unexpected {
+            step: Step::Api,
+            resource: api.id.clone(),
+            what: "the API has no ApiEndpoint".into(),
+        })?;
+    let (websocket_url, callback_url) = api::urls(endpoint, stage);
     progress.outputs.stage = Some(stage.clone());
-    progress.outputs.websocket_url = Some(format!("wss://{host}/{stage}"));
-    progress.outputs.callback_url = Some(format!("https://{host}/{stage}/@connections"));
-    let message = format!("API {api_id} serves stage {stage}");
-    progress.ready(Part::Api, "Deployed", message);
-    Ok(())
-}
-
-/// `arn:aws:iam::123456789012:role/name` → `123456789012`.
-fn account_of(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|account| !account.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_account_comes_from_the_role_arn() {
-        assert_eq!(
-            account_of("arn:aws:iam::123456789012:role/chat"),
-            Some("123456789012")
-        );
-        assert_eq!(account_of("role/chat"), None);
+    progress.outputs.websocket_url = Some(websocket_url);
+    progress.outputs.callback_url = Some(callback_url);
+    let pending = |state, reason| AwsError::Pending {
+        step: Step::Stage,
+        resource: stage.clone(),
+        state,
+        reason,
+    };
+    match deployment {
+        Deployment::Succeeded | Deployment::NotReported => {
+            let message = format!("API {} serves stage {stage}", api.id);
+            progress.ready(Part::Api, "Deployed", message);
+        }
+        Deployment::Pending(message) => {
+            progress.deferred = Some(pending("DeploymentPending", message));
+        }
+        Deployment::Failed(message) => {
+            progress.deferred = Some(pending("DeploymentFailed", message));
+        }
     }
+    Ok(())
 }

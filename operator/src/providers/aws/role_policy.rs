@@ -26,7 +26,7 @@ pub enum PolicyField {
 }
 
 /// Exactly what the handlers use: PutItem / DeleteItem / Scan on the table, PostToConnection
-/// on this stage, and writing the function's own logs.
+/// on this stage, and writing to the function's own log group, which the operator creates.
 pub fn desired(scope: &PolicyScope<'_>) -> Value {
     let PolicyScope {
         partition,
@@ -57,12 +57,6 @@ pub fn desired(scope: &PolicyScope<'_>) -> Value {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*")
-            },
-            {
-                "Sid": "FunctionLogGroup",
-                "Effect": "Allow",
-                "Action": "logs:CreateLogGroup",
-                "Resource": format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}")
             }
         ]
     })

@@ -1,5 +1,11 @@
 //! The room's one stage, auto-deployed (moto has no CreateDeployment, and auto-deploy is what a
 //! declarative room wants anyway), with the spec's throttling. Other stages go.
+//!
+//! Throttling has one trap: a stage's default route settings with a throttling field left out
+//! read as 0, and 0 lets no request through; no UpdateStage can return a stage to "not
+//! configured". So a stage is created without route settings unless the spec throttles, and a
+//! stage whose throttling the spec dropped is replaced.
+//! <https://github.com/hashicorp/terraform-provider-aws/issues/30373>
 
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::types::RouteSettings;
@@ -9,11 +15,17 @@ use super::error::{AwsError, On, Step};
 use super::{RoomContext, Tags};
 use crate::crd::ChatRoomSpec;
 
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Throttling {
+    pub burst_limit: i32,
+    pub rate_limit: f64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredStage {
     pub name: String,
-    pub burst_limit: Option<i32>,
-    pub rate_limit: Option<f64>,
+    /// `None`: AWS's account-level limits apply.
+    pub throttling: Option<Throttling>,
     pub tags: Tags,
 }
 
@@ -23,6 +35,8 @@ pub struct ObservedStage {
     pub auto_deploy: bool,
     pub burst_limit: Option<i32>,
     pub rate_limit: Option<f64>,
+    /// Reported for auto-deployed stages only.
+    pub last_deployment_status: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,12 +52,24 @@ pub struct StageChange {
     pub change: Change<StageField>,
 }
 
+/// How the stage's last automatic deployment went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deployment {
+    Succeeded,
+    /// No status reported: AWS gives none before a stage's first deployment, moto never does.
+    NotReported,
+    Failed(String),
+    /// Any other status, such as a deployment under way.
+    Pending(String),
+}
+
 pub fn desired(spec: &ChatRoomSpec, tags: &Tags) -> DesiredStage {
-    let throttling = spec.throttling.clone().unwrap_or_default();
     DesiredStage {
         name: spec.stage.clone(),
-        burst_limit: throttling.burst_limit,
-        rate_limit: throttling.rate_limit,
+        throttling: spec.throttling.as_ref().map(|t| Throttling {
+            burst_limit: t.burst_limit,
+            rate_limit: t.rate_limit,
+        }),
         tags: tags.clone(),
     }
 }
@@ -61,74 +87,121 @@ pub fn diff(observed: &[ObservedStage], desired: &DesiredStage) -> Vec<StageChan
         name: desired.name.clone(),
         change,
     };
-    match observed.iter().find(|stage| stage.name == desired.name) {
-        None => changes.push(ours(Change::Create)),
-        Some(stage) => {
-            if !stage.auto_deploy {
-                changes.push(ours(Change::Update(StageField::AutoDeploy)));
-            }
-            if (stage.burst_limit, stage.rate_limit) != (desired.burst_limit, desired.rate_limit) {
-                changes.push(ours(Change::Update(StageField::Throttling)));
-            }
+    let Some(stage) = observed.iter().find(|stage| stage.name == desired.name) else {
+        changes.push(ours(Change::Create));
+        return changes;
+    };
+    let found = (stage.burst_limit, stage.rate_limit);
+    match desired.throttling {
+        None if found != (None, None) => {
+            changes.push(ours(Change::Replace(StageField::Throttling)));
+            return changes;
         }
+        Some(wanted) if found != (Some(wanted.burst_limit), Some(wanted.rate_limit)) => {
+            changes.push(ours(Change::Update(StageField::Throttling)));
+        }
+        _ => {}
+    }
+    if !stage.auto_deploy {
+        changes.push(ours(Change::Update(StageField::AutoDeploy)));
     }
     changes
 }
 
-pub async fn converge(room: &RoomContext<'_>, api_id: &str) -> Result<Converged<()>, AwsError> {
+/// What API Gateway's status message says of the last deployment.
+/// Messages seen from AWS: "Successfully deployed stage with deployment ID 'abc123'" and
+/// "Deployment attempt failed: Unable to deploy API because no routes exist in this API".
+pub fn deployment(stage: &ObservedStage) -> Deployment {
+    match stage.last_deployment_status.as_deref() {
+        None => Deployment::NotReported,
+        Some(message) if message.starts_with("Successfully deployed") => Deployment::Succeeded,
+        Some(message) if message.starts_with("Deployment attempt failed") => {
+            Deployment::Failed(message.to_owned())
+        }
+        Some(message) => Deployment::Pending(message.to_owned()),
+    }
+}
+
+/// Converges the stage; its output is how the stage's deployment stands. When anything of the
+/// API changed in this reconcile (`api_changed`) or here, the stage is read once more, as the
+/// auto-deployment of those changes is what clients will meet.
+pub async fn converge(
+    room: &RoomContext<'_>,
+    api_id: &str,
+    api_changed: bool,
+) -> Result<Converged<Deployment>, AwsError> {
     let apigw = &room.clients.apigateway;
     let desired = desired(room.spec, &room.tags);
     let observed = observe(apigw, api_id, &desired.name).await?;
     let changes = diff(&observed, &desired);
-    let fail = On::new(Step::Stage, &desired.name);
-    let settings = RouteSettings::builder()
-        .set_throttling_burst_limit(desired.burst_limit)
-        .set_throttling_rate_limit(desired.rate_limit)
-        .build();
     let mut updated = false;
     for stage in &changes {
-        match &stage.change {
-            Change::Remove => apigw
-                .delete_stage()
-                .api_id(api_id)
-                .stage_name(&stage.name)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| fail.err(e)),
-            Change::Create => apigw
-                .create_stage()
-                .api_id(api_id)
-                .stage_name(&desired.name)
-                .auto_deploy(true)
-                .default_route_settings(settings.clone())
-                .set_tags(Some(desired.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| fail.err(e)),
-            // One UpdateStage sets every field.
-            Change::Update(_) if updated => continue,
-            Change::Update(_) => {
-                updated = true;
-                apigw
-                    .update_stage()
-                    .api_id(api_id)
-                    .stage_name(&desired.name)
-                    .auto_deploy(true)
-                    .default_route_settings(settings.clone())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| fail.err(e))
-            }
-            other => Err(fail.unexpected(format!("diff asked for {other:?}"))),
-        }?;
+        if matches!(stage.change, Change::Update(_)) && std::mem::replace(&mut updated, true) {
+            continue; // One UpdateStage sets every field.
+        }
+        act(apigw, api_id, &desired, stage).await?;
     }
+    let current = if changes.is_empty() && !api_changed {
+        observed
+    } else {
+        observe(apigw, api_id, &desired.name).await?
+    };
+    let deployment = current
+        .iter()
+        .find(|stage| stage.name == desired.name)
+        .map_or(Deployment::NotReported, deployment);
     Ok(Converged {
-        output: (),
+        output: deployment,
         outcome: outcome(changes.iter().map(|c| &c.change)),
     })
+}
+
+async fn act(
+    apigw: &Client,
+    api_id: &str,
+    desired: &DesiredStage,
+    stage: &StageChange,
+) -> Result<(), AwsError> {
+    let fail = On::new(Step::Stage, &stage.name);
+    let settings = desired.throttling.map(|t| {
+        RouteSettings::builder()
+            .throttling_burst_limit(t.burst_limit)
+            .throttling_rate_limit(t.rate_limit)
+            .build()
+    });
+    let delete = || async {
+        let deleted = apigw.delete_stage().api_id(api_id).stage_name(&stage.name);
+        deleted.send().await.map(drop).map_err(|e| fail.err(e))
+    };
+    let create = || async {
+        let created = apigw
+            .create_stage()
+            .api_id(api_id)
+            .stage_name(&desired.name)
+            .auto_deploy(true)
+            .set_default_route_settings(settings.clone())
+            .set_tags(Some(desired.tags.clone().into_iter().collect()));
+        created.send().await.map(drop).map_err(|e| fail.err(e))
+    };
+    match &stage.change {
+        Change::Remove => delete().await,
+        Change::Create => create().await,
+        Change::Replace(_) => {
+            delete().await?;
+            create().await
+        }
+        Change::Update(_) => apigw
+            .update_stage()
+            .api_id(api_id)
+            .stage_name(&desired.name)
+            .auto_deploy(true)
+            .set_default_route_settings(settings.clone())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| fail.err(e)),
+        other => Err(fail.unexpected(format!("diff asked for {other:?}"))),
+    }
 }
 
 pub async fn observe(
@@ -152,6 +225,7 @@ pub async fn observe(
                 auto_deploy: stage.auto_deploy() == Some(true),
                 burst_limit: settings.and_then(|s| s.throttling_burst_limit()),
                 rate_limit: settings.and_then(|s| s.throttling_rate_limit()),
+                last_deployment_status: stage.last_deployment_status_message().map(str::to_owned),
             })
         })
         .collect())
@@ -166,20 +240,28 @@ mod tests {
         ObservedStage {
             name: desired.name.clone(),
             auto_deploy: true,
-            burst_limit: desired.burst_limit,
-            rate_limit: desired.rate_limit,
+            burst_limit: desired.throttling.map(|t| t.burst_limit),
+            rate_limit: desired.throttling.map(|t| t.rate_limit),
+            last_deployment_status: None,
         }
     }
 
     fn throttled() -> DesiredStage {
         let spec = ChatRoomSpec {
             throttling: Some(ThrottlingSpec {
-                burst_limit: Some(50),
-                rate_limit: Some(10.0),
+                burst_limit: 50,
+                rate_limit: 10.0,
             }),
             ..ChatRoomSpec::default()
         };
         desired(&spec, &Tags::new())
+    }
+
+    fn changes(observed: ObservedStage, desired: &DesiredStage) -> Vec<Change<StageField>> {
+        diff(&[observed], desired)
+            .into_iter()
+            .map(|c| c.change)
+            .collect()
     }
 
     #[test]
@@ -187,11 +269,16 @@ mod tests {
         let stage = throttled();
         assert_eq!(stage.name, "dev");
         assert_eq!(
-            (stage.burst_limit, stage.rate_limit),
-            (Some(50), Some(10.0))
+            stage.throttling,
+            Some(Throttling {
+                burst_limit: 50,
+                rate_limit: 10.0
+            })
         );
-        let plain = desired(&ChatRoomSpec::default(), &Tags::new());
-        assert_eq!((plain.burst_limit, plain.rate_limit), (None, None));
+        assert_eq!(
+            desired(&ChatRoomSpec::default(), &Tags::new()).throttling,
+            None
+        );
     }
 
     #[test]
@@ -205,6 +292,8 @@ mod tests {
             }]
         );
         assert_eq!(diff(&[converged(&stage)], &stage), []);
+        let plain = desired(&ChatRoomSpec::default(), &Tags::new());
+        assert_eq!(diff(&[converged(&plain)], &plain), []);
     }
 
     #[test]
@@ -213,17 +302,35 @@ mod tests {
         let mut found = converged(&stage);
         found.rate_limit = Some(1000.0);
         found.auto_deploy = false;
-        let changes: Vec<_> = diff(&[found], &stage)
-            .into_iter()
-            .map(|c| c.change)
-            .collect();
         assert_eq!(
-            changes,
+            changes(found, &stage),
             [
-                Change::Update(StageField::AutoDeploy),
-                Change::Update(StageField::Throttling)
+                Change::Update(StageField::Throttling),
+                Change::Update(StageField::AutoDeploy)
             ]
         );
+    }
+
+    #[test]
+    fn throttling_the_spec_dropped_replaces_the_stage() {
+        // What UpdateStage leaves after an attempt to unset the limits: zeros, no traffic.
+        let plain = desired(&ChatRoomSpec::default(), &Tags::new());
+        for (burst, rate) in [
+            (Some(50), Some(10.0)),
+            (Some(0), Some(0.0)),
+            (None, Some(5.0)),
+        ] {
+            let found = ObservedStage {
+                burst_limit: burst,
+                rate_limit: rate,
+                ..converged(&plain)
+            };
+            assert_eq!(
+                changes(found, &plain),
+                [Change::Replace(StageField::Throttling)],
+                "{burst:?} {rate:?}"
+            );
+        }
     }
 
     #[test]
@@ -240,5 +347,81 @@ mod tests {
                 change: Change::Remove
             }]
         );
+    }
+
+    #[test]
+    fn the_deployment_is_read_from_the_stages_status_message() {
+        let with = |message: Option<&str>| ObservedStage {
+            last_deployment_status: message.map(str::to_owned),
+            ..ObservedStage::default()
+        };
+        assert_eq!(
+            deployment(&with(Some(
+                "Successfully deployed stage with deployment ID 'abc123'"
+            ))),
+            Deployment::Succeeded
+        );
+        let failed =
+            "Deployment attempt failed: Unable to deploy API because no routes exist in this API";
+        assert_eq!(
+            deployment(&with(Some(failed))),
+            Deployment::Failed(failed.into())
+        );
+        assert!(matches!(
+            deployment(&with(Some("Deploying"))),
+            Deployment::Pending(_)
+        ));
+        assert_eq!(deployment(&with(None)), Deployment::NotReported);
+    }
+
+    mod canned_answers {
+        use aws_sdk_apigatewayv2::operation::get_stages::GetStagesOutput;
+        use aws_sdk_apigatewayv2::types::Stage;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        use super::*;
+
+        #[tokio::test]
+        async fn a_stage_without_throttling_is_created_without_route_settings() {
+            // Route settings with throttling left out read as 0: no traffic at all.
+            let bare = mock!(Client::create_stage)
+                .match_requests(|req| req.default_route_settings().is_none())
+                .then_output(|| {
+                    aws_sdk_apigatewayv2::operation::create_stage::CreateStageOutput::builder()
+                        .build()
+                });
+            let apigw = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&bare]);
+            let plain = desired(&ChatRoomSpec::default(), &Tags::new());
+            let create = StageChange {
+                name: "dev".into(),
+                change: Change::Create,
+            };
+
+            act(&apigw, "abc123", &plain, &create).await.unwrap();
+
+            assert_eq!(bare.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_failed_deployment_is_read_from_get_stages() {
+            let failed = mock!(Client::get_stages).then_output(|| {
+                GetStagesOutput::builder()
+                    .items(
+                        Stage::builder()
+                            .stage_name("dev")
+                            .auto_deploy(true)
+                            .last_deployment_status_message(
+                                "Deployment attempt failed: Unable to deploy API because no routes exist in this API",
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+            let apigw = mock_client!(aws_sdk_apigatewayv2, [&failed]);
+
+            let stages = observe(&apigw, "abc123", "dev").await.unwrap();
+
+            assert!(matches!(deployment(&stages[0]), Deployment::Failed(_)));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The room's DynamoDB table of connections: the key and TTL attribute of the handlers'
 //! contract, billing mode and point-in-time recovery from the spec.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -12,8 +13,9 @@ use aws_sdk_dynamodb::types::{
 };
 use chatroom_handlers::contract::table::{EXPIRES_AT, KEY};
 
-use super::change::{Change, Converged, outcome};
+use super::change::{Change, Converged, Removal, claim, outcome};
 use super::error::{AwsError, On, Step, absent_if_not_found};
+use super::tags::tag_map;
 use super::{RoomContext, Tags};
 use crate::crd::{BillingMode, ConnectionTableSpec};
 
@@ -37,6 +39,7 @@ pub struct DesiredTable {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedTable {
     pub arn: String,
+    pub tags: HashMap<String, String>,
     pub active: bool,
     pub billing: Billing,
     /// TTL is enabled (or being enabled) on the contract's attribute.
@@ -79,7 +82,11 @@ pub fn diff(observed: Option<&ObservedTable>, desired: &DesiredTable) -> Vec<Cha
         }
         return changes;
     };
-    let mut changes = Vec::new();
+    let what = format!("table {}", desired.name);
+    let mut changes = match claim(&table.tags, &desired.tags, &what) {
+        Ok(changes) => changes,
+        Err(conflict) => return conflict,
+    };
     if table.billing != desired.billing {
         changes.push(Change::Update(TableField::Billing));
     }
@@ -92,22 +99,35 @@ pub fn diff(observed: Option<&ObservedTable>, desired: &DesiredTable) -> Vec<Cha
     changes
 }
 
-pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<String>, AwsError> {
+/// What the table step hands on: the table's ARN, and a setting AWS would not take yet.
+#[derive(Debug)]
+pub struct TableOutput {
+    pub arn: String,
+    /// TTL or point-in-time recovery that AWS refused for now. The table works without them,
+    /// so the room converges on, and the room is not Ready until a later reconcile sets them.
+    pub deferred: Option<AwsError>,
+}
+
+pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<TableOutput>, AwsError> {
     let client = &room.clients.dynamodb;
     let desired = desired(&room.spec.connection_table, &room.names.table, &room.tags);
     let observed = observe(client, &desired).await?;
     let changes = diff(observed.as_ref(), &desired);
-    let created_arn = act(client, &desired, observed.as_ref(), &changes).await?;
-    let arn = created_arn
+    let acted = act(client, &desired, observed.as_ref(), &changes).await?;
+    let arn = acted
+        .created_arn
         .or(observed.map(|table| table.arn))
         .unwrap_or_default();
     Ok(Converged {
-        output: arn,
+        output: TableOutput {
+            arn,
+            deferred: acted.deferred,
+        },
         outcome: outcome(&changes),
     })
 }
 
-/// DescribeTable, then its TTL, then (only when wanted) its continuous backups.
+/// DescribeTable, its tags, its TTL, and (only when wanted) its continuous backups.
 pub async fn observe(
     client: &Client,
     desired: &DesiredTable,
@@ -120,6 +140,14 @@ pub async fn observe(
     else {
         return Ok(None);
     };
+    let arn = table.table_arn().unwrap_or_default();
+    let listed = client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| fail.err(e))?;
+    let tags = tag_map(listed.tags().iter().map(|t| (t.key(), t.value())));
     let ttl = client
         .describe_time_to_live()
         .table_name(name)
@@ -147,11 +175,9 @@ pub async fn observe(
     } else {
         None
     };
-    Ok(Some(observed_table(
-        &table,
-        expires_rows,
-        point_in_time_recovery,
-    )))
+    let mut observed = observed_table(&table, expires_rows, point_in_time_recovery);
+    observed.tags = tags;
+    Ok(Some(observed))
 }
 
 fn observed_table(
@@ -180,6 +206,7 @@ fn observed_table(
     };
     ObservedTable {
         arn: table.table_arn().unwrap_or_default().to_owned(),
+        tags: HashMap::new(),
         active: table.table_status() == Some(&TableStatus::Active),
         billing,
         expires_rows,
@@ -187,15 +214,22 @@ fn observed_table(
     }
 }
 
-/// Carries out `changes` in order; returns the ARN of a table it created.
+#[derive(Debug, Default)]
+struct Acted {
+    created_arn: Option<String>,
+    deferred: Option<AwsError>,
+}
+
+/// Carries out `changes` in order. A transient refusal to turn on TTL or point-in-time
+/// recovery is deferred, not fatal: the table serves the room without either.
 async fn act(
     client: &Client,
     desired: &DesiredTable,
     observed: Option<&ObservedTable>,
     changes: &[Change<TableField>],
-) -> Result<Option<String>, AwsError> {
+) -> Result<Acted, AwsError> {
     let fail = On::new(Step::Table, &desired.name);
-    let mut created = None;
+    let mut acted = Acted::default();
     // Every change but a creation needs an ACTIVE table: one just created, or one a crash
     // left CREATING, is waited for first.
     let mut active = observed.is_some_and(|table| table.active);
@@ -206,7 +240,7 @@ async fn act(
         }
         match change {
             Change::Create => {
-                created = Some(create(client, desired).await?);
+                acted.created_arn = Some(create(client, desired).await?);
                 active = false;
             }
             Change::Update(TableField::Billing) => {
@@ -221,11 +255,24 @@ async fn act(
                     .map_err(|e| fail.err(e))?;
                 active = false;
             }
-            Change::Update(TableField::TimeToLive) => enable_ttl(client, &desired.name).await?,
-            Change::Update(TableField::PointInTimeRecovery) => {
-                enable_pitr(client, &desired.name).await?;
+            Change::Update(TableField::TimeToLive) => {
+                defer_if_transient(&mut acted, enable_ttl(client, &desired.name).await)?;
             }
-            Change::Replace(_) | Change::Conflict(_) | Change::Remove => {
+            Change::Update(TableField::PointInTimeRecovery) => {
+                defer_if_transient(&mut acted, enable_pitr(client, &desired.name).await)?;
+            }
+            Change::Adopt => {
+                let arn = observed.map(|table| table.arn.as_str()).unwrap_or_default();
+                client
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(tags(desired, &fail)?))
+                    .send()
+                    .await
+                    .map_err(|e| fail.err(e))?;
+            }
+            Change::Conflict(whose) => return Err(fail.conflict(whose.clone())),
+            Change::Replace(_) | Change::Remove => {
                 return Err(fail.unexpected(format!("diff asked for {change:?}")));
             }
         }
@@ -233,7 +280,18 @@ async fn act(
     if !active {
         wait_active(client, &desired.name).await?;
     }
-    Ok(created)
+    Ok(acted)
+}
+
+fn defer_if_transient(acted: &mut Acted, result: Result<(), AwsError>) -> Result<(), AwsError> {
+    match result {
+        Err(error) if error.is_transient_answer() => {
+            tracing::info!(%error, "AWS will not take this table setting yet; deferred");
+            acted.deferred.get_or_insert(error);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 async fn create(client: &Client, desired: &DesiredTable) -> Result<String, AwsError> {
@@ -249,12 +307,6 @@ async fn create(client: &Client, desired: &DesiredTable) -> Result<String, AwsEr
         .key_type(KeyType::Hash)
         .build()
         .map_err(|e| fail.unexpected(e))?;
-    let tags = desired
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail.unexpected(e))?;
     let created = client
         .create_table()
         .table_name(&desired.name)
@@ -262,7 +314,7 @@ async fn create(client: &Client, desired: &DesiredTable) -> Result<String, AwsEr
         .key_schema(key)
         .billing_mode(mode)
         .set_provisioned_throughput(throughput)
-        .set_tags(Some(tags))
+        .set_tags(Some(tags(desired, &fail)?))
         .send()
         .await
         .map_err(|e| fail.err(e))?;
@@ -270,6 +322,15 @@ async fn create(client: &Client, desired: &DesiredTable) -> Result<String, AwsEr
         .table_description
         .and_then(|t| t.table_arn)
         .unwrap_or_default())
+}
+
+fn tags(desired: &DesiredTable, fail: &On<'_>) -> Result<Vec<Tag>, AwsError> {
+    desired
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail.unexpected(e))
 }
 
 fn billing_request(
@@ -289,7 +350,9 @@ fn billing_request(
     }
 }
 
-/// Lets DynamoDB delete rows whose `$disconnect` never came.
+/// Lets DynamoDB delete rows whose `$disconnect` never came. Within an hour of a TTL change
+/// AWS answers every further UpdateTimeToLive with ValidationException: later, not never.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateTimeToLive.html>
 async fn enable_ttl(client: &Client, name: &str) -> Result<(), AwsError> {
     let fail = On::new(Step::Table, name);
     let ttl = TimeToLiveSpecification::builder()
@@ -303,10 +366,16 @@ async fn enable_ttl(client: &Client, name: &str) -> Result<(), AwsError> {
         .time_to_live_specification(ttl)
         .send()
         .await
-        .map_err(|e| fail.err(e))?;
+        .map_err(|e| match fail.err(e) {
+            error if error.reason() == "ValidationException" => error.retry_later(),
+            error => error,
+        })?;
     Ok(())
 }
 
+/// Right after a table becomes ACTIVE, AWS answers ContinuousBackupsUnavailableException for
+/// some minutes while it sets up backups.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html>
 async fn enable_pitr(client: &Client, name: &str) -> Result<(), AwsError> {
     let fail = On::new(Step::Table, name);
     let pitr = PointInTimeRecoverySpecification::builder()
@@ -319,7 +388,12 @@ async fn enable_pitr(client: &Client, name: &str) -> Result<(), AwsError> {
         .point_in_time_recovery_specification(pitr)
         .send()
         .await
-        .map_err(|e| fail.err(e))?;
+        .map_err(|e| match fail.err(e) {
+            error if error.reason() == "ContinuousBackupsUnavailableException" => {
+                error.retry_later()
+            }
+            error => error,
+        })?;
     Ok(())
 }
 
@@ -342,33 +416,36 @@ async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
     Err(fail.timeout("ACTIVE", ACTIVE_WITHIN))
 }
 
-/// Deletes the table; `false` when it was already gone.
-pub async fn delete(room: &RoomContext<'_>) -> Result<bool, AwsError> {
+/// Deletes the room's table; another owner's table of that name is left alone.
+pub async fn delete(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
+    let client = &room.clients.dynamodb;
+    let mut desired = desired(&room.spec.connection_table, &room.names.table, &room.tags);
+    desired.point_in_time_recovery = false;
+    let found = observe(client, &desired).await?;
+    if let Some(skip) = Removal::skip_reason(found.as_ref().map(|t| &t.tags), &room.tags) {
+        return Ok(skip);
+    }
     let name = &room.names.table;
-    let fail = On::new(Step::Table, name);
-    let deleted = room
-        .clients
-        .dynamodb
-        .delete_table()
-        .table_name(name)
-        .send()
-        .await;
-    Ok(absent_if_not_found(deleted.map_err(|e| fail.err(e)))?.is_some())
+    let deleted = client.delete_table().table_name(name).send().await;
+    let deleted = absent_if_not_found(deleted.map_err(|e| On::new(Step::Table, name).err(e)))?;
+    Ok(deleted.map_or(Removal::Absent, |_| Removal::Deleted))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crd::ChatRoomSpec;
+    use crate::providers::aws::tags::lobby_tags;
 
     fn room_table(spec: &ConnectionTableSpec) -> DesiredTable {
-        desired(spec, "chatroom-default-lobby-0123456789", &Tags::new())
+        desired(spec, "chatroom-default-lobby-0123456789", &lobby_tags())
     }
 
     /// What a converged table of `desired` looks like in AWS.
     fn converged(desired: &DesiredTable) -> ObservedTable {
         ObservedTable {
             arn: "arn:aws:dynamodb:eu-west-1:123456789012:table/t".into(),
+            tags: desired.tags.clone().into_iter().collect(),
             active: true,
             billing: desired.billing.clone(),
             expires_rows: true,
@@ -482,8 +559,95 @@ mod tests {
                     .build(),
             )
             .build();
-        let observed = observed_table(&table, true, None);
         let wanted = room_table(&ConnectionTableSpec::default());
+        let mut observed = observed_table(&table, true, None);
+        observed.tags = wanted.tags.clone().into_iter().collect();
         assert_eq!(diff(Some(&observed), &wanted), []);
+    }
+
+    mod canned_answers {
+        use aws_smithy_mocks::{mock, mock_client};
+
+        use super::*;
+        use crate::providers::aws::canned::json_error;
+
+        fn converged_without(
+            edit: impl FnOnce(&mut ObservedTable),
+        ) -> (DesiredTable, ObservedTable) {
+            let spec = ConnectionTableSpec {
+                point_in_time_recovery: true,
+                ..ConnectionTableSpec::default()
+            };
+            let wanted = room_table(&spec);
+            let mut found = converged(&wanted);
+            edit(&mut found);
+            (wanted, found)
+        }
+
+        #[tokio::test]
+        async fn ttl_refused_within_an_hour_of_a_change_is_deferred_and_retried() {
+            // "Any additional UpdateTimeToLive calls for the same table during this one hour
+            // duration result in a ValidationException."
+            let refused = mock!(Client::update_time_to_live).then_http_response(|| {
+                json_error(
+                    400,
+                    "ValidationException",
+                    "Time to live has been modified multiple times within a fixed interval",
+                )
+            });
+            let client = mock_client!(aws_sdk_dynamodb, [&refused]);
+            let (wanted, found) = converged_without(|t| t.expires_rows = false);
+            let changes = diff(Some(&found), &wanted);
+
+            let acted = act(&client, &wanted, Some(&found), &changes).await.unwrap();
+
+            let deferred = acted.deferred.expect("the refusal is kept for the status");
+            assert_eq!(deferred.reason(), "ValidationException");
+            assert!(
+                !deferred.is_permanent(),
+                "retried, not left waiting for a spec change"
+            );
+            assert_eq!(refused.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn pitr_unavailable_right_after_creation_is_deferred_and_retried() {
+            let unavailable = mock!(Client::update_continuous_backups).then_http_response(|| {
+                json_error(
+                    400,
+                    "ContinuousBackupsUnavailableException",
+                    "Backups are being enabled for the table: t. Please retry later",
+                )
+            });
+            let client = mock_client!(aws_sdk_dynamodb, [&unavailable]);
+            let (wanted, found) = converged_without(|t| t.point_in_time_recovery = Some(false));
+            let changes = diff(Some(&found), &wanted);
+
+            let acted = act(&client, &wanted, Some(&found), &changes).await.unwrap();
+
+            let deferred = acted.deferred.expect("deferred");
+            assert_eq!(deferred.reason(), "ContinuousBackupsUnavailableException");
+            assert!(!deferred.is_permanent());
+        }
+
+        #[tokio::test]
+        async fn a_denied_ttl_change_is_not_deferred_but_fails_the_step() {
+            let denied = mock!(Client::update_time_to_live).then_http_response(|| {
+                json_error(
+                    400,
+                    "AccessDeniedException",
+                    "not authorized to perform: dynamodb:UpdateTimeToLive",
+                )
+            });
+            let client = mock_client!(aws_sdk_dynamodb, [&denied]);
+            let (wanted, found) = converged_without(|t| t.expires_rows = false);
+            let changes = diff(Some(&found), &wanted);
+
+            let error = act(&client, &wanted, Some(&found), &changes)
+                .await
+                .unwrap_err();
+
+            assert!(error.is_permanent(), "{error}");
+        }
     }
 }
