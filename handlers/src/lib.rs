@@ -18,7 +18,7 @@ pub use broadcast::{BroadcastReport, Fanout, broadcast};
 pub use chat::{Chat, ChatConfig, ChatError, DISPLAY_NAME_MAX_CHARS};
 pub use frames::{ChatFrame, Inbound};
 pub use memory_store::MemoryStore;
-pub use route_selection::{InvalidExpression, RouteSelectionExpression};
+pub use route_selection::{InvalidExpression, RouteSelectionExpression, sorted_keys};
 pub use sender::{SendError, Sender};
 pub use store::{Connection, ConnectionStore, Recipient, StoreError};
 

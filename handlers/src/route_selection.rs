@@ -42,7 +42,8 @@ impl RouteSelectionExpression {
         at.as_str().map(str::to_owned)
     }
 
-    /// A body that selects `route` and carries `message`, to show clients what to send.
+    /// A body that selects `route` and carries `message`, to show clients what to send; its
+    /// keys are sorted, whatever serde_json features a build happens to turn on.
     pub fn example_body(&self, route: &str, message: &str) -> Value {
         let mut selector = Value::String(route.to_owned());
         for segment in self.path.iter().rev() {
@@ -51,7 +52,22 @@ impl RouteSelectionExpression {
         if let Value::Object(map) = &mut selector {
             map.insert("message".into(), Value::String(message.to_owned()));
         }
-        selector
+        sorted_keys(selector)
+    }
+}
+
+/// `value` with every object's keys in sorted order. serde_json keeps insertion order when any
+/// crate in the build enables its `preserve_order` feature (the AWS SDK's test utilities do),
+/// and sorted order otherwise; what clients and files see must not depend on that.
+pub fn sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<String, Value> =
+                map.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
     }
 }
 

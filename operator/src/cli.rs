@@ -121,9 +121,14 @@ pub struct AwsArgs {
     /// Tagged on every resource, so operators of different clusters never take each other's.
     #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
     pub cluster_name: String,
-    /// Permissions boundary ARN for the IAM roles the operator creates.
+    /// Permissions boundary ARN for the IAM roles the operator creates (default: the policy
+    /// chatroom-room-boundary in the operator's own account, as docs/iam-policy.json demands).
     #[arg(long, env = "PERMISSIONS_BOUNDARY")]
     pub permissions_boundary: Option<String>,
+    /// Roles a room may bring in spec.function.roleArn, as ARN patterns (`*`, `?`); the
+    /// operator's iam:PassRole permission must cover them too.
+    #[arg(long, env = "ALLOWED_ROLE_ARNS", value_delimiter = ',', default_value = crate::providers::aws::DEFAULT_ALLOWED_ROLE_ARNS)]
+    pub allowed_role_arns: Vec<String>,
 }
 
 #[derive(Args, Debug)]

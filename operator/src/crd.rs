@@ -306,8 +306,11 @@ fn tag_rules() -> serde_json::Value {
     ])
 }
 
-/// The CRD as YAML, exactly as committed under `crds/`.
+/// The CRD as YAML, exactly as committed under `crds/`: keys sorted at every level, so that the
+/// output does not depend on whether some dependency turned on serde_json's `preserve_order`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
-    serde_yaml::to_string(&ChatRoom::crd())
+    let crd = serde_json::to_value(ChatRoom::crd())
+        .map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+    serde_yaml::to_string(&chatroom_handlers::sorted_keys(crd))
 }

@@ -143,7 +143,7 @@ fn a_room_aws_refuses_exits_non_zero_with_the_aws_error() {
     let files = Files::new("refused");
     let room = files.room(
         "refused",
-        "  function:\n    roleArn: arn:aws:iam::123456789012:role/not-there\n",
+        "  function:\n    roleArn: arn:aws:iam::123456789012:role/chatroom-not-there\n",
     );
 
     let applied = run(&["apply", &room, "--handler-zip", &files.zip()]);

@@ -321,7 +321,8 @@ async fn delete_leaves_nothing_and_retain_keeps_exactly_the_table() {
 async fn an_aws_error_surfaces_as_a_condition_with_its_code_and_message() {
     let provider = provider().await;
     let mut room = room("badrole");
-    room.spec.function.role_arn = Some("arn:aws:iam::123456789012:role/does-not-exist".into());
+    room.spec.function.role_arn =
+        Some("arn:aws:iam::123456789012:role/chatroom-does-not-exist".into());
 
     let converged = provider.converge(&room).await;
 
@@ -525,4 +526,24 @@ async fn a_retained_table_is_adopted_by_the_next_room_of_the_same_name() {
     );
     provider.delete(&second).await.unwrap();
     assert!(Inventory::of(&second).await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_role_the_operator_may_not_pass_is_refused_before_anything_is_made() {
+    let provider = provider().await;
+    let mut room = room("adminrole");
+    room.spec.function.role_arn = Some("arn:aws:iam::123456789012:role/admin".into());
+
+    let converged = provider.converge(&room).await;
+
+    let failure = converged.failure().expect("refused");
+    assert_eq!(failure.reason, "RoleNotAllowed");
+    assert!(failure.permanent);
+    assert!(
+        failure.message.contains("--allowed-role-arns"),
+        "{}",
+        failure.message
+    );
+    assert!(Inventory::of(&room).await.is_empty(), "nothing was created");
 }

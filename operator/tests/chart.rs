@@ -278,6 +278,10 @@ fn every_option_renders_and_parses_as_its_kubernetes_type() {
             "PERMISSIONS_BOUNDARY",
             "arn:aws:iam::123456789012:policy/chatroom-boundary",
         ),
+        (
+            "ALLOWED_ROLE_ARNS",
+            "arn:aws:iam::*:role/chatroom-*,arn:aws:iam::123456789012:role/team-chat-*",
+        ),
     ] {
         assert!(
             env.contains(&(name.to_owned(), Some(value.to_owned()))),

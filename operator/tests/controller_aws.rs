@@ -30,11 +30,11 @@ async fn a_room_is_created_reported_ready_and_torn_down_on_deletion() {
 
     let metrics = ctx.metrics.encode();
     for call in [
-        r#"service="DynamoDB",operation="CreateTable""#,
-        r#"service="Lambda",operation="CreateFunction""#,
+        r#"service="DynamoDB",operation="CreateTable",outcome="success""#,
+        r#"service="Lambda",operation="CreateFunction",outcome="success""#,
     ] {
         assert!(
-            metrics.contains(&format!("chatroom_aws_calls_total{{{call}}} 1")),
+            metrics.contains(&format!("chatroom_aws_requests_total{{{call}}} 1")),
             "{call} in:\n{metrics}"
         );
     }
@@ -120,7 +120,7 @@ async fn with_retain_the_table_survives_the_rooms_deletion() {
 async fn an_aws_error_shows_in_the_condition_message() {
     let provider = Provider::Aws(Arc::new(provider().await));
     let mut room = with_finalizer(room("controller-error"));
-    room.spec.function.role_arn = Some("arn:aws:iam::123456789012:role/not-there".into());
+    room.spec.function.role_arn = Some("arn:aws:iam::123456789012:role/chatroom-not-there".into());
     let (ctx, api) = context(provider.clone(), &room);
 
     reconcile_room(Arc::new(room.clone()), ctx).await.unwrap();

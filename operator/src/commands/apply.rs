@@ -36,16 +36,14 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     for loaded in rooms {
         let started = std::time::Instant::now();
         if let Provider::Aws(aws) = &provider {
-            aws.calls().clear();
+            aws.calls().reset_counts();
         }
         let reconciled = converge_until_ready(&provider, &loaded, args.timeout).await;
         let who = format!("{}/{}", loaded.namespace(), loaded.name());
         if let Provider::Aws(aws) = &provider {
-            let calls = aws.calls().calls();
-            let changes = calls.iter().filter(|c| c.is_mutating()).count();
+            let (calls, changing) = aws.calls().counts();
             eprintln!(
-                "{who}: {} AWS calls ({changes} changing), {:.2} s",
-                calls.len(),
+                "{who}: {calls} AWS calls ({changing} changing), {:.2} s",
                 started.elapsed().as_secs_f64()
             );
         }

@@ -44,5 +44,8 @@ pub async fn aws_provider(args: &AwsArgs, zip: Option<&Path>) -> Result<Provider
     settings
         .permissions_boundary
         .clone_from(&args.permissions_boundary);
+    settings
+        .allowed_role_arns
+        .clone_from(&args.allowed_role_arns);
     Ok(Provider::Aws(Arc::new(AwsProvider::new(sdk, settings))))
 }

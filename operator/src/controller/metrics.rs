@@ -1,5 +1,6 @@
 //! Prometheus metrics (prometheus-client): reconciles and failures by reason, reconcile
-//! duration, rooms by readiness, AWS calls by service and operation, leadership.
+//! duration, rooms by readiness, AWS requests by service, operation and outcome, throttled
+//! attempts, leadership.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::providers::aws::Call;
+use crate::providers::aws::CallEvent;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -28,6 +29,12 @@ pub struct ReadyLabels {
 pub struct CallLabels {
     pub service: String,
     pub operation: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
 }
 
 #[derive(Clone)]
@@ -37,7 +44,8 @@ pub struct Metrics {
     failures: Family<ReasonLabels, Counter>,
     duration: Histogram,
     rooms: Family<ReadyLabels, Gauge>,
-    aws_calls: Family<CallLabels, Counter>,
+    aws_requests: Family<CallLabels, Counter>,
+    aws_throttled: Family<ServiceLabels, Counter>,
     leader: Gauge,
     readiness: Arc<Mutex<HashMap<String, bool>>>,
 }
@@ -49,7 +57,8 @@ impl Default for Metrics {
         let failures = Family::<ReasonLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let rooms = Family::<ReadyLabels, Gauge>::default();
-        let aws_calls = Family::<CallLabels, Counter>::default();
+        let aws_requests = Family::<CallLabels, Counter>::default();
+        let aws_throttled = Family::<ServiceLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
@@ -64,9 +73,14 @@ impl Default for Metrics {
         );
         registry.register("rooms", "ChatRooms by readiness", rooms.clone());
         registry.register(
-            "aws_calls",
-            "AWS API calls, by service and operation",
-            aws_calls.clone(),
+            "aws_requests",
+            "AWS API calls, by service, operation and how they ended after the SDK's retries",
+            aws_requests.clone(),
+        );
+        registry.register(
+            "aws_throttled",
+            "Attempts AWS answered with throttling, by service (the SDK retries them)",
+            aws_throttled.clone(),
         );
         registry.register(
             "leader",
@@ -79,7 +93,8 @@ impl Default for Metrics {
             failures,
             duration,
             rooms,
-            aws_calls,
+            aws_requests,
+            aws_throttled,
             leader,
             readiness: Arc::default(),
         }
@@ -100,12 +115,23 @@ impl Metrics {
             .inc();
     }
 
-    pub fn aws_call(&self, call: &Call) {
-        let labels = CallLabels {
-            service: call.service.clone(),
-            operation: call.operation.clone(),
-        };
-        self.aws_calls.get_or_create(&labels).inc();
+    pub fn aws_call(&self, event: &CallEvent) {
+        match event {
+            CallEvent::Finished(call, outcome) => {
+                let labels = CallLabels {
+                    service: call.service.clone(),
+                    operation: call.operation.clone(),
+                    outcome: outcome.label().to_owned(),
+                };
+                self.aws_requests.get_or_create(&labels).inc();
+            }
+            CallEvent::Throttled(call) => {
+                let labels = ServiceLabels {
+                    service: call.service.clone(),
+                };
+                self.aws_throttled.get_or_create(&labels).inc();
+            }
+        }
     }
 
     pub fn set_leader(&self, leading: bool) {

@@ -105,6 +105,10 @@ pub enum Misconfiguration {
         "spec.function.architecture is arm64 but the operator has no arm64 bootstrap.zip (--handler-zip-arm64)"
     )]
     NoHandlerForArchitecture,
+    #[error(
+        "spec.function.roleArn {arn} is not among the roles this operator may pass to Lambda ({allowed}); ask its administrator to add it to --allowed-role-arns and to the operator's iam:PassRole permission"
+    )]
+    RoleNotAllowed { arn: String, allowed: String },
 }
 
 impl Misconfiguration {
@@ -113,6 +117,7 @@ impl Misconfiguration {
             Self::NoRegion => "NoRegion",
             Self::NoHandlerZip => "NoHandlerZip",
             Self::NoHandlerForArchitecture => "NoHandlerForArchitecture",
+            Self::RoleNotAllowed { .. } => "RoleNotAllowed",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! ownership is in tags ([`tags`]).
 
 mod api;
+pub mod arn_pattern;
 mod calls;
 #[cfg(test)]
 mod canned;
@@ -34,7 +35,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_config::{Region, SdkConfig};
 use tokio::sync::OnceCell;
 
-pub use calls::{Call, CallLog};
+#[cfg(feature = "test-hooks")]
+pub use calls::RecordedRequest;
+pub use calls::{Call, CallEvent, CallLog, Outcome as CallOutcome};
 pub use change::Removal;
 pub use error::{AwsError, Misconfiguration, Step};
 pub use handler_zip::HandlerZip;
@@ -42,6 +45,10 @@ pub use naming::ResourceNames;
 
 use crate::crd::{ChatRoom, ChatRoomSpec, DeletionPolicy};
 use crate::report::Report;
+
+/// The roles a room may bring unless the operator is told otherwise: those named like its own,
+/// which the operator's policy lets it pass to Lambda.
+pub const DEFAULT_ALLOWED_ROLE_ARNS: &str = "arn:*:iam::*:role/chatroom-*";
 
 /// Tags as AWS takes them: key → value, sorted for stable requests.
 pub type Tags = BTreeMap<String, String>;
@@ -54,8 +61,11 @@ pub struct Settings {
     pub handler_zip_arm64: Option<HandlerZip>,
     /// Tagged on every resource, so operators of two clusters never take each other's.
     pub cluster_name: String,
-    /// Permissions boundary ARN for the roles the operator creates.
+    /// Permissions boundary ARN for the roles the operator creates; by default the policy
+    /// [`naming::BOUNDARY_POLICY`] in the operator's own account.
     pub permissions_boundary: Option<String>,
+    /// Roles a room may bring in `spec.function.roleArn` (ARN patterns); others are refused.
+    pub allowed_role_arns: Vec<String>,
     /// Attempts at creating a function while Lambda cannot assume its new role yet.
     pub role_propagation_attempts: usize,
 }
@@ -67,6 +77,7 @@ impl Settings {
             handler_zip_arm64: None,
             cluster_name: cluster_name.to_owned(),
             permissions_boundary: None,
+            allowed_role_arns: vec![DEFAULT_ALLOWED_ROLE_ARNS.to_owned()],
             // 0.5 s doubling to 8 s: about 40 s in all, longer than IAM usually takes.
             role_propagation_attempts: 8,
         }
@@ -122,6 +133,20 @@ struct RoomContext<'a> {
 impl RoomContext<'_> {
     fn partition(&self) -> &str {
         &self.caller.partition
+    }
+
+    /// The boundary every role the operator creates carries.
+    fn permissions_boundary(&self) -> String {
+        self.settings
+            .permissions_boundary
+            .clone()
+            .unwrap_or_else(|| {
+                let Caller { partition, account } = &self.caller;
+                format!(
+                    "arn:{partition}:iam::{account}:policy/{}",
+                    naming::BOUNDARY_POLICY
+                )
+            })
     }
 }
 

@@ -19,6 +19,8 @@ pub struct ResourceNames {
 }
 
 pub const INLINE_POLICY: &str = "chatroom-room";
+/// The managed policy that bounds every role the operator creates (docs/permissions-boundary.json).
+pub const BOUNDARY_POLICY: &str = "chatroom-room-boundary";
 const PREFIX: &str = "chatroom";
 
 impl ResourceNames {

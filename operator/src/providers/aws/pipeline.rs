@@ -9,12 +9,12 @@
 
 use super::api::{self, ApiOutput};
 use super::change::Converged;
-use super::error::{AwsError, Step};
+use super::error::{AwsError, Misconfiguration, Step};
 use super::role_policy::PolicyScope;
 use super::stage::Deployment;
 use super::{
-    RoomContext, function, integration, log_group, permission, role, role_policy, routes, stage,
-    table,
+    RoomContext, arn_pattern, function, integration, log_group, permission, role, role_policy,
+    routes, stage, table,
 };
 use crate::report::{Applied, Failure, Outcome, Outputs, Part, PartReady, Report, Verdict};
 
@@ -96,6 +96,10 @@ fn failure(error: &AwsError) -> Failure {
 }
 
 async fn steps(room: &RoomContext<'_>, progress: &mut Progress) -> Result<(), AwsError> {
+    // Before anything is made: a role the operator may not pass would fail only at the end.
+    if let Some(arn) = &room.spec.function.role_arn {
+        allowed_role(room, arn)?;
+    }
     let table_arn = table_part(room, progress).await?;
     let api = progress.note(
         room,
@@ -130,7 +134,9 @@ async fn function_part(
     let role_arn = match &room.spec.function.role_arn {
         Some(arn) => arn.clone(),
         None => {
-            let arn = progress.note(room, Step::Role, role::converge(room).await?);
+            let boundary = room.permissions_boundary();
+            let converged = role::converge(room, &boundary).await?;
+            let arn = progress.note(room, Step::Role, converged);
             let scope = PolicyScope {
                 partition: room.partition(),
                 region: &room.region,
@@ -159,6 +165,24 @@ async fn function_part(
     let message = format!("Function {} is active", names.function);
     progress.ready(Part::Function, "Active", message);
     Ok(function_arn)
+}
+
+/// A role the spec brings, if the operator may pass it to Lambda.
+fn allowed_role(room: &RoomContext<'_>, arn: &str) -> Result<String, AwsError> {
+    let allowed = &room.settings.allowed_role_arns;
+    if allowed
+        .iter()
+        .any(|pattern| arn_pattern::matches(pattern, arn))
+    {
+        return Ok(arn.to_owned());
+    }
+    Err(AwsError::Configuration {
+        step: Step::Function,
+        problem: Misconfiguration::RoleNotAllowed {
+            arn: arn.to_owned(),
+            allowed: allowed.join(", "),
+        },
+    })
 }
 
 /// The integration, the routes and the stage; the API is ready once its stage deployed.
