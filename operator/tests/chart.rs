@@ -282,6 +282,7 @@ fn every_option_renders_and_parses_as_its_kubernetes_type() {
             "ALLOWED_ROLE_ARNS",
             "arn:aws:iam::*:role/chatroom-*,arn:aws:iam::123456789012:role/team-chat-*",
         ),
+        ("AWS_RATE_LIMITS", "apigateway=2.5,lambda=20"),
     ] {
         assert!(
             env.contains(&(name.to_owned(), Some(value.to_owned()))),
@@ -325,6 +326,11 @@ fn bad_values_fail_with_the_message_that_names_them() {
             "/leaderElection/leaseDuration",
         ),
         ("shutdownTimeout: soon\n", "/shutdownTimeout"),
+        ("aws: {rateLimits: {apigatway: 5}}\n", "/aws/rateLimits"),
+        (
+            "aws: {rateLimits: {apigateway: 0}}\n",
+            "/aws/rateLimits/apigateway",
+        ),
         (
             "replicaCount: 2\nleaderElection: {enabled: false}\n",
             "/leaderElection/enabled",

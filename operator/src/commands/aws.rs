@@ -8,7 +8,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 
 use crate::cli::AwsArgs;
-use crate::providers::aws::{AwsProvider, HandlerZip, Settings};
+use crate::providers::aws::{AwsProvider, HandlerZip, RateLimits, Settings};
 use crate::reconcile::Provider;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,5 +47,6 @@ pub async fn aws_provider(args: &AwsArgs, zip: Option<&Path>) -> Result<Provider
     settings
         .allowed_role_arns
         .clone_from(&args.allowed_role_arns);
+    settings.rate_limits = RateLimits::with(&args.aws_rate_limits);
     Ok(Provider::Aws(Arc::new(AwsProvider::new(sdk, settings))))
 }

@@ -236,7 +236,9 @@ async fn control(
         None => Api::all(client),
     };
     tracing::info!(provider = ?args.provider, namespace = args.watch_namespace.as_deref().unwrap_or("(all)"), "controller started");
-    let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
+    let controller = Controller::new(rooms, watcher::Config::default().any_semantic());
+    context.watch(controller.store());
+    let controller = controller
         .with_config(ControllerConfig::default().concurrency(args.max_concurrent_reconciles))
         .graceful_shutdown_on(stop.clone())
         .run(reconcile_room, error_policy, context)

@@ -47,6 +47,7 @@ pub struct Metrics {
     aws_requests: Family<CallLabels, Counter>,
     aws_throttled: Family<ServiceLabels, Counter>,
     leader: Gauge,
+    resync: Gauge<f64, std::sync::atomic::AtomicU64>,
     readiness: Arc<Mutex<HashMap<String, bool>>>,
 }
 
@@ -60,6 +61,7 @@ impl Default for Metrics {
         let aws_requests = Family::<CallLabels, Counter>::default();
         let aws_throttled = Family::<ServiceLabels, Counter>::default();
         let leader = Gauge::default();
+        let resync = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -83,6 +85,11 @@ impl Default for Metrics {
             aws_throttled.clone(),
         );
         registry.register(
+            "resync_seconds",
+            "The resync in force: --resync, or longer when the fleet's steady state would take more than half of an AWS service's rate limit",
+            resync.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica reconciles (holds the lease, or runs without leader election)",
             leader.clone(),
@@ -96,6 +103,7 @@ impl Default for Metrics {
             aws_requests,
             aws_throttled,
             leader,
+            resync,
             readiness: Arc::default(),
         }
     }
@@ -134,8 +142,20 @@ impl Metrics {
         }
     }
 
+    pub fn set_resync(&self, resync: Duration) {
+        self.resync.set(resync.as_secs_f64());
+    }
+
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// How many rooms the controller knows, ready or not.
+    pub fn room_count(&self) -> usize {
+        self.readiness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Records a room's readiness; `None` when it is gone.

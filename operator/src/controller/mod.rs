@@ -2,16 +2,17 @@
 //! [`reconcile_room`] for every ChatRoom; the finalizer helper splits it into apply and cleanup.
 
 mod metrics;
+mod schedule;
 pub(crate) mod server;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::crd::ChatRoom;
@@ -19,11 +20,11 @@ use crate::reconcile::{self, Provider};
 use crate::report::Outcome;
 use crate::status::is_ready;
 pub use metrics::Metrics;
+pub use schedule::{MAX_BACKOFF, RESYNC_JITTER};
+use schedule::{Schedule, spread, steady_state_floor};
 
 pub const FINALIZER: &str = "chatroom.dev/cleanup";
 pub const FIELD_MANAGER: &str = "chatroom-operator";
-/// The longest a failing room waits before its next try.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -60,7 +61,11 @@ pub struct Context {
     pub metrics: Metrics,
     /// How often a healthy room is checked for drift.
     pub resync: Duration,
-    failures: Mutex<HashMap<String, u32>>,
+    /// How far each resync is spread either way, as a fraction of it.
+    resync_jitter: f64,
+    schedule: Schedule,
+    /// The rooms the controller watches, once it runs: the fleet's size sets the resync floor.
+    watched: OnceLock<Store<ChatRoom>>,
 }
 
 impl Context {
@@ -82,23 +87,61 @@ impl Context {
             recorder,
             metrics,
             resync,
-            failures: Mutex::default(),
+            resync_jitter: RESYNC_JITTER,
+            schedule: Schedule::default(),
+            watched: OnceLock::new(),
         }
     }
 
-    /// The next delay for a room that failed again: 2 s doubling per failure, capped.
-    pub fn backoff(&self, room: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = failures.entry(room.to_owned()).or_insert(0);
-        *count = count.saturating_add(1);
-        Duration::from_secs(2u64.saturating_pow((*count).min(16))).min(MAX_BACKOFF)
+    /// Spreads each resync by up to `fraction` of it either way (0 for none).
+    pub fn with_resync_jitter(mut self, fraction: f64) -> Self {
+        self.resync_jitter = fraction.clamp(0.0, 0.5);
+        self
     }
 
-    fn succeeded(&self, room: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(room);
+    /// Hands over the controller's cache of rooms, so that a resync is planned for the whole
+    /// fleet and not only for the rooms reconciled so far.
+    pub fn watch(&self, rooms: Store<ChatRoom>) {
+        // Only the first controller's cache counts; there is only ever one.
+        let _ = self.watched.set(rooms);
+    }
+
+    /// Waits until the controller's first list of rooms is complete: the rooms reconciled
+    /// while it is still arriving would otherwise plan their resync for a smaller fleet.
+    async fn fleet_listed(&self) {
+        if let Some(rooms) = self.watched.get() {
+            // The writer goes only with the controller, and with it every reconcile.
+            let _ = rooms.wait_until_ready().await;
+        }
+    }
+
+    fn fleet_size(&self) -> usize {
+        let reconciled = self.metrics.room_count();
+        self.watched
+            .get()
+            .map_or(reconciled, |rooms| rooms.len().max(reconciled))
+    }
+
+    /// The next resync, spread so that rooms created together (or all of them, after the
+    /// operator starts) do not reconcile in lock-step ever after, and never so short that the
+    /// fleet's steady state would take more than half of what the provider's rate limits
+    /// allow: the other half stays for rooms being created or changed.
+    fn next_resync(&self) -> Duration {
+        let floor = match &self.provider {
+            Provider::Aws(aws) => steady_state_floor(self.fleet_size(), aws.steady_state_cost()),
+            Provider::Local(_) => Duration::ZERO,
+        };
+        let resync = self.resync.max(floor);
+        self.metrics.set_resync(resync);
+        spread(resync, self.resync_jitter, rand::random::<f64>())
+    }
+
+    /// Notes a room settled at its generation (ready, or failed for good) until its resync.
+    fn settled(&self, room: &ChatRoom) -> Action {
+        let resync = self.next_resync();
+        self.schedule
+            .converged(&key(room), room.metadata.generation, resync);
+        Action::requeue(resync)
     }
 }
 
@@ -130,6 +173,11 @@ pub async fn reconcile_room(room: Arc<ChatRoom>, ctx: Arc<Context>) -> Result<Ac
 
 async fn apply(room: Arc<ChatRoom>, ctx: &Context, api: &Api<ChatRoom>) -> Result<Action, Error> {
     let who = key(&room);
+    // A room settled at this generation is not converged again before its resync, however
+    // many watch events arrive: its own status writes would otherwise cost a full reconcile.
+    if let Some(wait) = ctx.schedule.not_due(&who, room.metadata.generation) {
+        return Ok(Action::requeue(wait));
+    }
     let reconciled = reconcile::reconcile(&ctx.provider, &room).await;
     let was_ready = room
         .status
@@ -173,6 +221,7 @@ async fn apply(room: Arc<ChatRoom>, ctx: &Context, api: &Api<ChatRoom>) -> Resul
         publish_as(ctx, &room, EventType::Normal, reason, &action, &note).await;
     }
     ctx.metrics.room(&who, Some(reconciled.is_ready()));
+    ctx.fleet_listed().await;
 
     match reconciled.failure {
         None => {
@@ -187,8 +236,7 @@ async fn apply(room: Arc<ChatRoom>, ctx: &Context, api: &Api<ChatRoom>) -> Resul
                 )
                 .await;
             }
-            ctx.succeeded(&who);
-            Ok(Action::requeue(ctx.resync))
+            Ok(ctx.settled(&room))
         }
         Some(failure) => {
             ctx.metrics.failed(&failure.reason);
@@ -205,7 +253,7 @@ async fn apply(room: Arc<ChatRoom>, ctx: &Context, api: &Api<ChatRoom>) -> Resul
             }
             if failure.permanent {
                 // Retrying cannot help; the next spec change (a new generation) or the resync will.
-                Ok(Action::requeue(ctx.resync))
+                Ok(ctx.settled(&room))
             } else {
                 Err(Error::NotReady {
                     room: who,
@@ -223,7 +271,7 @@ async fn cleanup(room: Arc<ChatRoom>, ctx: &Context) -> Result<Action, Error> {
         Ok(summary) => {
             publish(ctx, &room, EventType::Normal, "Deleted", &summary).await;
             ctx.metrics.room(&who, None);
-            ctx.succeeded(&who);
+            ctx.schedule.forget(&who);
             Ok(Action::await_change())
         }
         Err(message) => {
@@ -235,7 +283,7 @@ async fn cleanup(room: Arc<ChatRoom>, ctx: &Context) -> Result<Action, Error> {
 
 /// Exponential backoff per room, capped at [`MAX_BACKOFF`].
 pub fn error_policy(room: Arc<ChatRoom>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(&key(&room));
+    let delay = ctx.schedule.failed(&key(&room));
     ctx.metrics.failed(&error.reason());
     tracing::warn!(room = %key(&room), %error, ?delay, "reconcile failed; retrying");
     Action::requeue(delay)

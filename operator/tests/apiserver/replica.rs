@@ -3,19 +3,19 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use super::ApiServer;
-use crate::binary::{self, binary, free_port};
+use crate::binary::{self, Running, binary, free_port};
 use crate::{rbac, support};
 
 pub const NAMESPACE: &str = "chatrooms";
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// One `chatroom-operator run` process, its log piped.
+/// One `chatroom-operator run` process, its log collected as it runs.
 pub struct Replica {
-    child: Child,
+    process: Running,
     pub metrics: u16,
     /// The local provider's gateway port.
     pub gateway: u16,
@@ -52,18 +52,20 @@ impl Replica {
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", pod)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info");
         command
     }
 
-    fn spawn(mut command: Command, metrics: u16, gateway: u16) -> Self {
+    fn spawn(command: Command, metrics: u16, gateway: u16) -> Self {
         Self {
-            child: command.spawn().unwrap(),
+            process: Running::spawn(command),
             metrics,
             gateway,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -95,28 +97,20 @@ impl Replica {
     /// Waits up to `within` for the process to exit by itself.
     pub async fn wait_for_exit(&mut self, within: Duration) -> binary::Exit {
         let deadline = Instant::now() + within;
-        while self.child.try_wait().unwrap().is_none() {
+        while !self.process.has_exited() {
             assert!(Instant::now() < deadline, "still running after {within:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        binary::output_of(&mut self.child, Duration::ZERO)
+        self.process.wait(Duration::ZERO)
     }
 
     /// Sends SIGTERM and waits up to `within` for the exit: (status, time taken, the log).
     pub async fn terminate(self, within: Duration) -> (ExitStatus, Duration, String) {
         let mut replica = self;
-        let exit =
-            tokio::task::spawn_blocking(move || binary::terminate(&mut replica.child, within))
-                .await
-                .unwrap();
+        let exit = tokio::task::spawn_blocking(move || replica.process.terminate(within))
+            .await
+            .unwrap();
         (exit.status, exit.took, exit.stderr + &exit.stdout)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -14,6 +14,12 @@ pub use chatroom_testkit::moto_sdk_config as sdk;
 pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
     settings.role_propagation_attempts = 1;
+    // moto has no quotas; the rate limits have tests of their own.
+    let unlimited: Vec<_> = ["apigateway", "dynamodb", "iam", "lambda", "logs", "sts"]
+        .iter()
+        .map(|service| format!("{service}=10000").parse().unwrap())
+        .collect();
+    settings.rate_limits = chatroom_operator::providers::aws::RateLimits::with(&unlimited);
     AwsProvider::new(sdk().await, settings)
 }
 

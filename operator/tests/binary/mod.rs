@@ -5,6 +5,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub fn binary() -> Command {
@@ -22,26 +23,100 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A child whose stdout and stderr are read while it runs, so that a chatty process never
+/// blocks on a full pipe; both are returned when it exits.
+pub struct Running {
+    pub child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Running {
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = pipe.read_to_end(&mut text);
+                String::from_utf8_lossy(&text).into_owned()
+            })
+        };
+        let stdout = child.stdout.take().map(|p| drain(Box::new(p)));
+        let stderr = child.stderr.take().map(|p| drain(Box::new(p)));
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit.
+    pub fn terminate(&mut self, within: Duration) -> Exit {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        self.wait(within)
+    }
+
+    /// Waits up to `within` for the exit, and collects the output.
+    pub fn wait(&mut self, within: Duration) -> Exit {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < within, "no exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = started.elapsed();
+        let collect =
+            |pipe: Option<JoinHandle<String>>| pipe.map(|t| t.join().unwrap()).unwrap_or_default();
+        Exit {
+            status,
+            took,
+            stdout: collect(self.stdout.take()),
+            stderr: collect(self.stderr.take()),
+        }
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `chatroom-operator local FILES --listen 127.0.0.1:PORT`, running until stopped.
 pub struct LocalGateway {
-    pub child: Child,
+    pub process: Running,
     pub port: u16,
 }
 
 impl LocalGateway {
     pub fn start(files: &[&Path], extra: &[&str]) -> Self {
         let port = free_port();
-        let child = binary()
+        let mut command = binary();
+        command
             .arg("local")
             .args(files)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .current_dir(repo_root())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let gateway = Self { child, port };
+            .current_dir(repo_root());
+        let gateway = Self {
+            process: Running::spawn(command),
+            port,
+        };
         gateway.wait_until_listening();
         gateway
     }
@@ -64,7 +139,7 @@ impl LocalGateway {
 
     /// Sends SIGTERM and waits (bounded) for the exit; returns status, stdout and stderr.
     pub fn terminate(mut self) -> (ExitStatus, String, String) {
-        let exit = terminate(&mut self.child, Duration::from_secs(20));
+        let exit = self.process.terminate(Duration::from_secs(20));
         (exit.status, exit.stdout, exit.stderr)
     }
 }
@@ -75,54 +150,4 @@ pub struct Exit {
     pub took: Duration,
     pub stdout: String,
     pub stderr: String,
-}
-
-/// Sends SIGTERM to a child started with piped output and waits up to `within` for its exit.
-pub fn terminate(child: &mut Child, within: Duration) -> Exit {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    output_of(child, within)
-}
-
-/// Waits up to `within` for a child started with piped output to exit, and reads its output.
-pub fn output_of(child: &mut Child, within: Duration) -> Exit {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < within, "no exit within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = started.elapsed();
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    Exit {
-        status,
-        took,
-        stdout,
-        stderr,
-    }
-}
-
-impl Drop for LocalGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -104,7 +104,9 @@ pub fn context(provider: Provider, room: &ChatRoom) -> (Arc<Context>, FakeApiSer
         recorder,
         Metrics::default(),
         Duration::from_secs(300),
-    );
+    )
+    // Scenarios assert the exact resync; its spread has a unit test of its own.
+    .with_resync_jitter(0.0);
     (Arc::new(context), FakeApiServer { sent })
 }
 

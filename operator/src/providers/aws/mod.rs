@@ -22,6 +22,7 @@ mod log_group;
 mod naming;
 mod permission;
 mod pipeline;
+pub mod rate_limit;
 mod role;
 mod role_policy;
 mod routes;
@@ -31,8 +32,10 @@ mod tags;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use tokio::sync::OnceCell;
 
 #[cfg(feature = "test-hooks")]
@@ -42,6 +45,7 @@ pub use change::Removal;
 pub use error::{AwsError, Misconfiguration, Step};
 pub use handler_zip::HandlerZip;
 pub use naming::ResourceNames;
+pub use rate_limit::{RateLimit, RateLimits};
 
 use crate::crd::{ChatRoom, ChatRoomSpec, DeletionPolicy};
 use crate::report::Report;
@@ -49,6 +53,20 @@ use crate::report::Report;
 /// The roles a room may bring unless the operator is told otherwise: those named like its own,
 /// which the operator's policy lets it pass to Lambda.
 pub const DEFAULT_ALLOWED_ROLE_ARNS: &str = "arn:*:iam::*:role/chatroom-*";
+
+/// The requests one Ready room's reconcile makes, by `--aws-rate-limit` service: reads only.
+/// API Gateway: GetApi, GetIntegrations, GetRoutes, GetStages; DynamoDB: DescribeTable,
+/// DescribeTimeToLive, DescribeContinuousBackups; IAM: GetRole, GetRolePolicy; Lambda:
+/// GetFunction, GetPolicy; Logs: DescribeLogGroups, ListTagsForResource. tests/fleet_aws.rs
+/// holds the operator to these.
+pub const STEADY_STATE_REQUESTS: [(&str, u32); 6] = [
+    ("apigateway", 4),
+    ("dynamodb", 3),
+    ("iam", 2),
+    ("lambda", 2),
+    ("logs", 2),
+    ("sts", 0),
+];
 
 /// Tags as AWS takes them: key → value, sorted for stable requests.
 pub type Tags = BTreeMap<String, String>;
@@ -68,6 +86,8 @@ pub struct Settings {
     pub allowed_role_arns: Vec<String>,
     /// Attempts at creating a function while Lambda cannot assume its new role yet.
     pub role_propagation_attempts: usize,
+    /// Requests per second per AWS service, shared by every room.
+    pub rate_limits: RateLimits,
 }
 
 impl Settings {
@@ -78,6 +98,7 @@ impl Settings {
             cluster_name: cluster_name.to_owned(),
             permissions_boundary: None,
             allowed_role_arns: vec![DEFAULT_ALLOWED_ROLE_ARNS.to_owned()],
+            rate_limits: RateLimits::default(),
             // 0.5 s doubling to 8 s: about 40 s in all, longer than IAM usually takes.
             role_propagation_attempts: 8,
         }
@@ -155,20 +176,61 @@ pub struct AwsProvider {
     settings: Settings,
     calls: CallLog,
     clients: Mutex<HashMap<String, Clients>>,
+    /// One HTTP client per service, behind that service's rate limit, for every region.
+    http: HttpClients,
+}
+
+/// Each service's HTTP client, behind the service's own token bucket.
+struct HttpClients {
+    apigateway: SharedHttpClient,
+    dynamodb: SharedHttpClient,
+    iam: SharedHttpClient,
+    lambda: SharedHttpClient,
+    logs: SharedHttpClient,
+    sts: SharedHttpClient,
+}
+
+impl HttpClients {
+    fn new(sdk: &SdkConfig, limits: &RateLimits) -> Self {
+        let client = |service: &str| {
+            let bucket = rate_limit::bucket(limits.per_second(service));
+            match sdk.http_client() {
+                // A configuration that brings its own client (tests, proxies) keeps it.
+                Some(given) => rate_limit::limit(given, bucket),
+                None => rate_limit::rate_limited_client(bucket),
+            }
+        };
+        Self {
+            apigateway: client("apigateway"),
+            dynamodb: client("dynamodb"),
+            iam: client("iam"),
+            lambda: client("lambda"),
+            logs: client("logs"),
+            sts: client("sts"),
+        }
+    }
 }
 
 impl AwsProvider {
     pub fn new(sdk: SdkConfig, settings: Settings) -> Self {
+        let http = HttpClients::new(&sdk, &settings.rate_limits);
         Self {
             sdk,
             settings,
             calls: CallLog::default(),
             clients: Mutex::default(),
+            http,
         }
     }
 
     pub fn calls(&self) -> &CallLog {
         &self.calls
+    }
+
+    /// How long one room's steady-state reconcile holds the scarcest rate limit: with the
+    /// defaults, API Gateway's (4 reads at 5 per second).
+    pub fn steady_state_cost(&self) -> Duration {
+        steady_state_cost(&self.settings.rate_limits)
     }
 
     fn clients(&self, region: &str) -> Clients {
@@ -178,12 +240,14 @@ impl AwsProvider {
         let region = Region::new(region.to_owned());
         // Each service's client from the shared configuration, in the room's region, with the
         // call log in front of it.
+        let http = &self.http;
         macro_rules! client {
-            ($service:ident) => {
+            ($service:ident, $http:ident) => {
                 $service::Client::from_conf(
                     $service::config::Builder::from(sdk)
                         .region(region.clone())
                         .interceptor(calls.clone())
+                        .http_client(http.$http.clone())
                         .build(),
                 )
             };
@@ -191,12 +255,12 @@ impl AwsProvider {
         cache
             .entry(region.to_string())
             .or_insert_with(|| Clients {
-                dynamodb: client!(aws_sdk_dynamodb),
-                iam: client!(aws_sdk_iam),
-                lambda: client!(aws_sdk_lambda),
-                apigateway: client!(aws_sdk_apigatewayv2),
-                logs: client!(aws_sdk_cloudwatchlogs),
-                sts: client!(aws_sdk_sts),
+                dynamodb: client!(aws_sdk_dynamodb, dynamodb),
+                iam: client!(aws_sdk_iam, iam),
+                lambda: client!(aws_sdk_lambda, lambda),
+                apigateway: client!(aws_sdk_apigatewayv2, apigateway),
+                logs: client!(aws_sdk_cloudwatchlogs, logs),
+                sts: client!(aws_sdk_sts, sts),
                 caller: Arc::default(),
             })
             .clone()
@@ -269,6 +333,17 @@ impl AwsProvider {
     }
 }
 
+/// The longest any one service's steady-state requests of one room take at its rate.
+fn steady_state_cost(limits: &RateLimits) -> Duration {
+    STEADY_STATE_REQUESTS
+        .iter()
+        .map(|(service, requests)| {
+            Duration::from_secs_f64(f64::from(*requests) / limits.per_second(service).max(0.01))
+        })
+        .max()
+        .unwrap_or_default()
+}
+
 /// The account and partition of the operator's own credentials.
 async fn caller(sts: &aws_sdk_sts::Client) -> Result<Caller, AwsError> {
     let fail = error::On::new(Step::Identity, "GetCallerIdentity");
@@ -300,6 +375,20 @@ mod tests {
             })
         );
         assert_eq!(Caller::from_identity("not-an-arn", "1"), None);
+    }
+
+    #[test]
+    fn the_steady_state_costs_the_time_of_the_scarcest_rate() {
+        let api_gateway = Duration::from_millis(800);
+        assert_eq!(steady_state_cost(&RateLimits::default()), api_gateway);
+        let slow_logs = RateLimits::with(&["logs=0.5".parse().unwrap()]);
+        assert_eq!(steady_state_cost(&slow_logs), Duration::from_secs(4));
+        let fast_api = RateLimits::with(&["apigateway=100".parse().unwrap()]);
+        assert_eq!(
+            steady_state_cost(&fast_api),
+            Duration::from_secs_f64(2.0 / 3.0),
+            "then the logs' 2 reads at 3 per second"
+        );
     }
 
     mod canned_answers {

@@ -1,0 +1,248 @@
+//! A client-side rate limit per AWS service, shared by every reconcile and region, in front of
+//! the HTTP client of that service's SDK clients: each HTTP request (the SDK's retries
+//! included) waits for a token of its service's bucket.
+//!
+//! # Guarantees
+//! - No more than `rate` requests per second leave for a service, after a burst of at most one
+//!   second's worth; the rest wait their turn (they are not dropped).
+//!
+//! # Assumptions
+//! - One operator process per account uses these buckets; other users of the account are why
+//!   the defaults sit well below AWS's quotas.
+//!
+//! # Caveats
+//! - A request waiting for a token counts against the reconcile's own time, and a fleet whose
+//!   steady state needs more requests per resync than the rate allows simply takes longer per
+//!   resync (docs/benchmarks.md has the arithmetic).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+/// The services the operator calls, by the name `--aws-rate-limit` takes.
+pub const SERVICES: [&str; 6] = ["apigateway", "dynamodb", "iam", "lambda", "logs", "sts"];
+
+/// Requests per second per service. The defaults are about half of AWS's documented control
+/// plane quotas (API Gateway: 10 requests per second per account for all management
+/// operations, <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>),
+/// leaving the rest to other users of the account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimits(BTreeMap<&'static str, f64>);
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            ("apigateway", 5.0),
+            ("dynamodb", 10.0),
+            ("iam", 5.0),
+            ("lambda", 10.0),
+            ("logs", 3.0),
+            ("sts", 5.0),
+        ]))
+    }
+}
+
+impl RateLimits {
+    /// The defaults with `overrides` applied.
+    pub fn with(overrides: &[RateLimit]) -> Self {
+        let mut limits = Self::default();
+        for limit in overrides {
+            limits.0.insert(limit.service, limit.per_second);
+        }
+        limits
+    }
+
+    pub fn per_second(&self, service: &str) -> f64 {
+        self.0.get(service).copied().unwrap_or(1.0)
+    }
+}
+
+/// One `--aws-rate-limit SERVICE=PER_SECOND`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    pub service: &'static str,
+    pub per_second: f64,
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (service, rate) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not SERVICE=REQUESTS_PER_SECOND"))?;
+        let service = SERVICES
+            .into_iter()
+            .find(|s| *s == service.trim())
+            .ok_or_else(|| format!("unknown service {service:?}; one of {SERVICES:?}"))?;
+        let per_second: f64 = rate
+            .trim()
+            .parse()
+            .map_err(|_| format!("{rate:?} is not a number of requests per second"))?;
+        if !(0.01..=10_000.0).contains(&per_second) {
+            return Err(format!(
+                "{per_second} requests per second is out of range (0.01 to 10000)"
+            ));
+        }
+        Ok(Self {
+            service,
+            per_second,
+        })
+    }
+}
+
+/// A token bucket that refills at `per_second` and holds one second's worth (at least 1).
+pub fn bucket(per_second: f64) -> Arc<DefaultDirectRateLimiter> {
+    Arc::new(RateLimiter::direct(quota(per_second)))
+}
+
+fn quota(per_second: f64) -> Quota {
+    let interval = Duration::from_secs_f64(1.0 / per_second.max(0.01));
+    let burst = NonZeroU32::new(per_second.floor() as u32).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(interval)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from the environment)
+/// with every request first waiting for a token of `bucket`.
+pub fn rate_limited_client(bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpClient {
+    let inner = Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    });
+    SharedHttpClient::new(RateLimited { inner, bucket })
+}
+
+/// Wraps any client (the tests' own, too) in `bucket`.
+pub fn limit(inner: SharedHttpClient, bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpClient {
+    SharedHttpClient::new(RateLimited { inner, bucket })
+}
+
+#[derive(Clone)]
+struct RateLimited {
+    inner: SharedHttpClient,
+    bucket: Arc<DefaultDirectRateLimiter>,
+}
+
+impl fmt::Debug for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimited").finish_non_exhaustive()
+    }
+}
+
+impl HttpClient for RateLimited {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RateLimitedConnector {
+            inner: self.inner.http_connector(settings, components),
+            bucket: self.bucket.clone(),
+        })
+    }
+}
+
+#[derive(Clone)]
+struct RateLimitedConnector {
+    inner: SharedHttpConnector,
+    bucket: Arc<DefaultDirectRateLimiter>,
+}
+
+impl fmt::Debug for RateLimitedConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitedConnector")
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpConnector for RateLimitedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let bucket = self.bucket.clone();
+        HttpConnectorFuture::new(async move {
+            bucket.until_ready().await;
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+
+    #[test]
+    fn flags_name_a_known_service_and_a_sane_rate() {
+        assert_eq!(
+            "apigateway=2.5".parse::<RateLimit>(),
+            Ok(RateLimit {
+                service: "apigateway",
+                per_second: 2.5
+            })
+        );
+        for bad in [
+            "apigateway",
+            "s3=5",
+            "apigateway=fast",
+            "apigateway=0",
+            "dynamodb=-1",
+        ] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad} was accepted");
+        }
+        let limits = RateLimits::with(&["apigateway=8".parse().unwrap()]);
+        assert_eq!(limits.per_second("apigateway"), 8.0);
+        assert_eq!(limits.per_second("dynamodb"), 10.0);
+    }
+
+    #[test]
+    fn a_bucket_lets_one_seconds_worth_through_then_one_request_per_interval() {
+        let clock = FakeRelativeClock::default();
+        let bucket = RateLimiter::direct_with_clock(quota(5.0), clock.clone());
+        for n in 0..5 {
+            assert!(bucket.check().is_ok(), "request {n} of the burst");
+        }
+        assert!(bucket.check().is_err(), "the sixth waits");
+        clock.advance(Duration::from_millis(199));
+        assert!(bucket.check().is_err(), "not before 1/5 s");
+        clock.advance(Duration::from_millis(1));
+        assert!(bucket.check().is_ok());
+        assert!(bucket.check().is_err());
+        // Idle for a minute: still no more than one second's worth at once.
+        clock.advance(Duration::from_secs(60));
+        let burst = (0..20).filter(|_| bucket.check().is_ok()).count();
+        assert_eq!(burst, 5);
+    }
+
+    #[test]
+    fn a_slow_rate_still_lets_one_request_through() {
+        let clock = FakeRelativeClock::default();
+        let bucket = RateLimiter::direct_with_clock(quota(0.5), clock.clone());
+        assert!(bucket.check().is_ok());
+        assert!(bucket.check().is_err());
+        clock.advance(Duration::from_secs(2));
+        assert!(bucket.check().is_ok());
+    }
+}
