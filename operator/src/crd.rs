@@ -122,14 +122,18 @@ pub struct ConnectionTableSpec {
     /// What happens to the table when the ChatRoom is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// `PAY_PER_REQUEST` (on-demand, the default) or `PROVISIONED` with the two capacities.
     #[serde(default)]
     pub billing_mode: BillingMode,
+    /// Reads per second the table is provisioned for; only with `PROVISIONED`, then required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub read_capacity: Option<i64>,
+    /// Writes per second the table is provisioned for; only with `PROVISIONED`, then required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub write_capacity: Option<i64>,
+    /// Continuous backups that restore the table to any second of the last 35 days.
     #[serde(default)]
     pub point_in_time_recovery: bool,
 }
@@ -153,6 +157,7 @@ pub enum BillingMode {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionSpec {
+    /// Memory for the function in MB (128–10240); Lambda gives CPU in proportion.
     #[serde(default = "default_memory_mb", rename = "memoryMB")]
     #[schemars(range(min = 128, max = 10240))]
     pub memory_mb: i32,
@@ -164,6 +169,7 @@ pub struct FunctionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
     pub role_arn: Option<String>,
+    /// The processor the function runs on: `x86_64` (the default) or `arm64`.
     #[serde(default)]
     pub architecture: Architecture,
     /// Days the function's log group (`/aws/lambda/{function}`) keeps its logs; one of the
@@ -218,8 +224,11 @@ pub struct ThrottlingSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRoomStatus {
+    /// The `metadata.generation` of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`, and one per part: `TableReady`, `FunctionReady`, `ApiReady`; a `False` one
+    /// names AWS's error code (or the operator's own) as its reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -229,16 +238,22 @@ pub struct ChatRoomStatus {
     /// The `@connections` management endpoint for back-end pushes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The API Gateway WebSocket API's id; a restarted operator finds the API by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_id: Option<String>,
+    /// The deployed stage's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// The DynamoDB table of the room's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_name: Option<String>,
+    /// The Lambda function that handles every route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_name: Option<String>,
+    /// The function's ARN, as API Gateway's integration invokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_arn: Option<String>,
+    /// The role the function runs as: the operator's own, or `spec.function.roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
 }

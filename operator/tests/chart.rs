@@ -83,13 +83,79 @@ fn the_charts_crd_is_the_generated_crd() {
     let generated =
         std::fs::read_to_string(repo_root().join("crds/chatroom.dev_chatrooms.yaml")).unwrap();
     let packaged = std::fs::read_to_string(
-        repo_root().join("charts/chatroom-operator/crds/chatroom.dev_chatrooms.yaml"),
+        repo_root().join("charts/chatroom-operator/files/chatroom.dev_chatrooms.yaml"),
     )
     .unwrap();
     assert!(
         generated == packaged,
-        "charts/chatroom-operator/crds/ differs from crds/: copy crds/chatroom.dev_chatrooms.yaml into the chart"
+        "charts/chatroom-operator/files/ differs from crds/: copy crds/chatroom.dev_chatrooms.yaml into the chart"
     );
+}
+
+/// YAML with every number as a float: Helm's `fromYaml | toYaml` writes 1.0 as 1.
+fn numbers_as_floats(value: &serde_yaml::Value) -> serde_yaml::Value {
+    match value {
+        serde_yaml::Value::Number(n) => serde_yaml::Value::from(n.as_f64().unwrap()),
+        serde_yaml::Value::Sequence(items) => items.iter().map(numbers_as_floats).collect(),
+        serde_yaml::Value::Mapping(map) => serde_yaml::Value::Mapping(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `helm upgrade` never touches a chart's crds/, so the chart templates the CRD: an upgrade
+/// applies the same CRD as crds/, uninstall keeps it (and the rooms) unless told otherwise,
+/// and a cluster that manages the CRD elsewhere leaves it out.
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn the_crd_is_templated_so_that_upgrades_carry_it_and_uninstall_keeps_it() {
+    let generated: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("crds/chatroom.dev_chatrooms.yaml")).unwrap(),
+    )
+    .unwrap();
+    let without_helm_metadata = |crd: &serde_yaml::Value| {
+        let mut crd = crd.clone();
+        let metadata = crd["metadata"].as_mapping_mut().unwrap();
+        metadata.remove("annotations");
+        metadata.remove("labels");
+        numbers_as_floats(&crd)
+    };
+
+    let docs = render(&[]);
+    let crds = of_kind(&docs, "CustomResourceDefinition");
+    assert_eq!(crds.len(), 1);
+    assert!(
+        without_helm_metadata(crds[0]) == numbers_as_floats(&generated),
+        "the chart's CRD differs from crds/chatroom.dev_chatrooms.yaml"
+    );
+    assert_eq!(
+        crds[0]["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(
+        crds[0]["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+
+    let docs = render(&[&all_options()]);
+    let crds = of_kind(&docs, "CustomResourceDefinition");
+    assert!(
+        crds[0]["metadata"]["annotations"]
+            .get("helm.sh/resource-policy")
+            .is_none(),
+        "crds.keep false lets uninstall delete the CRD"
+    );
+
+    let dir = std::env::temp_dir().join(format!("chatroom-chart-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let elsewhere = dir.join("crds-elsewhere.yaml");
+    std::fs::write(&elsewhere, "crds: {install: false}\n").unwrap();
+    let docs = render(&[elsewhere.to_str().unwrap()]);
+    assert!(of_kind(&docs, "CustomResourceDefinition").is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// No Docker engine runs where this is tested, so the image is never built here; this keeps
@@ -107,10 +173,21 @@ fn the_image_holds_what_the_chart_expects_built_as_ci_builds_it() {
         .expect("a multi-stage Dockerfile")
         .1;
 
-    let handler_zip = values["aws"]["handlerZip"].as_str().unwrap();
+    // The image's files are what scripts/image-rootfs.sh assembles, as scripts/build-image.sh
+    // (tested in tests/image.rs) runs it.
+    assert!(final_stage.starts_with("scratch\nCOPY --from=build /rootfs /\n"));
+    let rootfs_script = "bash scripts/image-rootfs.sh target/release/chatroom-operator target/lambda/bootstrap/bootstrap.zip";
+    assert!(dockerfile.contains(&format!("{rootfs_script} /rootfs\n")));
+    let build_image = std::fs::read_to_string(root.join("scripts/build-image.sh")).unwrap();
     assert!(
-        final_stage.contains(&format!(
-            "COPY --from=build /src/target/lambda/bootstrap/bootstrap.zip {handler_zip}\n"
+        build_image.contains(&format!("{rootfs_script} \"$rootfs\"\n")),
+        "scripts/build-image.sh assembles the image as the Dockerfile does"
+    );
+    let handler_zip = values["aws"]["handlerZip"].as_str().unwrap();
+    let rootfs = std::fs::read_to_string(root.join("scripts/image-rootfs.sh")).unwrap();
+    assert!(
+        rootfs.contains(&format!(
+            "install -m 0644 \"$zip\" \"$rootfs{handler_zip}\"\n"
         )),
         "the image must hold bootstrap.zip at the chart's aws.handlerZip ({handler_zip})"
     );
@@ -125,9 +202,6 @@ fn the_image_holds_what_the_chart_expects_built_as_ci_builds_it() {
         "the image's numeric USER is the chart's runAsUser:runAsGroup (runAsNonRoot needs a number)"
     );
     assert!(final_stage.contains("ENTRYPOINT [\"/usr/local/bin/chatroom-operator\"]"));
-    assert!(final_stage.contains(
-        "COPY --from=build /src/target/release/chatroom-operator /usr/local/bin/chatroom-operator\n"
-    ));
 
     // The zip is built exactly as scripts/build-lambda.sh builds it, which CI runs and checks.
     let script = std::fs::read_to_string(root.join("scripts/build-lambda.sh")).unwrap();

@@ -21,6 +21,42 @@ fn the_committed_crd_is_what_the_types_generate() {
     );
 }
 
+/// `kubectl explain` has something to say about every field.
+#[test]
+fn every_field_of_the_crd_has_a_description() {
+    fn undescribed(schema: &serde_yaml::Value, path: &str, found: &mut Vec<String>) {
+        if let Some(properties) = schema["properties"].as_mapping() {
+            for (name, field) in properties {
+                let path = format!("{path}.{}", name.as_str().unwrap());
+                if field["description"].as_str().is_none_or(str::is_empty) {
+                    found.push(path.clone());
+                }
+                undescribed(field, &path, found);
+            }
+        }
+        if schema["items"].is_mapping() {
+            undescribed(&schema["items"], &format!("{path}[]"), found);
+        }
+        if schema["additionalProperties"].is_mapping() {
+            undescribed(
+                &schema["additionalProperties"],
+                &format!("{path}{{}}"),
+                found,
+            );
+        }
+    }
+    let crd: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("crds/chatroom.dev_chatrooms.yaml")).unwrap(),
+    )
+    .unwrap();
+    let mut found = Vec::new();
+    for version in crd["spec"]["versions"].as_sequence().unwrap() {
+        let schema = &version["schema"]["openAPIV3Schema"];
+        undescribed(schema, version["name"].as_str().unwrap(), &mut found);
+    }
+    assert!(found.is_empty(), "fields without a description: {found:?}");
+}
+
 #[test]
 fn bad_input_names_the_file_and_field_exits_2_and_starts_nothing() {
     let dir = tempdir("bad-input");
