@@ -76,6 +76,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "bootstrap.zip (cargo lambda build, profile lambda) and its glibc check"
 bash scripts/build-lambda.sh
 
+step "the operator image (scripts/build-image.sh: release build, Debian packages, umoci)"
+bash scripts/build-image.sh
+
 step "cargo test --all-features (including tests that drive external clients, moto and crash points)"
 cargo test --workspace --all-targets --all-features --no-fail-fast -- --include-ignored
 
