@@ -19,8 +19,9 @@ trap cleanup EXIT
 
 # A one-off full build gains nothing from incremental caches, which would add gigabytes.
 export CARGO_INCREMENTAL=0
-# A clean run writes about 3 GB under target/ (measured); warn with less than that and a margin.
-need_gb=4
+# A clean run writes about 5 GB under target/ (measured: 4.8 GB with the image's release build);
+# warn with less than that and a margin.
+need_gb=6
 step "Disk: $need_gb GB wanted under target/"
 df -h target | tail -1
 avail_kb=$(df -Pk target | awk 'NR == 2 { print $4 }')

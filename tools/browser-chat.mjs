@@ -2,14 +2,17 @@
 //   node tools/browser-chat.mjs chat ROOM_PAGE_URL SCREENSHOT_PATH
 //     two pages in one room: a message typed in one appears in the other, and markup in a
 //     message shows as literal text;
+//   node tools/browser-chat.mjs history ROOM_PAGE_URL SCREENSHOT_PATH
+//     a room that keeps history: a page that joins later shows what was said before it came,
+//     and both pages show both names online;
 //   node tools/browser-chat.mjs reconnect ROOM_PAGE_URL SCREENSHOT_PATH
 //     against a gateway with a short idle timeout: the server closes the page's connection, the
 //     page says so and reconnects by itself, and the notice goes away.
 import { chromium } from "playwright-core";
 
 const [mode, url, screenshot] = process.argv.slice(2);
-if (!["chat", "reconnect"].includes(mode) || !url || !screenshot) {
-  console.error("usage: node tools/browser-chat.mjs chat|reconnect ROOM_PAGE_URL SCREENSHOT_PATH");
+if (!["chat", "history", "reconnect"].includes(mode) || !url || !screenshot) {
+  console.error("usage: node tools/browser-chat.mjs chat|history|reconnect ROOM_PAGE_URL SCREENSHOT_PATH");
   process.exit(2);
 }
 const XSS = "<img src=x onerror=alert(1)>";
@@ -47,6 +50,8 @@ const open = async (name) => {
 try {
   if (mode === "reconnect") {
     await reconnects(await open("ada"));
+  } else if (mode === "history") {
+    await remembers(await open("ada"));
   } else {
     await chats(await open("ada"), await open("bob"));
   }
@@ -74,6 +79,39 @@ async function reconnects(page) {
     { timeout: 15000 },
   );
   if (!process.exitCode) console.log(`ok: "${shown}" shown, then reconnected; screenshot at ${screenshot}`);
+}
+
+async function remembers(ada) {
+  await ada.fill("#text", "Said before you came");
+  await ada.click("#send");
+  await ada.waitForFunction(
+    () => document.querySelector("#messages li:last-child .text")?.textContent === "Said before you came",
+    null,
+    { timeout: 10000 },
+  );
+  const grace = await open("grace");
+  await grace.waitForFunction(
+    () => [...document.querySelectorAll("#messages li.earlier .text")].some((el) => el.textContent === "Said before you came"),
+    null,
+    { timeout: 10000 },
+  );
+  const from = await grace.$eval("#messages li.earlier .from", (el) => el.textContent);
+  if (from !== "ada") fail(`the earlier message shows as from ${from}, not ada`);
+  for (const [who, page] of [["grace", grace], ["ada", ada]]) {
+    try {
+      await page.waitForFunction(
+        () => document.querySelector("#online").textContent === "Online: ada, grace",
+        null,
+        { timeout: 10000 },
+      );
+    } catch {
+      fail(`${who}'s page shows ${JSON.stringify(await page.$eval("#online", (el) => el.textContent))}`);
+    }
+  }
+  const joined = await ada.$$eval("#messages li.presence", (els) => els.map((el) => el.textContent));
+  if (!joined.includes("grace joined")) fail(`ada's page never said grace joined: ${JSON.stringify(joined)}`);
+  await grace.screenshot({ path: screenshot, fullPage: true });
+  if (!process.exitCode) console.log(`ok: the later page shows the earlier message and both names online; screenshot at ${screenshot}`);
 }
 
 async function chats(ada, bob) {

@@ -2,7 +2,10 @@
 //! asserted):
 //! - init: time from spawning `bootstrap` until it asks the Runtime API for its first event;
 //! - fan-out: one broadcast to 1,000 connections through the real management-API client
-//!   against a loopback endpoint that answers at once.
+//!   against a loopback endpoint that answers at once;
+//! - a message, end to end through `Function::handle` (DynamoDB and the management API both
+//!   stubbed on loopback), with and without history: the DynamoDB requests it makes and its
+//!   time. Init is measured with history configured too.
 //!
 //! cargo run --release -p chatroom-handlers --example lambda_bench -- target/lambda/bootstrap/bootstrap
 
@@ -16,8 +19,10 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use bytes::Bytes;
-use chatroom_handlers::aws::ManagementApiSender;
-use chatroom_handlers::{Connection, ConnectionStore, Fanout, MemoryStore, broadcast};
+use chatroom_handlers::aws::{Function, FunctionConfig, ManagementApiSender};
+use chatroom_handlers::{
+    ApiGatewayWebsocketProxyRequest, Connection, ConnectionStore, Fanout, MemoryStore, broadcast,
+};
 
 const INIT_RUNS: usize = 20;
 const FANOUT_RUNS: usize = 5;
@@ -29,20 +34,43 @@ async fn main() {
         .nth(1)
         .expect("usage: lambda_bench PATH_TO_BOOTSTRAP");
     let mut init = Vec::new();
+    let mut init_history = Vec::new();
     for _ in 0..INIT_RUNS {
-        init.push(init_time(&bootstrap).await);
+        init.push(init_time(&bootstrap, false).await);
+        init_history.push(init_time(&bootstrap, true).await);
     }
     let mut fanout = Vec::new();
     for _ in 0..FANOUT_RUNS {
         fanout.push(fanout_time().await);
     }
-    init.sort();
-    fanout.sort();
+    let (mut plain, mut kept) = (Vec::new(), Vec::new());
+    let (mut plain_requests, mut kept_requests) = (Vec::new(), Vec::new());
+    for _ in 0..FANOUT_RUNS {
+        let (time, requests) = message_through_function(false).await;
+        plain.push(time);
+        plain_requests = requests;
+        let (time, requests) = message_through_function(true).await;
+        kept.push(time);
+        kept_requests = requests;
+    }
+    for runs in [
+        &mut init,
+        &mut init_history,
+        &mut fanout,
+        &mut plain,
+        &mut kept,
+    ] {
+        runs.sort();
+    }
+    let summary = |runs: &[Duration]| serde_json::json!({ "runs": runs.len(), "p50": ms(runs[runs.len() / 2]), "max": ms(runs[runs.len() - 1]) });
     println!(
         "{}",
         serde_json::json!({
-            "init_ms": { "runs": INIT_RUNS, "p50": ms(init[INIT_RUNS / 2]), "max": ms(init[INIT_RUNS - 1]) },
-            "fanout_1000_ms": { "runs": FANOUT_RUNS, "p50": ms(fanout[FANOUT_RUNS / 2]), "max": ms(fanout[FANOUT_RUNS - 1]) },
+            "init_ms": summary(&init),
+            "init_with_history_ms": summary(&init_history),
+            "fanout_1000_ms": summary(&fanout),
+            "message_to_1000_ms": { "history_off": summary(&plain), "history_on": summary(&kept) },
+            "message_dynamodb_requests": { "history_off": plain_requests, "history_on": kept_requests },
         })
     );
 }
@@ -51,8 +79,8 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// Spawn to first `GET /runtime/invocation/next`.
-async fn init_time(bootstrap: &str) -> Duration {
+/// Spawn to first `GET /runtime/invocation/next`, with or without history configured.
+async fn init_time(bootstrap: &str, history: bool) -> Duration {
     let first_poll: Arc<Mutex<Option<Instant>>> = Arc::default();
     let seen = first_poll.clone();
     let app = Router::new().route(
@@ -84,6 +112,17 @@ async fn init_time(bootstrap: &str) -> Duration {
             ("AWS_SECRET_ACCESS_KEY", "bench"),
             ("TABLE_NAME", "bench"),
         ])
+        .envs(
+            history
+                .then_some([
+                    ("HISTORY_TABLE", "bench-history"),
+                    ("HISTORY_MESSAGES", "50"),
+                    ("HISTORY_RETENTION_SECONDS", "86400"),
+                    ("ROOM", "default/bench"),
+                ])
+                .into_iter()
+                .flatten(),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -149,4 +188,103 @@ async fn fanout_time() -> Duration {
     assert_eq!(report.delivered, CONNECTIONS, "every post succeeded");
     server.abort();
     elapsed
+}
+
+/// One message from one of 1,000 connections, through `Function::handle` as Lambda runs it:
+/// DynamoDB is a loopback stub that answers Scan with the 1,000 rows and PutItem with `{}`,
+/// the management API one that answers 200. Returns the time and the DynamoDB operations, in
+/// order.
+async fn message_through_function(history: bool) -> (Duration, Vec<String>) {
+    let operations: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = operations.clone();
+    let rows: Vec<serde_json::Value> = (0..CONNECTIONS)
+        .map(|i| serde_json::json!({"connectionId": {"S": format!("conn{i:04}")}}))
+        .collect();
+    let scan =
+        serde_json::json!({"Items": rows, "Count": CONNECTIONS, "ScannedCount": CONNECTIONS})
+            .to_string();
+    let dynamodb = Router::new().route(
+        "/",
+        post(move |headers: axum::http::HeaderMap| {
+            let target = headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .trim_start_matches("DynamoDB_20120810.")
+                .to_owned();
+            let body = if target == "Scan" {
+                scan.clone()
+            } else {
+                "{}".to_owned()
+            };
+            seen.lock().unwrap().push(target);
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/x-amz-json-1.0",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    let connections = Router::new().route(
+        "/{stage}/@connections/{id}",
+        post(|| async { StatusCode::OK }),
+    );
+    let serve = |app: Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (
+            addr,
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        )
+    };
+    let (dynamodb_addr, dynamodb_server) = serve(dynamodb).await;
+    let (connections_addr, connections_server) = serve(connections).await;
+
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .endpoint_url(format!("http://{dynamodb_addr}"))
+        .load()
+        .await;
+    let callback = format!("http://{connections_addr}/dev");
+    let mut environment = vec![("TABLE_NAME", "bench"), ("CALLBACK_URL", callback.as_str())];
+    if history {
+        environment.extend([
+            ("HISTORY_TABLE", "bench-history"),
+            ("HISTORY_MESSAGES", "50"),
+            ("HISTORY_RETENTION_SECONDS", "86400"),
+            ("ROOM", "default/bench"),
+        ]);
+    }
+    let config = FunctionConfig::from_lookup(|name| {
+        environment
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let function = Function::new(&sdk, config);
+    let mut event = ApiGatewayWebsocketProxyRequest::default();
+    event.request_context.route_key = Some("onMessage".into());
+    event.request_context.connection_id = Some("conn0000".into());
+    event.request_context.request_id = Some("bench-request".into());
+    event.request_context.request_time_epoch = chrono::Utc::now().timestamp_millis();
+    event.request_context.stage = Some("dev".into());
+    event.body = Some(format!(
+        r#"{{"action":"onMessage","message":"{}"}}"#,
+        "x".repeat(100)
+    ));
+
+    let started = Instant::now();
+    let response = function.handle(&event).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.status_code, 200);
+    dynamodb_server.abort();
+    connections_server.abort();
+    let operations = operations.lock().unwrap().clone();
+    (elapsed, operations)
 }

@@ -4,11 +4,12 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::broadcast::{Fanout, broadcast};
-use crate::contract::MAX_POST_BYTES;
-use crate::frames::{ChatFrame, Inbound};
+use crate::contract::{MAX_POST_BYTES, MAX_PRESENCE_AUDIENCE, routes};
+use crate::frames::{ChatFrame, Inbound, PresenceEvent};
+use crate::history::{HistoryEntry, HistorySettings, HistoryStore, MemoryHistory, history_frame};
 use crate::route_selection::RouteSelectionExpression;
 use crate::sender::{SendError, Sender};
-use crate::store::{Connection, ConnectionStore, Recipient, StoreError};
+use crate::store::{Connection, ConnectionStore, Recipient, StoreError, anonymous_label};
 
 /// Longest display name a client may pick with `?name=`, in characters.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 32;
@@ -41,19 +42,41 @@ pub enum ChatError {
     Store(#[from] StoreError),
 }
 
-/// The chat room's behaviour for every route, over any store and sender.
-pub struct Chat<S, T> {
+/// The chat room's behaviour for every route, over any store and sender, with a history
+/// when the room keeps one.
+pub struct Chat<S, T, H = MemoryHistory> {
     store: S,
     sender: T,
     config: ChatConfig,
+    history: Option<(H, HistorySettings)>,
 }
 
 impl<S: ConnectionStore, T: Sender> Chat<S, T> {
+    /// A room without history.
     pub fn new(store: S, sender: T, config: ChatConfig) -> Self {
         Self {
             store,
             sender,
             config,
+            history: None,
+        }
+    }
+}
+
+impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
+    /// A room that keeps its messages in a history store as its settings say, or (`None`)
+    /// keeps none.
+    pub fn with_history(
+        store: S,
+        sender: T,
+        config: ChatConfig,
+        history: Option<(H, HistorySettings)>,
+    ) -> Self {
+        Self {
+            store,
+            sender,
+            config,
+            history,
         }
     }
 
@@ -81,12 +104,13 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
             .ok_or(ChatError::MissingConnectionId)?;
         match context.route_key.as_deref() {
             Some("$connect") => self.connect(connection_id, event).await,
-            Some("$disconnect") => {
-                self.store.remove(connection_id).await?;
-                Ok(response(200, None))
-            }
+            Some("$disconnect") => self.disconnect(connection_id, event).await,
             Some(route) if route == self.config.message_route => {
                 self.message(connection_id, event).await
+            }
+            Some(routes::WHO) => self.who(connection_id).await,
+            Some(routes::HISTORY) if self.history.is_some() => {
+                self.history(connection_id, event).await
             }
             // `$default`, and any route this function was not written for.
             _ => {
@@ -110,12 +134,87 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
             Ok(name) => name,
             Err(reason) => return Ok(response(400, Some(reason))),
         };
+        let joined = Recipient {
+            id: connection_id.to_owned(),
+            display_name: display_name.clone(),
+        };
         let connection = Connection {
             id: connection_id.to_owned(),
             display_name,
             connected_at_ms: event.request_context.connected_at,
         };
         self.store.put(connection).await?;
+        self.announce(PresenceEvent::Join, &joined, event).await?;
+        Ok(response(200, None))
+    }
+
+    async fn disconnect(
+        &self,
+        connection_id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        // Already removed (a broadcast found it gone): someone else said it left, or no one
+        // saw it arrive.
+        if let Some(left) = self.store.remove(connection_id).await? {
+            self.announce(PresenceEvent::Leave, &left, event).await?;
+        }
+        Ok(response(200, None))
+    }
+
+    /// Tells everyone but `whom` that it joined or left. On AWS a post to a connection still
+    /// inside its own `$connect` answers 410; the broadcast keeps such a connection.
+    async fn announce(
+        &self,
+        what: PresenceEvent,
+        whom: &Recipient,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<(), ChatError> {
+        let others: Vec<Recipient> = self
+            .store
+            .list()
+            .await?
+            .into_iter()
+            .filter(|r| r.id != whom.id)
+            .collect();
+        if others.is_empty() || others.len() > MAX_PRESENCE_AUDIENCE {
+            return Ok(());
+        }
+        let at = received_at(event.request_context.request_time_epoch);
+        let frame = ChatFrame::Presence {
+            event: what,
+            name: whom.sender_label(),
+            at: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        };
+        let fanout = Fanout::at(at.timestamp_millis(), self.config.broadcast_concurrency);
+        let payload = Bytes::from(frame.to_json());
+        broadcast(&self.store, &self.sender, &others, payload, fanout).await;
+        Ok(())
+    }
+
+    async fn who(&self, connection_id: &str) -> Result<ApiGatewayProxyResponse, ChatError> {
+        let mut online: Vec<String> = self
+            .store
+            .list()
+            .await?
+            .iter()
+            .map(Recipient::sender_label)
+            .collect();
+        online.sort();
+        self.reply(connection_id, &who_frame(online)).await;
+        Ok(response(200, None))
+    }
+
+    async fn history(
+        &self,
+        connection_id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        let Some((history, settings)) = &self.history else {
+            return Ok(response(200, None));
+        };
+        let now = received_at(event.request_context.request_time_epoch).timestamp_millis();
+        let newest = history.newest(settings.messages, now).await?;
+        self.reply(connection_id, &history_frame(newest)).await;
         Ok(response(200, None))
     }
 
@@ -145,8 +244,7 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
         let from = recipients
             .iter()
             .find(|c| c.id == connection_id)
-            .map_or(connection_id, Recipient::sender_label)
-            .to_owned();
+            .map_or_else(|| anonymous_label(connection_id), Recipient::sender_label);
         let received = received_at(event.request_context.request_time_epoch);
         let frame = ChatFrame::Message {
             from,
@@ -163,6 +261,23 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
             self.reply(connection_id, &ChatFrame::Error { message })
                 .await;
             return Ok(response(413, None));
+        }
+        if let Some((history, settings)) = &self.history {
+            let request_id = event
+                .request_context
+                .request_id
+                .as_deref()
+                .unwrap_or_default();
+            let entry = HistoryEntry::new(
+                received.timestamp_millis(),
+                request_id,
+                frame.to_json(),
+                settings.retention,
+            );
+            // The message still goes out: a room that cannot write its history keeps talking.
+            if let Err(error) = history.append(entry).await {
+                tracing::error!(%error, "could not keep the message in the history");
+            }
         }
         let fanout = Fanout::at(
             received.timestamp_millis(),
@@ -211,6 +326,25 @@ fn display_name(raw: Option<&str>) -> Result<Option<String>, String> {
         return Err("query parameter \"name\" must not contain control characters".to_owned());
     }
     Ok(Some(name.to_owned()))
+}
+
+/// The answer to `who`: the sorted names that fit in one post, and how many did not.
+fn who_frame(mut online: Vec<String>) -> ChatFrame {
+    let everyone = online.len();
+    let quoted = |name: &String| serde_json::to_string(name).unwrap_or_default().len() + 1;
+    // The frame with no names but `more` at its largest, plus each name with its quotes and
+    // comma; names go from the end until it fits.
+    let empty = ChatFrame::Who {
+        online: Vec::new(),
+        more: everyone,
+    };
+    let mut bytes = empty.to_json().len() + online.iter().map(quoted).sum::<usize>();
+    while bytes > MAX_POST_BYTES {
+        let Some(last) = online.pop() else { break };
+        bytes -= quoted(&last);
+    }
+    let more = everyone - online.len();
+    ChatFrame::Who { online, more }
 }
 
 /// The gateway's receive time of the message, so every recipient sees the same instant.

@@ -20,6 +20,34 @@ pub mod env {
     pub const CALLBACK_URL: &str = "CALLBACK_URL";
     /// Most posts in flight during one broadcast (1–1000, default 64).
     pub const BROADCAST_CONCURRENCY: &str = "BROADCAST_CONCURRENCY";
+    /// The room's history table; unset, the room keeps no history.
+    pub const HISTORY_TABLE: &str = "HISTORY_TABLE";
+    /// The most messages a `history` answer holds (1–200; required with `HISTORY_TABLE`).
+    pub const HISTORY_MESSAGES: &str = "HISTORY_MESSAGES";
+    /// How long a message stays in the history, in seconds (required with `HISTORY_TABLE`).
+    pub const HISTORY_RETENTION_SECONDS: &str = "HISTORY_RETENTION_SECONDS";
+    /// `namespace/name` of the room: the history table's partition key.
+    pub const ROOM: &str = "ROOM";
+}
+
+/// Routes every room has besides the message route; a message route may not take their names.
+pub mod routes {
+    /// `{"action":"who"}`: the sender is told every connection's name.
+    pub const WHO: &str = "who";
+    /// `{"action":"history"}`: the sender gets the room's last messages (rooms with history).
+    pub const HISTORY: &str = "history";
+}
+
+/// The history table: one row per message broadcast, newest read first.
+pub mod history_table {
+    /// Partition key (string): the room, `namespace/name`.
+    pub const ROOM: &str = "room";
+    /// Sort key (string): time-ordered, see `HistoryEntry::new`.
+    pub const MESSAGE_ID: &str = "messageId";
+    /// The message frame as broadcast (string, JSON).
+    pub const FRAME: &str = "frame";
+    /// The table's TTL attribute, epoch seconds (number), from the room's retention.
+    pub const EXPIRES_AT: &str = "expiresAt";
 }
 
 /// The connection table: one row per open connection.
@@ -48,6 +76,11 @@ pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
 /// is gone, so its row stays.
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html#apigateway-execution-service-websocket-limits-table>
 pub const CONNECT_WINDOW: Duration = Duration::from_secs(30);
+
+/// Joins and leaves are announced only while a room has at most this many other connections:
+/// each announcement is a post to every one of them, and a room this large would spend more
+/// on arrivals than on messages. `who` still answers in rooms of any size.
+pub const MAX_PRESENCE_AUDIENCE: usize = 200;
 
 /// The most data one `PostToConnection` may carry (API Gateway: 128 KB); a chat frame larger
 /// than this cannot be delivered to anyone.

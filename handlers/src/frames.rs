@@ -10,14 +10,42 @@ pub enum ChatFrame {
         message: String,
         sent_at: String,
     },
+    /// Someone joined or left; sent to everyone else in the room.
+    Presence {
+        event: PresenceEvent,
+        name: String,
+        at: String,
+    },
+    /// The answer to `who`: every connection's name, as many as fit in one post; `more` counts
+    /// those left out (absent when none were).
+    Who {
+        online: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: usize,
+    },
+    /// The answer to `history`: the room's last messages, oldest first, as they were sent.
+    History {
+        messages: Vec<ChatFrame>,
+    },
     Error {
         message: String,
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PresenceEvent {
+    Join,
+    Leave,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl ChatFrame {
     pub fn to_json(&self) -> String {
-        // A frame holds only strings, which always serialize.
+        // A frame holds only strings and lists of them, which always serialize.
         serde_json::to_string(self).unwrap_or_default()
     }
 }

@@ -9,6 +9,7 @@ mod broadcast;
 mod chat;
 pub mod contract;
 mod frames;
+mod history;
 mod memory_store;
 mod route_selection;
 mod sender;
@@ -16,11 +17,14 @@ mod store;
 
 pub use broadcast::{BroadcastReport, Fanout, broadcast};
 pub use chat::{Chat, ChatConfig, ChatError, DISPLAY_NAME_MAX_CHARS};
-pub use frames::{ChatFrame, Inbound};
+pub use frames::{ChatFrame, Inbound, PresenceEvent};
+pub use history::{
+    HistoryEntry, HistorySettings, HistoryStore, MAX_HISTORY_MESSAGES, MemoryHistory, history_frame,
+};
 pub use memory_store::MemoryStore;
 pub use route_selection::{InvalidExpression, RouteSelectionExpression, sorted_keys};
 pub use sender::{SendError, Sender};
-pub use store::{Connection, ConnectionStore, Recipient, StoreError};
+pub use store::{Connection, ConnectionStore, Recipient, StoreError, anonymous_label};
 
 /// Re-exported so that shells build events and responses with the exact types this crate reads.
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};

@@ -37,9 +37,11 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
-        self.lock().remove(connection_id);
-        Ok(())
+    async fn remove(&self, connection_id: &str) -> Result<Option<Recipient>, StoreError> {
+        Ok(self.lock().remove(connection_id).map(|c| Recipient {
+            id: c.id,
+            display_name: c.display_name,
+        }))
     }
 
     async fn remove_if_connected_before(

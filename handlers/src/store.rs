@@ -19,10 +19,25 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    /// How this connection signs its messages: its display name, else its id.
-    pub fn sender_label(&self) -> &str {
-        self.display_name.as_deref().unwrap_or(&self.id)
+    /// How this connection signs its messages and shows in presence: its display name, else
+    /// `guest-` and six hex digits derived from its id. Never the id itself: whoever holds an
+    /// id can post to, inspect and disconnect that connection through `@connections`.
+    pub fn sender_label(&self) -> String {
+        match &self.display_name {
+            Some(name) => name.clone(),
+            None => anonymous_label(&self.id),
+        }
     }
+}
+
+/// A stable label for a nameless connection (FNV-1a of its id, 24 bits).
+pub fn anonymous_label(connection_id: &str) -> String {
+    let hash = connection_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("guest-{:06x}", hash & 0x00ff_ffff)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +64,13 @@ impl StoreError {
 pub trait ConnectionStore: Send + Sync {
     fn put(&self, connection: Connection) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removing an id that is not stored is not an error: `$disconnect` and a 410 from a
-    /// broadcast can race to remove the same connection.
-    fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes the connection and returns what it was, so that the room can say who left.
+    /// Removing an id that is not stored is not an error (`None`): `$disconnect` and a 410
+    /// from a broadcast can race to remove the same connection.
+    fn remove(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<Recipient>, StoreError>> + Send;
 
     /// Removes the connection only if it was made before `cutoff_ms` (epoch milliseconds);
     /// `true` when it was removed. A connection still inside its connect window stays.
@@ -71,7 +90,10 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
         S::put(self, connection)
     }
 
-    fn remove(&self, connection_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn remove(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<Recipient>, StoreError>> + Send {
         S::remove(self, connection_id)
     }
 

@@ -3,7 +3,7 @@
 mod support;
 
 use chatroom_handlers::{
-    ChatConfig, ChatFrame, ConnectionStore, MemoryStore, RouteSelectionExpression,
+    ChatConfig, ChatFrame, ConnectionStore, MemoryStore, RouteSelectionExpression, anonymous_label,
 };
 use support::{RecordingSender, WithName, chat_with, event};
 
@@ -60,6 +60,7 @@ async fn message_route_broadcasts_to_everyone_including_the_sender() {
     chat.handle(&event("$connect", "conn-b", None))
         .await
         .unwrap();
+    chat.sender().clear();
 
     let body = r#"{"action":"onMessage","message":"Hello everyone"}"#;
     let response = chat
@@ -85,11 +86,12 @@ async fn message_route_broadcasts_to_everyone_including_the_sender() {
 }
 
 #[tokio::test]
-async fn a_sender_without_a_name_is_shown_by_connection_id() {
+async fn a_sender_without_a_name_is_shown_as_a_guest_never_by_its_connection_id() {
     let chat = chat_with(MemoryStore::new(), RecordingSender::default());
     chat.handle(&event("$connect", "conn-b", None))
         .await
         .unwrap();
+    chat.sender().clear();
     chat.handle(&event(
         "onMessage",
         "conn-b",
@@ -98,7 +100,13 @@ async fn a_sender_without_a_name_is_shown_by_connection_id() {
     .await
     .unwrap();
     let posts = chat.sender().posts();
-    assert!(matches!(&posts[0].1, ChatFrame::Message { from, .. } if from == "conn-b"));
+    let ChatFrame::Message { from, .. } = &posts[0].1 else {
+        panic!("expected a message, got {posts:?}")
+    };
+    // Whoever knows a connection id can post to and disconnect it through @connections.
+    assert_ne!(from, "conn-b");
+    assert_eq!(*from, anonymous_label("conn-b"));
+    assert!(from.starts_with("guest-") && from.len() == 12, "{from}");
 }
 
 #[tokio::test]
@@ -110,6 +118,7 @@ async fn default_route_answers_only_the_sender_with_the_expected_shape() {
     chat.handle(&event("$connect", "conn-b", None))
         .await
         .unwrap();
+    chat.sender().clear();
     chat.handle(&event("$default", "conn-a", Some("not json")))
         .await
         .unwrap();
@@ -156,6 +165,7 @@ async fn a_message_without_text_gets_an_error_reply_and_no_broadcast() {
     chat.handle(&event("$connect", "conn-b", None))
         .await
         .unwrap();
+    chat.sender().clear();
     chat.handle(&event(
         "onMessage",
         "conn-a",
@@ -185,6 +195,7 @@ async fn a_message_too_large_to_post_gets_an_error_back_and_reaches_no_one() {
     for id in ["conn-a", "conn-b"] {
         chat.handle(&event("$connect", id, None)).await.unwrap();
     }
+    chat.sender().clear();
     // 127 KiB of quotes: small enough for API Gateway to accept from the client, but JSON
     // escaping doubles it past the 128 KB a post may carry.
     let text = "\"".repeat(127 * 1024);

@@ -45,10 +45,15 @@ async fn connect_writes_the_row_with_its_ttl_and_disconnect_removes_it() {
         AttributeValue::N(expected_expiry.to_string())
     );
 
-    store.remove("conn-a").await.unwrap();
+    let removed = store.remove("conn-a").await.unwrap();
+    assert_eq!(
+        removed.and_then(|r| r.display_name).as_deref(),
+        Some("ada"),
+        "the room says who left"
+    );
     assert!(store.list().await.unwrap().is_empty());
     // Removing twice is not an error: $disconnect and a 410 can race.
-    store.remove("conn-a").await.unwrap();
+    assert_eq!(store.remove("conn-a").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -45,17 +45,22 @@ struct Soak {
     /// How long to wait for the fleet to become Ready, or to go, in minutes.
     #[arg(long, default_value_t = 60)]
     patience: u64,
-    /// Set by `cargo bench`; without it this is the smoke run of `cargo test`.
+    /// Set by `cargo bench` (the smoke run of `cargo test` has no flags of its own).
     #[arg(long, hide = true)]
     bench: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut soak = Soak::parse_from(
-        std::env::args().filter(|a| !a.starts_with("--include-ignored") && a != "--nocapture"),
-    );
-    let steady = if soak.bench {
+    // `cargo bench` passes --bench; `cargo test` passes the test harness's own flags (filters,
+    // --include-ignored, --skip …), which the smoke run does not read.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let mut soak = if benching {
+        Soak::parse()
+    } else {
+        Soak::parse_from(["fleet_soak"])
+    };
+    let steady = if benching {
         Duration::from_secs(soak.minutes * 60)
     } else {
         soak.rooms = 3;

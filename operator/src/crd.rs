@@ -28,6 +28,15 @@ pub const MAX_TAG_VALUE_CHARS: usize = 256;
 /// The characters AWS accepts in tag keys and values: letters, digits, spaces and `_.:/=+-@`.
 /// <https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html>
 pub const TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
+/// Route keys every room has besides its message route (the handlers' contract).
+pub const RESERVED_ROUTES: [&str; 2] = [
+    chatroom_handlers::contract::routes::WHO,
+    chatroom_handlers::contract::routes::HISTORY,
+];
+/// Whole hours or days; [`HistorySpec::retention`] keeps it within 1 h and 30 d.
+pub const RETENTION_PATTERN: &str = r"^[1-9][0-9]{0,5}[hd]$";
+pub const MIN_RETENTION_HOURS: u64 = 1;
+pub const MAX_RETENTION_HOURS: u64 = 30 * 24;
 
 /// A serverless, real-time WebSocket chat room.
 // `printcolumn(...)` repeats by design; clippy reads the repeated `type_ = "string"` as a
@@ -63,9 +72,13 @@ pub struct ChatRoomSpec {
     #[schemars(regex(pattern = STAGE_PATTERN))]
     pub stage: String,
 
-    /// The custom route whose messages are broadcast to every connection.
+    /// The custom route whose messages are broadcast to every connection; not `who` or
+    /// `history`, which every room has.
     #[serde(default = "default_message_route")]
-    #[schemars(regex(pattern = MESSAGE_ROUTE_PATTERN))]
+    #[schemars(
+        regex(pattern = MESSAGE_ROUTE_PATTERN),
+        extend("x-kubernetes-validations" = reserved_route_rules())
+    )]
     pub message_route: String,
 
     /// Where API Gateway finds the route key in a message: `$request.body.<dotted path>`.
@@ -81,6 +94,9 @@ pub struct ChatRoomSpec {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttling: Option<ThrottlingSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistorySpec>,
 
     /// AWS region; the operator's default region when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +121,7 @@ impl Default for ChatRoomSpec {
             connection_table: ConnectionTableSpec::default(),
             function: FunctionSpec::default(),
             throttling: None,
+            history: None,
             region: None,
             tags: BTreeMap::new(),
         }
@@ -220,6 +237,52 @@ pub struct ThrottlingSpec {
     pub rate_limit: f64,
 }
 
+/// The room's last messages, kept so that a newcomer (or a client reconnecting) can ask for
+/// them with `{"action":"history"}`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistorySpec {
+    /// How many of the last messages a `history` answer holds, 0–200; 0 keeps none.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 200))]
+    pub messages: i32,
+    /// How long a message is kept: whole hours or days from `1h` to `30d` (default `24h`).
+    #[serde(default = "default_history_retention")]
+    #[schemars(
+        regex(pattern = RETENTION_PATTERN),
+        extend("x-kubernetes-validations" = retention_rules())
+    )]
+    pub retention: String,
+}
+
+impl HistorySpec {
+    /// The retention, when it is whole hours or days within 1 h and 30 d.
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        let (number, unit) = self
+            .retention
+            .split_at(self.retention.len().checked_sub(1)?);
+        // As RETENTION_PATTERN: 1-6 digits, no leading zero (and no sign, which parse takes).
+        let digits = number.len() <= 6
+            && number.bytes().all(|b| b.is_ascii_digit())
+            && !number.starts_with('0');
+        let hours =
+            number.parse::<u64>().ok().filter(|_| digits)? * if unit == "d" { 24 } else { 1 };
+        (unit == "h" || unit == "d")
+            .then_some(hours)
+            .filter(|h| (MIN_RETENTION_HOURS..=MAX_RETENTION_HOURS).contains(h))
+            .map(|h| std::time::Duration::from_secs(h * 3600))
+    }
+
+    /// History is on: it keeps at least one message.
+    pub fn is_on(&self) -> bool {
+        self.messages > 0
+    }
+}
+
+fn default_history_retention() -> String {
+    "24h".to_owned()
+}
+
 /// What the operator last made of the room.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -247,6 +310,9 @@ pub struct ChatRoomStatus {
     /// The DynamoDB table of the room's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_name: Option<String>,
+    /// The DynamoDB table of the room's messages, while it keeps history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_table_name: Option<String>,
     /// The Lambda function that handles every route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_name: Option<String>,
@@ -293,6 +359,26 @@ impl ChatRoom {
             self.metadata.name.clone().unwrap_or_default(),
         )
     }
+}
+
+/// `spec.messageRoute` may not take a route every room has.
+fn reserved_route_rules() -> serde_json::Value {
+    let reserved: Vec<String> = RESERVED_ROUTES.iter().map(|r| format!("'{r}'")).collect();
+    serde_json::json!([{
+        "rule": format!("!(self in [{}])", reserved.join(", ")),
+        "message": format!("must not be {}: every room has those routes", RESERVED_ROUTES.join(" or ")),
+    }])
+}
+
+/// `spec.history.retention` within 1 h and 30 d, once the pattern holds.
+fn retention_rules() -> serde_json::Value {
+    let rule = format!(
+        "!self.matches('{RETENTION_PATTERN}') || (int(self.substring(0, size(self) - 1)) * (self.endsWith('d') ? 24 : 1) >= {MIN_RETENTION_HOURS} && int(self.substring(0, size(self) - 1)) * (self.endsWith('d') ? 24 : 1) <= {MAX_RETENTION_HOURS})"
+    );
+    serde_json::json!([{
+        "rule": rule,
+        "message": "must be from 1h to 30d",
+    }])
 }
 
 /// The CEL rule the API server checks `spec.tags` with: the constants above, as CEL.

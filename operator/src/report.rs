@@ -84,6 +84,9 @@ pub struct Outputs {
     pub api_id: Option<String>,
     pub stage: Option<String>,
     pub table_name: Option<String>,
+    /// `Some(None)`: the room keeps no history (any table it had is gone); `None`: not
+    /// reached.
+    pub history_table_name: Option<Option<String>>,
     pub function_name: Option<String>,
     pub function_arn: Option<String>,
     pub role_arn: Option<String>,
@@ -105,6 +108,9 @@ impl Outputs {
             if new.is_some() {
                 current.clone_from(new);
             }
+        }
+        if let Some(history) = &self.history_table_name {
+            status.history_table_name.clone_from(history);
         }
     }
 }

@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::crd::{
     BillingMode, ChatRoom, LOG_RETENTION_DAYS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
-    MAX_USER_TAGS, RESERVED_TAG_PREFIXES, TAG_PATTERN,
+    MAX_USER_TAGS, RESERVED_ROUTES, RESERVED_TAG_PREFIXES, TAG_PATTERN,
 };
 
 /// The CRD's own tag pattern, so that both accept exactly the same strings.
@@ -74,6 +74,16 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
             "spec.messageRoute",
             format!(
                 "must be 1-128 characters of A-Z a-z 0-9 _ . : - (a route key not starting with $), got {:?}",
+                spec.message_route
+            ),
+        );
+    }
+    if RESERVED_ROUTES.contains(&spec.message_route.as_str()) {
+        fail(
+            "spec.messageRoute",
+            format!(
+                "must not be {}: every room has those routes, got {:?}",
+                RESERVED_ROUTES.join(" or "),
                 spec.message_route
             ),
         );
@@ -152,6 +162,24 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
             fail(
                 "spec.throttling.rateLimit",
                 format!("must be more than 0, got {rate}"),
+            );
+        }
+    }
+
+    if let Some(history) = &spec.history {
+        if !(0..=200).contains(&history.messages) {
+            fail(
+                "spec.history.messages",
+                format!("must be between 0 and 200, got {}", history.messages),
+            );
+        }
+        if history.retention().is_none() {
+            fail(
+                "spec.history.retention",
+                format!(
+                    "must be whole hours or days from 1h to 30d, such as 24h or 7d, got {:?}",
+                    history.retention
+                ),
             );
         }
     }
@@ -288,8 +316,8 @@ mod tests {
 
     use super::*;
     use crate::crd::{
-        ChatRoomSpec, MESSAGE_ROUTE_PATTERN, REGION_PATTERN, ROLE_ARN_PATTERN,
-        ROUTE_SELECTION_PATTERN, STAGE_PATTERN, ThrottlingSpec,
+        ChatRoomSpec, HistorySpec, MESSAGE_ROUTE_PATTERN, REGION_PATTERN, RETENTION_PATTERN,
+        ROLE_ARN_PATTERN, ROUTE_SELECTION_PATTERN, STAGE_PATTERN, ThrottlingSpec,
     };
 
     fn room(spec: ChatRoomSpec) -> ChatRoom {
@@ -419,6 +447,56 @@ mod tests {
         spec.tags
             .insert("owner".into(), "ada <ada@example.com>".into());
         assert_eq!(fields(validate(&room(spec))), ["spec.tags[\"owner\"]"]);
+    }
+
+    #[test]
+    fn history_is_up_to_200_messages_kept_1h_to_30d_and_its_routes_are_taken() {
+        let history = |messages: i32, retention: &str| ChatRoomSpec {
+            history: Some(HistorySpec {
+                messages,
+                retention: retention.into(),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        for (messages, retention) in [(0, "24h"), (2, "1h"), (200, "30d"), (5, "720h")] {
+            assert_eq!(validate(&room(history(messages, retention))), Ok(()));
+        }
+        for retention in [
+            "0h", "721h", "31d", "90m", "1w", "24", "h", "", "1.5h", "-1h",
+        ] {
+            assert_eq!(
+                fields(validate(&room(history(2, retention)))),
+                ["spec.history.retention"],
+                "{retention:?}"
+            );
+        }
+        assert_eq!(
+            fields(validate(&room(history(201, "24h")))),
+            ["spec.history.messages"]
+        );
+        agree(
+            RETENTION_PATTERN,
+            |r| {
+                HistorySpec {
+                    messages: 1,
+                    retention: r.into(),
+                }
+                .retention()
+                .is_some()
+                    || r == "721h"
+                    || r == "31d"
+            },
+            &[
+                "1h", "24h", "30d", "721h", "31d", "0h", "1w", "90m", "01h", "+1h",
+            ],
+        );
+        for route in RESERVED_ROUTES {
+            let spec = ChatRoomSpec {
+                message_route: route.into(),
+                ..ChatRoomSpec::default()
+            };
+            assert_eq!(fields(validate(&room(spec))), ["spec.messageRoute"]);
+        }
     }
 
     #[test]

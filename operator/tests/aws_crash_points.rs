@@ -1,12 +1,23 @@
-//! Crash at every point of a fresh apply: after the k-th mutating AWS call has happened at AWS
-//! but before the operator learned of it. The next apply must converge to exactly one of each
-//! resource, and a delete from the half-built state must leave nothing.
+//! Crash at every point of a fresh apply of a room that keeps history: after the k-th mutating
+//! AWS call has happened at AWS but before the operator learned of it. The next apply must
+//! converge to exactly one of each resource, and a delete from the half-built state must leave
+//! nothing.
 //!
 //! Needs the `crash-points` feature (scripts/test.sh runs with --all-features) and moto.
 
 mod aws_support;
 
-use aws_support::{Inventory, provider, room};
+use aws_support::{Inventory, provider};
+use chatroom_operator::crd::{ChatRoom, HistorySpec};
+
+fn room(test: &str) -> ChatRoom {
+    let mut room = aws_support::room(test);
+    room.spec.history = Some(HistorySpec {
+        messages: 10,
+        retention: "24h".into(),
+    });
+    room
+}
 
 #[tokio::test]
 #[ignore = "needs moto; run through scripts/test.sh"]
@@ -58,7 +69,9 @@ async fn every_crash_point_recovers_without_duplicates_or_orphans() {
                     "crash point {k}: {:?}",
                     again.failure()
                 );
-                Inventory::of(&room).await.assert_complete("onMessage");
+                Inventory::of(&room)
+                    .await
+                    .assert_complete_as("onMessage", true);
                 provider.delete(&room).await.unwrap();
                 assert!(Inventory::of(&room).await.is_empty());
             }

@@ -6,7 +6,7 @@ mod aws_support;
 use std::collections::BTreeSet;
 
 use aws_support::{Inventory, names, provider, provider_with_zip, room, sdk, status_of};
-use chatroom_operator::crd::DeletionPolicy;
+use chatroom_operator::crd::{DeletionPolicy, HistorySpec};
 use chatroom_operator::providers::aws::{AwsProvider, HandlerZip, Removal, Settings};
 
 const TABLE_READY: &str = "TableReady";
@@ -277,6 +277,109 @@ async fn new_handler_code_rolls_out_and_the_same_code_does_not() {
         .collect();
     assert_eq!(updates, ["UpdateFunctionCode"]);
     upgraded.delete(&room).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_room_with_history_gets_its_table_routes_and_policy_and_loses_them_when_it_stops() {
+    let provider = provider().await;
+    let mut room = room("history");
+    room.spec.history = Some(HistorySpec {
+        messages: 20,
+        retention: "24h".into(),
+    });
+    let names = names(&room);
+
+    let converged = provider.converge(&room).await;
+
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let status = status_of(&converged);
+    assert_eq!(
+        status.history_table_name.as_deref(),
+        Some(names.history_table.as_str())
+    );
+    let inventory = Inventory::of(&room).await;
+    assert_eq!(
+        inventory.history_table,
+        Some((
+            vec!["room".to_owned(), "messageId".to_owned()],
+            Some("expiresAt".to_owned())
+        )),
+        "partition key the room, sort key the message id, TTL on expiresAt"
+    );
+    assert!(
+        ["history", "who"]
+            .iter()
+            .all(|r| inventory.routes.contains(&(*r).to_owned())),
+        "{:?}",
+        inventory.routes
+    );
+    let policy = inventory.policy.clone().unwrap();
+    let resources: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Resource"].as_str())
+        .collect();
+    for table in [&names.table, &names.history_table] {
+        assert!(
+            resources
+                .iter()
+                .any(|r| r.ends_with(&format!("table/{table}"))),
+            "the role's policy names {table}: {resources:?}"
+        );
+    }
+    let lambda = aws_sdk_lambda::Client::new(&sdk().await);
+    let environment = lambda
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .unwrap()
+        .variables()
+        .unwrap()
+        .clone();
+    assert_eq!(environment["HISTORY_TABLE"], names.history_table);
+    assert_eq!(environment["HISTORY_MESSAGES"], "20");
+    assert_eq!(environment["HISTORY_RETENTION_SECONDS"], "86400");
+
+    // Steady state with history on: nothing changes.
+    room.status = Some(status);
+    provider.calls().clear();
+    let again = provider.converge(&room).await;
+    assert!(again.failure().is_none(), "{:?}", again.failure());
+    assert_eq!(provider.calls().mutating(), []);
+
+    // History off: its table, route and statement go.
+    room.spec.history = None;
+    room.metadata.generation = Some(2);
+    let off = provider.converge(&room).await;
+    assert!(off.failure().is_none(), "{:?}", off.failure());
+    assert_eq!(status_of(&off).history_table_name, None);
+    let inventory = Inventory::of(&room).await;
+    assert_eq!(inventory.history_table, None, "{inventory:#?}");
+    inventory.assert_complete("onMessage");
+    assert!(
+        !inventory
+            .policy
+            .unwrap()
+            .to_string()
+            .contains(&names.history_table),
+        "the policy no longer names the history table"
+    );
+
+    // On again, then the room goes: nothing is left, the history table included.
+    room.spec.history = Some(HistorySpec {
+        messages: 5,
+        retention: "1h".into(),
+    });
+    assert!(provider.converge(&room).await.failure().is_none());
+    assert!(Inventory::of(&room).await.history_table.is_some());
+    provider.delete(&room).await.unwrap();
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
 }
 
 #[tokio::test]

@@ -19,19 +19,27 @@ fn two_browser_pages_chat_and_markup_stays_text() {
 
 #[test]
 #[ignore = "needs chromium and playwright-core; run through scripts/test.sh"]
+fn a_page_that_joins_later_shows_what_was_said_and_who_is_online() {
+    in_room_in_chromium("examples/chatroom-history.yaml", "garden", "history", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and playwright-core; run through scripts/test.sh"]
 fn the_page_says_when_the_server_drops_it_and_reconnects_by_itself() {
     // The idle timeout is the server closing the connection (1001), as API Gateway does.
     in_chromium("reconnect", &["--idle-timeout", "3s"]);
 }
 
-/// Runs `tools/browser-chat.mjs MODE` against the example rooms on the real binary.
+/// Runs `tools/browser-chat.mjs MODE` against the example room on the real binary.
 fn in_chromium(mode: &str, gateway_flags: &[&str]) {
+    in_room_in_chromium("examples/chatroom.yaml", "lobby", mode, gateway_flags);
+}
+
+/// Runs `tools/browser-chat.mjs MODE` against `default/{room}/dev` of the example `file`.
+fn in_room_in_chromium(file: &str, room: &str, mode: &str, gateway_flags: &[&str]) {
     let root = repo_root();
-    let gateway = LocalGateway::start(
-        &[Path::new(&root.join("examples/chatroom.yaml"))],
-        gateway_flags,
-    );
-    let page = format!("http://127.0.0.1:{}/default/lobby/dev", gateway.port);
+    let gateway = LocalGateway::start(&[Path::new(&root.join(file))], gateway_flags);
+    let page = format!("http://127.0.0.1:{}/default/{room}/dev", gateway.port);
     let screenshot = root.join(format!("target/browser-{mode}.png"));
     let _ = std::fs::remove_file(&screenshot);
 

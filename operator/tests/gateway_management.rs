@@ -164,16 +164,7 @@ async fn a_connection_id_of_another_room_is_gone_here() {
     let (gateway, chat_url) = TestGateway::with_chat_room(Limits::default()).await;
     let script = Script::accepting();
     let _scripted_url = gateway.add_scripted_room(script.clone());
-    let mut chat_client = connect(&chat_url).await;
-    send_text(
-        &mut chat_client,
-        r#"{"action":"onMessage","message":"who am i"}"#,
-    )
-    .await;
-    let chat_id = next_json(&mut chat_client).await["from"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut chat_client, chat_id) = gateway.connect_with_id(&chat_url).await;
 
     let scripted_path = format!("{}/{chat_id}", path_of(&gateway.callback_url()));
     assert_eq!(

@@ -12,7 +12,7 @@ mod iam;
 use std::collections::BTreeSet;
 
 use aws_support::{names, provider, provider_with_zip, room, sdk, status_of};
-use chatroom_operator::crd::{BillingMode, ChatRoom, DeletionPolicy, ThrottlingSpec};
+use chatroom_operator::crd::{BillingMode, ChatRoom, DeletionPolicy, HistorySpec, ThrottlingSpec};
 use chatroom_operator::providers::aws::{AwsProvider, RecordedRequest};
 use iam::evaluate::{Authorization, Decision, Policy, strings};
 use iam::requests::{ACCOUNT, Model, authorizations, describe};
@@ -108,6 +108,15 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
     converge(&first, &mut room).await;
     room.spec.throttling = None;
     converge(&first, &mut room).await;
+    // History on (its table, TTL, route, the policy statement), then off (all of it goes),
+    // then on again for the delete below.
+    for messages in [10, 0, 10] {
+        room.spec.history = Some(HistorySpec {
+            messages,
+            retention: "24h".into(),
+        });
+        converge(&first, &mut room).await;
+    }
 
     // A new incarnation of the room adopts what the old one left.
     room.metadata.uid = Some("uid-2".into());
@@ -330,7 +339,12 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
 async fn the_room_policy_stays_inside_the_permissions_boundary() {
     let boundary = Policy::parse(&iam::read_policy("docs/permissions-boundary.json"));
     let provider = provider().await;
-    let room = room("boundary");
+    let mut room = room("boundary");
+    // With history, so that every statement a room's policy can have is checked.
+    room.spec.history = Some(HistorySpec {
+        messages: 10,
+        retention: "24h".into(),
+    });
     let report = provider.converge(&room).await;
     assert!(report.failure().is_none(), "{:?}", report.failure());
 

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::contract::expires_at_seconds;
 use crate::contract::table::{CONNECTED_AT, DISPLAY_NAME as NAME, EXPIRES_AT, KEY as ID};
@@ -32,7 +32,8 @@ impl DynamoDbStore {
     }
 }
 
-fn failed(
+/// A DynamoDB call's failure, with the whole chain of causes the SDK reports.
+pub(super) fn failed(
     operation: &'static str,
     error: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
@@ -66,15 +67,25 @@ impl ConnectionStore for DynamoDbStore {
         Ok(())
     }
 
-    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
-        self.client
+    /// DeleteItem returning the old row (`ReturnValues: ALL_OLD`), for its display name.
+    async fn remove(&self, connection_id: &str) -> Result<Option<Recipient>, StoreError> {
+        let deleted = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key(ID, AttributeValue::S(connection_id.to_owned()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| failed("remove", e))?;
-        Ok(())
+        let old_row = deleted.attributes.filter(|row| !row.is_empty());
+        Ok(old_row.map(|row| Recipient {
+            id: connection_id.to_owned(),
+            display_name: match row.get(NAME) {
+                Some(AttributeValue::S(name)) => Some(name.clone()),
+                _ => None,
+            },
+        }))
     }
 
     /// A conditional DeleteItem: the row goes only if `connectedAt` is older than `cutoff_ms`

@@ -1,11 +1,14 @@
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 
+use super::dynamodb_history::DynamoDbHistory;
 use super::dynamodb_store::DynamoDbStore;
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::chat::{Chat, ChatConfig, ChatError};
 use crate::contract::env;
+use crate::history::{HistorySettings, MAX_HISTORY_MESSAGES};
 use crate::route_selection::{InvalidExpression, RouteSelectionExpression};
 
 /// The function's settings, from the environment the operator gives it.
@@ -14,6 +17,16 @@ pub struct FunctionConfig {
     pub table_name: String,
     pub chat: ChatConfig,
     pub callback_url: Option<String>,
+    pub history: Option<HistoryConfig>,
+}
+
+/// Where and how much history the room keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryConfig {
+    pub table_name: String,
+    /// `namespace/name`: the partition the room's messages go to.
+    pub room: String,
+    pub settings: HistorySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +37,12 @@ pub enum ConfigError {
     RouteSelection(#[from] InvalidExpression),
     #[error("BROADCAST_CONCURRENCY must be a whole number from 1 to 1000, got {0:?}")]
     Concurrency(String),
+    #[error("HISTORY_TABLE is set, so {name} must be {expected}; got {got:?}")]
+    History {
+        name: &'static str,
+        expected: &'static str,
+        got: Option<String>,
+    },
 }
 
 impl FunctionConfig {
@@ -50,10 +69,49 @@ impl FunctionConfig {
                 .filter(|n| (1..=1000).contains(n))
                 .ok_or(ConfigError::Concurrency(raw))?;
         }
+        let history = match get(env::HISTORY_TABLE) {
+            None => None,
+            Some(table_name) => {
+                let messages = get(env::HISTORY_MESSAGES);
+                let messages = messages
+                    .as_deref()
+                    .and_then(|m| m.parse().ok())
+                    .filter(|m| (1..=MAX_HISTORY_MESSAGES).contains(m))
+                    .ok_or(ConfigError::History {
+                        name: env::HISTORY_MESSAGES,
+                        expected: "a whole number from 1 to 200",
+                        got: messages,
+                    })?;
+                let retention = get(env::HISTORY_RETENTION_SECONDS);
+                let seconds = retention
+                    .as_deref()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .filter(|s| *s > 0)
+                    .ok_or(ConfigError::History {
+                        name: env::HISTORY_RETENTION_SECONDS,
+                        expected: "a whole number of seconds above 0",
+                        got: retention,
+                    })?;
+                let room = get(env::ROOM).ok_or(ConfigError::History {
+                    name: env::ROOM,
+                    expected: "the room's namespace/name",
+                    got: None,
+                })?;
+                Some(HistoryConfig {
+                    table_name,
+                    room,
+                    settings: HistorySettings {
+                        messages,
+                        retention: Duration::from_secs(seconds),
+                    },
+                })
+            }
+        };
         Ok(Self {
             table_name,
             chat,
             callback_url: get(env::CALLBACK_URL),
+            history,
         })
     }
 }
@@ -63,16 +121,23 @@ impl FunctionConfig {
 pub struct Function {
     sdk: aws_config::SdkConfig,
     store: DynamoDbStore,
+    history: Option<(DynamoDbHistory, HistorySettings)>,
     config: FunctionConfig,
     sender: Mutex<Option<(String, ManagementApiSender)>>,
 }
 
 impl Function {
     pub fn new(sdk: &aws_config::SdkConfig, config: FunctionConfig) -> Self {
-        let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let store = DynamoDbStore::new(dynamodb.clone(), &config.table_name);
+        let history = config.history.as_ref().map(|h| {
+            let store = DynamoDbHistory::new(dynamodb.clone(), &h.table_name, &h.room);
+            (store, h.settings)
+        });
         Self {
             sdk: sdk.clone(),
             store,
+            history,
             config,
             sender: Mutex::default(),
         }
@@ -82,12 +147,14 @@ impl Function {
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
-        let chat = Chat::new(
+        let (store, sender, config) = (
             self.store.clone(),
             self.sender_for(event),
             self.config.chat.clone(),
         );
-        chat.handle(event).await
+        Chat::with_history(store, sender, config, self.history.clone())
+            .handle(event)
+            .await
     }
 
     fn sender_for(&self, event: &ApiGatewayWebsocketProxyRequest) -> ManagementApiSender {
@@ -156,6 +223,46 @@ mod tests {
             config.callback_url.as_deref(),
             Some("http://127.0.0.1:1/x/@connections")
         );
+    }
+
+    #[test]
+    fn history_comes_with_its_table_size_retention_and_room() {
+        let with_history = config(&[
+            ("TABLE_NAME", "t"),
+            ("HISTORY_TABLE", "t-history"),
+            ("HISTORY_MESSAGES", "50"),
+            ("HISTORY_RETENTION_SECONDS", "86400"),
+            ("ROOM", "default/lobby"),
+        ])
+        .unwrap();
+        assert_eq!(
+            with_history.history,
+            Some(HistoryConfig {
+                table_name: "t-history".into(),
+                room: "default/lobby".into(),
+                settings: HistorySettings {
+                    messages: 50,
+                    retention: Duration::from_secs(86_400)
+                },
+            })
+        );
+        assert_eq!(config_without_history().history, None);
+        let error = config(&[
+            ("TABLE_NAME", "t"),
+            ("HISTORY_TABLE", "t-history"),
+            ("HISTORY_MESSAGES", "201"),
+        ])
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("HISTORY_MESSAGES must be a whole number from 1 to 200"),
+            "{error}"
+        );
+    }
+
+    fn config_without_history() -> FunctionConfig {
+        config(&[("TABLE_NAME", "t")]).unwrap()
     }
 
     #[test]

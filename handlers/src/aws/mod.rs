@@ -1,10 +1,12 @@
 //! The Lambda shell: the chat's store in DynamoDB, its sender over the API Gateway Management
 //! API, and the function's configuration and entry point.
 
+mod dynamodb_history;
 mod dynamodb_store;
 mod function;
 mod management_sender;
 
+pub use dynamodb_history::DynamoDbHistory;
 pub use dynamodb_store::DynamoDbStore;
 pub use function::{ConfigError, Function, FunctionConfig};
 pub use management_sender::{ManagementApiSender, management_endpoint};

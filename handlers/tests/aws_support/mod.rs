@@ -47,6 +47,41 @@ pub async fn create_table(sdk: &SdkConfig, test: &str) -> (aws_sdk_dynamodb::Cli
     (client, name)
 }
 
+/// A history table as the operator makes it (partition key `room`, sort key `messageId`).
+pub async fn create_history_table(
+    sdk: &SdkConfig,
+    test: &str,
+) -> (aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let name = format!("chat-{test}-{}-history", std::process::id());
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(attribute("room"))
+        .attribute_definitions(attribute("messageId"))
+        .key_schema(key("room", KeyType::Hash))
+        .key_schema(key("messageId", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    (client, name)
+}
+
 /// `POST /{stage}/@connections/{id}` as API Gateway answers it: 410 `GoneException` for
 /// `gone` ids, 500 for `failing` ones, 200 otherwise; records posts and peak concurrency.
 #[derive(Default)]

@@ -64,6 +64,11 @@ impl RecordingSender {
         }
     }
 
+    /// Forgets the posts so far, e.g. the presence frames of a test's set-up.
+    pub fn clear(&self) {
+        self.posts.lock().unwrap().clear();
+    }
+
     pub fn raw_posts(&self) -> Vec<(String, Bytes)> {
         self.posts.lock().unwrap().clone()
     }
@@ -113,7 +118,7 @@ impl ConnectionStore for FailingStore {
     async fn put(&self, _: Connection) -> Result<(), StoreError> {
         Err(StoreError::new("put", "throttled"))
     }
-    async fn remove(&self, _: &str) -> Result<(), StoreError> {
+    async fn remove(&self, _: &str) -> Result<Option<Recipient>, StoreError> {
         Err(StoreError::new("remove", "throttled"))
     }
     async fn remove_if_connected_before(&self, _: &str, _: i64) -> Result<bool, StoreError> {

@@ -189,6 +189,19 @@ impl ConnectionRegistry {
         }
     }
 
+    /// The ids of `room`'s open connections: what a backend learns from its `$connect`
+    /// events, for the gateway's own tests and tools.
+    pub fn ids_in(&self, room: &RoomKey) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .read()
+            .values()
+            .filter(|handle| handle.room == *room && !handle.is_closing())
+            .map(|handle| handle.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chatroom_handlers::ApiGatewayProxyResponse;
+use chatroom_handlers::contract::routes;
 use chrono::Utc;
 
 use super::connection::Session;
@@ -110,13 +111,22 @@ pub async fn room_endpoint(
 
 const CHAT_PAGE: &str = include_str!("page.html");
 
-/// The self-contained chat page; the room's title and message template go in as JSON that
-/// cannot close its `<script>` element.
+/// The self-contained chat page; the room's title and the bodies of its message, `who` and
+/// (in a room that keeps it) `history` requests go in as JSON that cannot close its
+/// `<script>` element.
 fn chat_page(room: &Room) -> Response {
     let route = room.routes.first().map_or("$default", String::as_str);
+    let request = |route: &str| {
+        room.routes
+            .iter()
+            .any(|r| r == route)
+            .then(|| room.route_selection.example_body(route, ""))
+    };
     let data = serde_json::json!({
         "title": format!("{} ({}, stage {})", room.key.name, room.key.namespace, room.key.stage),
         "template": room.route_selection.example_body(route, ""),
+        "who": request(routes::WHO),
+        "history": request(routes::HISTORY),
     });
     let data = data
         .to_string()

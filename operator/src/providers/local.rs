@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
+use chatroom_handlers::contract::routes;
 use chatroom_handlers::{
-    ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MemoryStore,
-    RouteSelectionExpression, SendError, Sender,
+    ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, HistorySettings, InvalidExpression,
+    MAX_HISTORY_MESSAGES, MemoryHistory, MemoryStore, RouteSelectionExpression, SendError, Sender,
 };
 
 use crate::crd::{ChatRoom, ChatRoomSpec};
@@ -17,7 +19,7 @@ use crate::gateway::{
 };
 use crate::report::{Failure, Outputs, Report, Verdict};
 
-type LocalChat = Chat<Arc<MemoryStore>, GatewaySender>;
+type LocalChat = Chat<Arc<MemoryStore>, GatewaySender, Arc<MemoryHistory>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -37,6 +39,9 @@ struct ServedRoom {
     spec: ChatRoomSpec,
     /// Kept across spec changes at the same URL, so connected clients stay in the room.
     store: Arc<MemoryStore>,
+    /// Kept likewise: sized for the most any spec may ask (and bounded in bytes), so that a
+    /// changed `spec.history` only changes how much of it is answered.
+    history: Arc<MemoryHistory>,
 }
 
 impl LocalProvider {
@@ -73,17 +78,23 @@ impl LocalProvider {
 
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = served.remove(&(namespace.clone(), name.clone()));
-        let store = match previous {
+        let fresh = || {
+            (
+                Arc::default(),
+                Arc::new(MemoryHistory::new(MAX_HISTORY_MESSAGES)),
+            )
+        };
+        let (store, history) = match previous {
             Some(same) if same.spec == *spec => {
                 served.insert((namespace, name), same);
                 return Ok(key);
             }
             Some(moved) if moved.key != key => {
                 self.gateway.remove_room(&moved.key);
-                Arc::default()
+                fresh()
             }
-            Some(reconfigured) => reconfigured.store,
-            None => Arc::default(),
+            Some(reconfigured) => (reconfigured.store, reconfigured.history),
+            None => fresh(),
         };
 
         let sender = GatewaySender {
@@ -95,12 +106,22 @@ impl LocalProvider {
             route_selection: route_selection.clone(),
             ..ChatConfig::default()
         };
-        let chat = Arc::new(Chat::new(store.clone(), sender, config));
+        let mut room_routes = vec![spec.message_route.clone(), routes::WHO.to_owned()];
+        let kept = spec.history.as_ref().filter(|h| h.is_on()).map(|h| {
+            room_routes.push(routes::HISTORY.to_owned());
+            let settings = HistorySettings {
+                messages: usize::try_from(h.messages).unwrap_or(MAX_HISTORY_MESSAGES),
+                // Validation refuses a retention it cannot read.
+                retention: h.retention().unwrap_or(Duration::from_secs(24 * 3600)),
+            };
+            (history.clone(), settings)
+        });
+        let chat = Arc::new(Chat::with_history(store.clone(), sender, config, kept));
         self.gateway.upsert_room(Room {
             key: key.clone(),
             api_id: local_api_id(&namespace, &name),
             route_selection,
-            routes: vec![spec.message_route.clone()],
+            routes: room_routes,
             integration: Arc::new(ChatIntegration { chat }),
         });
         served.insert(
@@ -109,6 +130,7 @@ impl LocalProvider {
                 key: key.clone(),
                 spec: spec.clone(),
                 store,
+                history,
             },
         );
         Ok(key)

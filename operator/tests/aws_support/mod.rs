@@ -105,6 +105,8 @@ pub struct Inventory {
     pub role: bool,
     pub policy: Option<serde_json::Value>,
     pub table: bool,
+    /// The history table: its key attributes (partition, then sort) and TTL attribute.
+    pub history_table: Option<(Vec<String>, Option<String>)>,
     /// The function's log group, by its retention in days (0 when it keeps logs for ever).
     pub log_group: Option<i32>,
 }
@@ -201,6 +203,34 @@ impl Inventory {
             .send()
             .await
             .is_ok();
+        if let Ok(found) = dynamodb
+            .describe_table()
+            .table_name(&names.history_table)
+            .send()
+            .await
+        {
+            let keys = found
+                .table()
+                .unwrap()
+                .key_schema()
+                .iter()
+                .map(|k| k.attribute_name().to_owned())
+                .collect();
+            let ttl = dynamodb
+                .describe_time_to_live()
+                .table_name(&names.history_table)
+                .send()
+                .await
+                .unwrap();
+            let attribute = ttl
+                .time_to_live_description()
+                .filter(|d| {
+                    d.time_to_live_status()
+                        == Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+                })
+                .and_then(|d| d.attribute_name().map(str::to_owned));
+            inventory.history_table = Some((keys, attribute));
+        }
         let groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
             .describe_log_groups()
             .log_group_name_prefix(names.log_group())
@@ -220,11 +250,18 @@ impl Inventory {
             && !self.function
             && !self.role
             && !self.table
+            && self.history_table.is_none()
             && self.log_group.is_none()
     }
 
-    /// Exactly one of everything, and the routes the spec names.
+    /// Exactly one of everything, and the routes the spec names; no history.
     pub fn assert_complete(&self, message_route: &str) {
+        self.assert_complete_as(message_route, false);
+    }
+
+    /// Exactly one of everything, the routes the spec names, and whether the room keeps
+    /// history (its table, with TTL, and its route).
+    pub fn assert_complete_as(&self, message_route: &str, with_history: bool) {
         assert_eq!(self.apis.len(), 1, "{self:#?}");
         assert_eq!(self.integrations, 1, "{self:#?}");
         let mut routes = vec![
@@ -232,7 +269,16 @@ impl Inventory {
             "$default".to_owned(),
             "$disconnect".to_owned(),
             message_route.to_owned(),
+            "who".to_owned(),
         ];
+        if with_history {
+            routes.push("history".to_owned());
+            let (keys, ttl) = self.history_table.clone().expect("a history table");
+            assert_eq!(keys, ["room", "messageId"], "{self:#?}");
+            assert_eq!(ttl.as_deref(), Some("expiresAt"), "{self:#?}");
+        } else {
+            assert_eq!(self.history_table, None, "{self:#?}");
+        }
         routes.sort();
         assert_eq!(self.routes, routes, "{self:#?}");
         assert_eq!(self.stages, ["dev"], "{self:#?}");

@@ -62,9 +62,14 @@ impl TestGateway {
 
     /// The seed's room, served by the real chat logic through the local provider.
     pub async fn with_chat_room(limits: Limits) -> (Self, String) {
+        Self::with_room(limits, ChatRoomSpec::default()).await
+    }
+
+    /// `default/lobby` with `spec`, served by the real chat logic through the local provider.
+    pub async fn with_room(limits: Limits, spec: ChatRoomSpec) -> (Self, String) {
         let gateway = Self::start(limits).await;
         let provider = LocalProvider::new(gateway.gateway.clone());
-        let mut room = ChatRoom::new("lobby", ChatRoomSpec::default());
+        let mut room = ChatRoom::new("lobby", spec);
         room.metadata.namespace = Some("default".into());
         let report = provider.converge(&room);
         // Keep the provider's rooms alive for the test's lifetime.
@@ -98,6 +103,39 @@ impl TestGateway {
         let id = script.connection_ids()[0].clone();
         let path = format!("{}/{id}", path_of(&self.callback_url()));
         (script, client, path)
+    }
+
+    /// Connects to `url` (a room of this gateway) and returns the connection's id, which a
+    /// backend would have from the room's `$connect` event.
+    pub async fn connect_with_id(&self, url: &str) -> (Client, String) {
+        let before = self.connection_ids(url);
+        let client = connect(url).await;
+        (client, self.new_connection_id(url, &before).await)
+    }
+
+    /// The open connections of the room at `url`.
+    pub fn connection_ids(&self, url: &str) -> Vec<String> {
+        self.gateway.connections().ids_in(&room_of(url))
+    }
+
+    /// The id of the room's connection that `before` did not have (waits, bounded: a
+    /// connection joins the registry just after its 101 goes out).
+    pub async fn new_connection_id(&self, url: &str, before: &[String]) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(id) = self
+                .connection_ids(url)
+                .into_iter()
+                .find(|id| !before.contains(id))
+            {
+                return id;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no new connection at {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub fn callback_url(&self) -> String {
@@ -248,8 +286,19 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
-/// The next text frame, parsed as JSON.
+/// The next text frame that is not a presence announcement, parsed as JSON: every room tells
+/// its connections who joins and leaves, which most tests do not look at.
 pub async fn next_json(client: &mut Client) -> Value {
+    loop {
+        let frame = next_any_json(client).await;
+        if frame["type"] != "presence" {
+            return frame;
+        }
+    }
+}
+
+/// The next text frame, presence announcements included, parsed as JSON.
+pub async fn next_any_json(client: &mut Client) -> Value {
     loop {
         let frame = tokio::time::timeout(PATIENCE, client.next())
             .await
@@ -334,6 +383,18 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 }
 
 /// The path part of a URL such as `http://127.0.0.1:1234/a/b`.
+/// The room a `ws://host/{namespace}/{name}/{stage}[?query]` URL names.
+pub fn room_of(url: &str) -> RoomKey {
+    let path = path_of(url);
+    let path = path.split('?').next().unwrap_or_default();
+    let mut segments = path.trim_start_matches('/').split('/').map(str::to_owned);
+    RoomKey {
+        namespace: segments.next().unwrap_or_default(),
+        name: segments.next().unwrap_or_default(),
+        stage: segments.next().unwrap_or_default(),
+    }
+}
+
 pub fn path_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.find('/')

@@ -16,6 +16,8 @@ pub enum Step {
     /// Who the operator's credentials are: the account and partition every ARN needs.
     Identity,
     Table,
+    /// The table of the room's messages, when it keeps history.
+    HistoryTable,
     Api,
     Role,
     LogGroup,
@@ -31,7 +33,7 @@ impl Step {
     pub fn part(self) -> Option<Part> {
         match self {
             Self::Identity => None,
-            Self::Table => Some(Part::Table),
+            Self::Table | Self::HistoryTable => Some(Part::Table),
             Self::Role | Self::LogGroup | Self::Function | Self::Permission => Some(Part::Function),
             Self::Api | Self::Integration | Self::Routes | Self::Stage => Some(Part::Api),
         }
@@ -42,6 +44,7 @@ impl Step {
             Self::Identity => "identity",
             Self::LogGroup => "log-group",
             Self::Table => "table",
+            Self::HistoryTable => "history-table",
             Self::Api => "api",
             Self::Role => "role",
             Self::Function => "function",

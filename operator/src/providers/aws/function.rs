@@ -74,11 +74,20 @@ impl FunctionField {
     }
 }
 
+/// Where the function keeps the room's state, as its environment names it.
+pub struct Storage<'a> {
+    pub table: &'a str,
+    /// Named to the function only when the spec keeps history.
+    pub history_table: &'a str,
+    /// `namespace/name`: the history's partition key.
+    pub room: &'a str,
+}
+
 /// The function `spec` needs, running as `role_arn` with the operator's code.
 pub fn desired(
     spec: &ChatRoomSpec,
     name: &str,
-    table: &str,
+    storage: &Storage<'_>,
     role_arn: &str,
     settings: &Settings,
     tags: &Tags,
@@ -95,14 +104,33 @@ pub fn desired(
             Architecture::Arm64 => Misconfiguration::NoHandlerForArchitecture,
         },
     })?;
-    let environment = HashMap::from([
-        (env::TABLE_NAME.to_owned(), table.to_owned()),
+    let mut environment = HashMap::from([
+        (env::TABLE_NAME.to_owned(), storage.table.to_owned()),
         (env::MESSAGE_ROUTE.to_owned(), spec.message_route.clone()),
         (
             env::ROUTE_SELECTION_EXPRESSION.to_owned(),
             spec.route_selection_expression.clone(),
         ),
     ]);
+    if let Some(history) = spec.history.as_ref().filter(|h| h.is_on()) {
+        // Validation refuses a retention it cannot read.
+        let retention = history.retention().unwrap_or_default().as_secs();
+        environment.extend([
+            (
+                env::HISTORY_TABLE.to_owned(),
+                storage.history_table.to_owned(),
+            ),
+            (
+                env::HISTORY_MESSAGES.to_owned(),
+                history.messages.to_string(),
+            ),
+            (
+                env::HISTORY_RETENTION_SECONDS.to_owned(),
+                retention.to_string(),
+            ),
+            (env::ROOM.to_owned(), storage.room.to_owned()),
+        ]);
+    }
     let role_propagation_attempts = if function.role_arn.is_none() {
         settings.role_propagation_attempts
     } else {
@@ -178,10 +206,15 @@ pub async fn converge(
     role_arn: &str,
 ) -> Result<Converged<String>, AwsError> {
     let lambda = &room.clients.lambda;
+    let storage = Storage {
+        table: &room.names.table,
+        history_table: &room.names.history_table,
+        room: &room.display,
+    };
     let desired = desired(
         room.spec,
         &room.names.function,
-        &room.names.table,
+        &storage,
         role_arn,
         room.settings,
         &room.tags,
@@ -430,13 +463,18 @@ mod tests {
     use crate::providers::aws::tags::lobby_tags;
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/chatroom-default-lobby-x";
+    const STORAGE: Storage<'static> = Storage {
+        table: "t",
+        history_table: "t-history",
+        room: "default/lobby",
+    };
 
     fn settings() -> Settings {
         Settings::new(Some(HandlerZip::from_bytes(b"v1".to_vec())), "test")
     }
 
     fn wanted(spec: &ChatRoomSpec) -> DesiredFunction {
-        desired(spec, "f", "t", ROLE, &settings(), &lobby_tags()).unwrap()
+        desired(spec, "f", &STORAGE, ROLE, &settings(), &lobby_tags()).unwrap()
     }
 
     /// What a converged function of `desired` looks like in AWS.
@@ -477,6 +515,34 @@ mod tests {
             function.role_propagation_attempts, 8,
             "waits for a new role"
         );
+        assert!(
+            !function.environment.contains_key(env::HISTORY_TABLE),
+            "no history unless asked"
+        );
+    }
+
+    #[test]
+    fn a_room_with_history_names_its_history_table_size_retention_and_room() {
+        let spec = ChatRoomSpec {
+            history: Some(crate::crd::HistorySpec {
+                messages: 50,
+                retention: "7d".into(),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        let environment = wanted(&spec).environment;
+        assert_eq!(environment[env::HISTORY_TABLE], "t-history");
+        assert_eq!(environment[env::HISTORY_MESSAGES], "50");
+        assert_eq!(environment[env::HISTORY_RETENTION_SECONDS], "604800");
+        assert_eq!(environment[env::ROOM], "default/lobby");
+        let off = ChatRoomSpec {
+            history: Some(crate::crd::HistorySpec {
+                messages: 0,
+                retention: "7d".into(),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        assert!(!wanted(&off).environment.contains_key(env::HISTORY_TABLE));
     }
 
     #[test]
@@ -496,12 +562,12 @@ mod tests {
     fn arm64_needs_its_own_zip() {
         let mut spec = ChatRoomSpec::default();
         spec.function.architecture = Architecture::Arm64;
-        let error = desired(&spec, "f", "t", ROLE, &settings(), &Tags::new()).unwrap_err();
+        let error = desired(&spec, "f", &STORAGE, ROLE, &settings(), &Tags::new()).unwrap_err();
         assert_eq!(error.reason(), "NoHandlerForArchitecture");
         assert!(error.is_permanent());
         let mut with_arm = settings();
         with_arm.handler_zip_arm64 = Some(HandlerZip::from_bytes(b"arm".to_vec()));
-        let function = desired(&spec, "f", "t", ROLE, &with_arm, &Tags::new()).unwrap();
+        let function = desired(&spec, "f", &STORAGE, ROLE, &with_arm, &Tags::new()).unwrap();
         assert_eq!(function.architecture, AwsArchitecture::Arm64);
         assert_eq!(function.code.bytes.as_slice(), b"arm");
     }

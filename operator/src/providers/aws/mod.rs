@@ -54,14 +54,15 @@ use crate::report::Report;
 /// which the operator's policy lets it pass to Lambda.
 pub const DEFAULT_ALLOWED_ROLE_ARNS: &str = "arn:*:iam::*:role/chatroom-*";
 
-/// The requests one Ready room's reconcile makes, by `--aws-rate-limit` service: reads only.
-/// API Gateway: GetApi, GetIntegrations, GetRoutes, GetStages; DynamoDB: DescribeTable,
-/// DescribeTimeToLive, DescribeContinuousBackups; IAM: GetRole, GetRolePolicy; Lambda:
+/// The most requests one Ready room's reconcile makes, by `--aws-rate-limit` service: reads
+/// only. API Gateway: GetApi, GetIntegrations, GetRoutes, GetStages; DynamoDB: DescribeTable,
+/// ListTagsOfResource, DescribeTimeToLive (3), DescribeContinuousBackups with point-in-time
+/// recovery on, and the same 3 for a history table; IAM: GetRole, GetRolePolicy; Lambda:
 /// GetFunction, GetPolicy; Logs: DescribeLogGroups, ListTagsForResource. tests/fleet_aws.rs
 /// holds the operator to these.
 pub const STEADY_STATE_REQUESTS: [(&str, u32); 6] = [
     ("apigateway", 4),
-    ("dynamodb", 3),
+    ("dynamodb", 7),
     ("iam", 2),
     ("lambda", 2),
     ("logs", 2),
@@ -147,6 +148,9 @@ struct RoomContext<'a> {
     settings: &'a Settings,
     /// The API id the room's status recorded, so that the API is found without a listing.
     known_api_id: Option<&'a str>,
+    /// The history table the room's status recorded: a room that stops keeping history
+    /// deletes it, and one that never kept any spends no request looking for it.
+    known_history_table: bool,
     /// `namespace/name`, for messages.
     display: String,
 }
@@ -295,6 +299,10 @@ impl AwsProvider {
             region,
             settings: &self.settings,
             known_api_id: room.status.as_ref().and_then(|s| s.api_id.as_deref()),
+            known_history_table: room
+                .status
+                .as_ref()
+                .is_some_and(|s| s.history_table_name.is_some()),
             display: format!("{namespace}/{name}"),
         })
     }
@@ -325,6 +333,7 @@ impl AwsProvider {
         }
         if room.spec.connection_table.deletion_policy == DeletionPolicy::Delete {
             removals.push((Step::Table, table::delete(&context).await?));
+            removals.push((Step::HistoryTable, table::delete_history(&context).await?));
         }
         for (step, removal) in &removals {
             tracing::info!(room = %context.display, %step, ?removal, "delete");
@@ -386,8 +395,8 @@ mod tests {
         let fast_api = RateLimits::with(&["apigateway=100".parse().unwrap()]);
         assert_eq!(
             steady_state_cost(&fast_api),
-            Duration::from_secs_f64(2.0 / 3.0),
-            "then the logs' 2 reads at 3 per second"
+            Duration::from_millis(700),
+            "then DynamoDB's (at most) 7 reads at 10 per second"
         );
     }
 

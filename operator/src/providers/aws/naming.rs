@@ -10,6 +10,8 @@ use crate::fnv::fnv1a;
 pub struct ResourceNames {
     /// DynamoDB: 3–255 of `[A-Za-z0-9_.-]`.
     pub table: String,
+    /// The room's message history, when it keeps one: the table's name with `-history`.
+    pub history_table: String,
     /// IAM role: 1–64 of `[A-Za-z0-9+=,.@_-]`.
     pub role: String,
     /// Lambda: 1–64 of `[A-Za-z0-9_-]`.
@@ -31,6 +33,7 @@ impl ResourceNames {
         let base = format!("{PREFIX}-{namespace}-{name}");
         Self {
             table: fit(&base, suffix, 255),
+            history_table: fit(&base, &format!("{suffix}-history"), 255),
             role: fit(&base, suffix, 64),
             // Lambda names allow no dots; Kubernetes names may have them.
             function: fit(&base.replace('.', "_"), suffix, 64),
@@ -65,6 +68,7 @@ mod tests {
             names.table
         );
         assert_eq!(names.log_group(), format!("/aws/lambda/{}", names.function));
+        assert_eq!(names.history_table, format!("{}-history", names.table));
     }
 
     #[test]
@@ -94,6 +98,7 @@ mod tests {
         let names = ResourceNames::for_room("prod", &namespace, &long);
         assert!(
             names.table.len() <= 255
+                && names.history_table.len() <= 255
                 && names.role.len() <= 64
                 && names.function.len() <= 64
                 && names.api.len() <= 128

@@ -1,14 +1,15 @@
 //! The order a room's resources converge in, and the report of how far it got.
 //!
-//! table → API → role and its policy (the policy names the table and the API) → log group →
-//! function → integration → routes → permission → stage. A failing step stops the pipeline;
+//! table → history table (rooms that keep history) → API → role and its policy (the policy
+//! names the tables and the API) → log group → function → integration → routes → permission
+//! → stage. A failing step stops the pipeline;
 //! the report keeps what the steps before it reached, so the status shows the ids and the
 //! ready parts. What AWS will not do yet but the room can work without (TTL, point-in-time
 //! recovery, a stage deployment under way) does not stop the pipeline: the room is reported
 //! not ready, and retried, once everything else converged.
 
 use super::api::{self, ApiOutput};
-use super::change::Converged;
+use super::change::{Converged, Removal};
 use super::error::{AwsError, Misconfiguration, Step};
 use super::role_policy::PolicyScope;
 use super::stage::Deployment;
@@ -16,6 +17,7 @@ use super::{
     RoomContext, arn_pattern, function, integration, log_group, permission, role, role_policy,
     routes, stage, table,
 };
+use crate::crd::DeletionPolicy;
 use crate::report::{Applied, Failure, Outcome, Outputs, Part, PartReady, Report, Verdict};
 
 /// What the steps reached so far.
@@ -101,13 +103,18 @@ async fn steps(room: &RoomContext<'_>, progress: &mut Progress) -> Result<(), Aw
         allowed_role(room, arn)?;
     }
     let table_arn = table_part(room, progress).await?;
+    let history_table_arn = history_part(room, progress).await?;
     let api = progress.note(
         room,
         Step::Api,
         api::converge(room, room.known_api_id).await?,
     );
     progress.outputs.api_id = Some(api.id.clone());
-    let function_arn = function_part(room, progress, &table_arn, &api.id).await?;
+    let tables = Tables {
+        connections: &table_arn,
+        history: history_table_arn.as_deref(),
+    };
+    let function_arn = function_part(room, progress, &tables, &api.id).await?;
     api_part(room, progress, &api, &function_arn).await
 }
 
@@ -122,12 +129,53 @@ async fn table_part(room: &RoomContext<'_>, progress: &mut Progress) -> Result<S
     Ok(table.arn)
 }
 
+/// The history table of a room that keeps history (its ARN); a room that stopped keeping it
+/// has its table deleted, unless its tables are retained.
+async fn history_part(
+    room: &RoomContext<'_>,
+    progress: &mut Progress,
+) -> Result<Option<String>, AwsError> {
+    let name = &room.names.history_table;
+    if room.spec.history.as_ref().is_some_and(|h| h.is_on()) {
+        let table = progress.note(
+            room,
+            Step::HistoryTable,
+            table::converge_history(room).await?,
+        );
+        progress.outputs.history_table_name = Some(Some(name.clone()));
+        if let Some(error) = table.deferred {
+            progress.deferred.get_or_insert(error);
+        }
+        return Ok(Some(table.arn));
+    }
+    if room.known_history_table
+        && room.spec.connection_table.deletion_policy == DeletionPolicy::Delete
+    {
+        let removal = table::delete_history(room).await?;
+        tracing::info!(room = %room.display, table = %name, ?removal, "history turned off");
+        if removal == Removal::Deleted {
+            progress.applied.push(Applied {
+                resource: Step::HistoryTable.name(),
+                outcome: Outcome::Updated,
+            });
+        }
+    }
+    progress.outputs.history_table_name = Some(None);
+    Ok(None)
+}
+
+/// The ARNs of the room's tables, for its role's policy.
+struct Tables<'a> {
+    connections: &'a str,
+    history: Option<&'a str>,
+}
+
 /// The role and its policy, the log group and the function, then the permission that lets
 /// the API invoke it; returns the function's ARN.
 async fn function_part(
     room: &RoomContext<'_>,
     progress: &mut Progress,
-    table_arn: &str,
+    tables: &Tables<'_>,
     api_id: &str,
 ) -> Result<String, AwsError> {
     let names = &room.names;
@@ -141,7 +189,8 @@ async fn function_part(
                 partition: room.partition(),
                 region: &room.region,
                 account: &room.caller.account,
-                table_arn,
+                table_arn: tables.connections,
+                history_table_arn: tables.history,
                 api_id,
                 stage: &room.spec.stage,
                 log_group: &names.log_group(),

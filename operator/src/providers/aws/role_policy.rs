@@ -15,6 +15,8 @@ pub struct PolicyScope<'a> {
     pub region: &'a str,
     pub account: &'a str,
     pub table_arn: &'a str,
+    /// The history table, for a room that keeps history.
+    pub history_table_arn: Option<&'a str>,
     pub api_id: &'a str,
     pub stage: &'a str,
     pub log_group: &'a str,
@@ -25,40 +27,49 @@ pub enum PolicyField {
     Document,
 }
 
-/// Exactly what the handlers use: PutItem / DeleteItem / Scan on the table, PostToConnection
-/// on this stage, and writing to the function's own log group, which the operator creates.
+/// Exactly what the handlers use: PutItem / DeleteItem / Scan on the table (PutItem and Query
+/// on the history table, when there is one), PostToConnection on this stage, and writing to
+/// the function's own log group, which the operator creates.
 pub fn desired(scope: &PolicyScope<'_>) -> Value {
     let PolicyScope {
         partition,
         region,
         account,
         table_arn,
+        history_table_arn,
         api_id,
         stage,
         log_group,
     } = scope;
+    let mut statements = vec![json!({
+        "Sid": "ConnectionTable",
+        "Effect": "Allow",
+        "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
+        "Resource": table_arn
+    })];
+    if let Some(history_table_arn) = history_table_arn {
+        statements.push(json!({
+            "Sid": "HistoryTable",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:Query"],
+            "Resource": history_table_arn
+        }));
+    }
+    statements.push(json!({
+        "Sid": "PostToConnections",
+        "Effect": "Allow",
+        "Action": "execute-api:ManageConnections",
+        "Resource": format!("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/POST/@connections/*")
+    }));
+    statements.push(json!({
+        "Sid": "FunctionLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*")
+    }));
     json!({
         "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ConnectionTable",
-                "Effect": "Allow",
-                "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
-                "Resource": table_arn
-            },
-            {
-                "Sid": "PostToConnections",
-                "Effect": "Allow",
-                "Action": "execute-api:ManageConnections",
-                "Resource": format!("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/POST/@connections/*")
-            },
-            {
-                "Sid": "FunctionLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": format!("arn:{partition}:logs:{region}:{account}:log-group:{log_group}:*")
-            }
-        ]
+        "Statement": statements
     })
 }
 
@@ -136,6 +147,7 @@ mod tests {
             region: "eu-west-1",
             account: "123456789012",
             table_arn: "arn:aws:dynamodb:eu-west-1:123456789012:table/chatroom-default-lobby-x",
+            history_table_arn: None,
             api_id: "abc123",
             stage: "dev",
             log_group: "/aws/lambda/chatroom-default-lobby-x",
@@ -153,6 +165,32 @@ mod tests {
         assert_eq!(
             policy["Statement"][1]["Resource"],
             "arn:aws:execute-api:eu-west-1:123456789012:abc123/dev/POST/@connections/*"
+        );
+    }
+
+    #[test]
+    fn a_room_with_history_may_write_and_query_its_history_table_only() {
+        let history =
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/chatroom-default-lobby-x-history";
+        let policy = desired(&PolicyScope {
+            history_table_arn: Some(history),
+            ..scope()
+        });
+        let statement = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "HistoryTable")
+            .expect("a statement for the history table");
+        assert_eq!(statement["Resource"], history);
+        assert_eq!(
+            statement["Action"],
+            json!(["dynamodb:PutItem", "dynamodb:Query"])
+        );
+        let without = desired(&scope());
+        assert!(
+            !without.to_string().contains("HistoryTable"),
+            "no history, no statement"
         );
     }
 

@@ -1,11 +1,14 @@
-//! The API's routes: exactly `$connect`, `$disconnect`, `$default` and the message route, each
-//! targeting the one integration. Routes the spec no longer names go.
+//! The API's routes: exactly `$connect`, `$disconnect`, `$default`, the message route, `who`
+//! and (with history) `history`, each targeting the one integration. Routes the spec no longer
+//! names go.
 
 use aws_sdk_apigatewayv2::Client;
+use chatroom_handlers::contract::routes;
 
 use super::RoomContext;
 use super::change::{Change, Converged, outcome};
 use super::error::{AwsError, On, Step};
+use crate::crd::{ChatRoomSpec, HistorySpec};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredRoutes {
@@ -34,11 +37,19 @@ pub struct RouteChange {
     pub change: Change<RouteField>,
 }
 
-pub fn desired(message_route: &str, integration_id: &str) -> DesiredRoutes {
+/// The three predefined routes, the message route, `who`, and `history` for a room that keeps
+/// history: all to the one integration.
+pub fn desired(spec: &ChatRoomSpec, integration_id: &str) -> DesiredRoutes {
+    let mut keys: Vec<String> = ["$connect", "$disconnect", "$default"]
+        .into_iter()
+        .chain([spec.message_route.as_str(), routes::WHO])
+        .map(str::to_owned)
+        .collect();
+    if spec.history.as_ref().is_some_and(HistorySpec::is_on) {
+        keys.push(routes::HISTORY.to_owned());
+    }
     DesiredRoutes {
-        keys: ["$connect", "$disconnect", "$default", message_route]
-            .map(str::to_owned)
-            .to_vec(),
+        keys,
         target: format!("integrations/{integration_id}"),
     }
 }
@@ -77,7 +88,7 @@ pub async fn converge(
     integration_id: &str,
 ) -> Result<Converged<()>, AwsError> {
     let apigw = &room.clients.apigateway;
-    let desired = desired(&room.spec.message_route, integration_id);
+    let desired = desired(room.spec, integration_id);
     let observed = observe(apigw, api_id).await?;
     let changes = diff(&observed, &desired);
     for change in &changes {
@@ -168,21 +179,52 @@ mod tests {
             .collect()
     }
 
+    fn with_route(message_route: &str) -> ChatRoomSpec {
+        ChatRoomSpec {
+            message_route: message_route.into(),
+            ..ChatRoomSpec::default()
+        }
+    }
+
     #[test]
-    fn four_routes_target_the_integration() {
-        let routes = desired("onMessage", "i1");
+    fn five_routes_target_the_integration() {
+        let routes = desired(&with_route("onMessage"), "i1");
         assert_eq!(
             routes.keys,
-            ["$connect", "$disconnect", "$default", "onMessage"]
+            ["$connect", "$disconnect", "$default", "onMessage", "who"]
         );
         assert_eq!(routes.target, "integrations/i1");
         assert_eq!(diff(&converged(&routes), &routes), []);
-        assert_eq!(diff(&[], &routes).len(), 4);
+        assert_eq!(diff(&[], &routes).len(), 5);
+    }
+
+    #[test]
+    fn history_has_its_route_while_the_room_keeps_history() {
+        let mut spec = with_route("onMessage");
+        spec.history = Some(HistorySpec {
+            messages: 20,
+            retention: "24h".into(),
+        });
+        let kept = desired(&spec, "i1");
+        assert_eq!(kept.keys.last().map(String::as_str), Some("history"));
+        spec.history = Some(HistorySpec {
+            messages: 0,
+            retention: "24h".into(),
+        });
+        let changes = diff(&converged(&kept), &desired(&spec, "i1"));
+        assert_eq!(
+            changes,
+            [RouteChange {
+                key: "history".into(),
+                id: Some("r5".into()),
+                change: Change::Remove
+            }]
+        );
     }
 
     #[test]
     fn a_missing_route_is_created() {
-        let routes = desired("onMessage", "i1");
+        let routes = desired(&with_route("onMessage"), "i1");
         let mut found = converged(&routes);
         found.retain(|r| r.key != "$default");
         assert_eq!(
@@ -197,10 +239,10 @@ mod tests {
 
     #[test]
     fn a_new_message_route_replaces_the_old_one_and_stray_targets_are_fixed() {
-        let old = desired("onMessage", "i1");
+        let old = desired(&with_route("onMessage"), "i1");
         let mut found = converged(&old);
         found[0].target = Some("integrations/other".into());
-        let changes = diff(&found, &desired("say", "i1"));
+        let changes = diff(&found, &desired(&with_route("say"), "i1"));
         assert_eq!(
             changes,
             [

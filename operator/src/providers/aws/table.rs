@@ -1,5 +1,6 @@
-//! The room's DynamoDB table of connections: the key and TTL attribute of the handlers'
-//! contract, billing mode and point-in-time recovery from the spec.
+//! The room's DynamoDB tables: its connections (billing mode and point-in-time recovery from
+//! the spec) and, when the room keeps history, its messages (on demand). Keys and TTL
+//! attributes are the handlers' contract.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableDescription, TableStatus, Tag, TimeToLiveSpecification,
     TimeToLiveStatus,
 };
-use chatroom_handlers::contract::table::{EXPIRES_AT, KEY};
+use chatroom_handlers::contract::{history_table, table as connection_table};
 
 use super::change::{Change, Converged, Removal, claim, outcome};
 use super::error::{AwsError, On, Step, absent_if_not_found};
@@ -28,8 +29,44 @@ pub enum Billing {
     Provisioned { read: i64, write: i64 },
 }
 
+/// Which of the room's tables, and so its key schema and TTL attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableKind {
+    /// Partition key `connectionId`.
+    Connections,
+    /// Partition key `room`, sort key `messageId`.
+    History,
+}
+
+impl TableKind {
+    fn keys(self) -> &'static [(&'static str, KeyType)] {
+        match self {
+            Self::Connections => &[(connection_table::KEY, KeyType::Hash)],
+            Self::History => &[
+                (history_table::ROOM, KeyType::Hash),
+                (history_table::MESSAGE_ID, KeyType::Range),
+            ],
+        }
+    }
+
+    fn expires_attribute(self) -> &'static str {
+        match self {
+            Self::Connections => connection_table::EXPIRES_AT,
+            Self::History => history_table::EXPIRES_AT,
+        }
+    }
+
+    fn step(self) -> Step {
+        match self {
+            Self::Connections => Step::Table,
+            Self::History => Step::HistoryTable,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredTable {
+    pub kind: TableKind,
     pub name: String,
     pub billing: Billing,
     pub point_in_time_recovery: bool,
@@ -65,9 +102,22 @@ pub fn desired(spec: &ConnectionTableSpec, name: &str, tags: &Tags) -> DesiredTa
         },
     };
     DesiredTable {
+        kind: TableKind::Connections,
         name: name.to_owned(),
         billing,
         point_in_time_recovery: spec.point_in_time_recovery,
+        tags: tags.clone(),
+    }
+}
+
+/// The history table: on demand (its writes follow the room's messages, not a capacity plan),
+/// without point-in-time recovery (every row expires within 30 days anyway).
+pub fn desired_history(name: &str, tags: &Tags) -> DesiredTable {
+    DesiredTable {
+        kind: TableKind::History,
+        name: name.to_owned(),
+        billing: Billing::PayPerRequest,
+        point_in_time_recovery: false,
         tags: tags.clone(),
     }
 }
@@ -109,8 +159,22 @@ pub struct TableOutput {
 }
 
 pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<TableOutput>, AwsError> {
-    let client = &room.clients.dynamodb;
     let desired = desired(&room.spec.connection_table, &room.names.table, &room.tags);
+    converge_table(room, &desired).await
+}
+
+/// The history table, for a room that keeps history.
+pub async fn converge_history(room: &RoomContext<'_>) -> Result<Converged<TableOutput>, AwsError> {
+    let desired = desired_history(&room.names.history_table, &room.tags);
+    converge_table(room, &desired).await
+}
+
+async fn converge_table(
+    room: &RoomContext<'_>,
+    desired: &DesiredTable,
+) -> Result<Converged<TableOutput>, AwsError> {
+    let client = &room.clients.dynamodb;
+    let desired = desired.clone();
     let observed = observe(client, &desired).await?;
     let changes = diff(observed.as_ref(), &desired);
     let acted = act(client, &desired, observed.as_ref(), &changes).await?;
@@ -133,7 +197,7 @@ pub async fn observe(
     desired: &DesiredTable,
 ) -> Result<Option<ObservedTable>, AwsError> {
     let name = &desired.name;
-    let fail = On::new(Step::Table, name);
+    let fail = On::new(desired.kind.step(), name);
     let described = client.describe_table().table_name(name).send().await;
     let Some(table) =
         absent_if_not_found(described.map_err(|e| fail.err(e)))?.and_then(|found| found.table)
@@ -158,7 +222,7 @@ pub async fn observe(
         matches!(
             d.time_to_live_status(),
             Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-        ) && d.attribute_name() == Some(EXPIRES_AT)
+        ) && d.attribute_name() == Some(desired.kind.expires_attribute())
     });
     let point_in_time_recovery = if desired.point_in_time_recovery {
         let backups = client
@@ -228,14 +292,14 @@ async fn act(
     observed: Option<&ObservedTable>,
     changes: &[Change<TableField>],
 ) -> Result<Acted, AwsError> {
-    let fail = On::new(Step::Table, &desired.name);
+    let fail = On::new(desired.kind.step(), &desired.name);
     let mut acted = Acted::default();
     // Every change but a creation needs an ACTIVE table: one just created, or one a crash
     // left CREATING, is waited for first.
     let mut active = observed.is_some_and(|table| table.active);
     for change in changes {
         if !matches!(change, Change::Create) && !active {
-            wait_active(client, &desired.name).await?;
+            wait_active(client, desired).await?;
             active = true;
         }
         match change {
@@ -256,10 +320,10 @@ async fn act(
                 active = false;
             }
             Change::Update(TableField::TimeToLive) => {
-                defer_if_transient(&mut acted, enable_ttl(client, &desired.name).await)?;
+                defer_if_transient(&mut acted, enable_ttl(client, desired).await)?;
             }
             Change::Update(TableField::PointInTimeRecovery) => {
-                defer_if_transient(&mut acted, enable_pitr(client, &desired.name).await)?;
+                defer_if_transient(&mut acted, enable_pitr(client, desired).await)?;
             }
             Change::Adopt => {
                 let arn = observed.map(|table| table.arn.as_str()).unwrap_or_default();
@@ -278,7 +342,7 @@ async fn act(
         }
     }
     if !active {
-        wait_active(client, &desired.name).await?;
+        wait_active(client, desired).await?;
     }
     Ok(acted)
 }
@@ -295,23 +359,29 @@ fn defer_if_transient(acted: &mut Acted, result: Result<(), AwsError>) -> Result
 }
 
 async fn create(client: &Client, desired: &DesiredTable) -> Result<String, AwsError> {
-    let fail = On::new(Step::Table, &desired.name);
+    let fail = On::new(desired.kind.step(), &desired.name);
     let (mode, throughput) = billing_request(&desired.billing, &fail)?;
-    let attribute = AttributeDefinition::builder()
-        .attribute_name(KEY)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .map_err(|e| fail.unexpected(e))?;
-    let key = KeySchemaElement::builder()
-        .attribute_name(KEY)
-        .key_type(KeyType::Hash)
-        .build()
-        .map_err(|e| fail.unexpected(e))?;
+    let mut attributes = Vec::new();
+    let mut keys = Vec::new();
+    for (name, kind) in desired.kind.keys() {
+        let attribute = AttributeDefinition::builder()
+            .attribute_name(*name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| fail.unexpected(e))?;
+        let key = KeySchemaElement::builder()
+            .attribute_name(*name)
+            .key_type(kind.clone())
+            .build()
+            .map_err(|e| fail.unexpected(e))?;
+        attributes.push(attribute);
+        keys.push(key);
+    }
     let created = client
         .create_table()
         .table_name(&desired.name)
-        .attribute_definitions(attribute)
-        .key_schema(key)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(keys))
         .billing_mode(mode)
         .set_provisioned_throughput(throughput)
         .set_tags(Some(tags(desired, &fail)?))
@@ -350,14 +420,16 @@ fn billing_request(
     }
 }
 
-/// Lets DynamoDB delete rows whose `$disconnect` never came. Within an hour of a TTL change
-/// AWS answers every further UpdateTimeToLive with ValidationException: later, not never.
+/// Lets DynamoDB delete rows whose `$disconnect` never came, and messages past the room's
+/// retention. Within an hour of a TTL change AWS answers every further UpdateTimeToLive with
+/// ValidationException: later, not never.
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateTimeToLive.html>
-async fn enable_ttl(client: &Client, name: &str) -> Result<(), AwsError> {
-    let fail = On::new(Step::Table, name);
+async fn enable_ttl(client: &Client, desired: &DesiredTable) -> Result<(), AwsError> {
+    let name = &desired.name;
+    let fail = On::new(desired.kind.step(), name);
     let ttl = TimeToLiveSpecification::builder()
         .enabled(true)
-        .attribute_name(EXPIRES_AT)
+        .attribute_name(desired.kind.expires_attribute())
         .build()
         .map_err(|e| fail.unexpected(e))?;
     client
@@ -376,8 +448,9 @@ async fn enable_ttl(client: &Client, name: &str) -> Result<(), AwsError> {
 /// Right after a table becomes ACTIVE, AWS answers ContinuousBackupsUnavailableException for
 /// some minutes while it sets up backups.
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html>
-async fn enable_pitr(client: &Client, name: &str) -> Result<(), AwsError> {
-    let fail = On::new(Step::Table, name);
+async fn enable_pitr(client: &Client, desired: &DesiredTable) -> Result<(), AwsError> {
+    let name = &desired.name;
+    let fail = On::new(desired.kind.step(), name);
     let pitr = PointInTimeRecoverySpecification::builder()
         .point_in_time_recovery_enabled(true)
         .build()
@@ -398,8 +471,9 @@ async fn enable_pitr(client: &Client, name: &str) -> Result<(), AwsError> {
 }
 
 /// Waits (bounded) until the table is ACTIVE, as every later call on it needs.
-async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
-    let fail = On::new(Step::Table, name);
+async fn wait_active(client: &Client, desired: &DesiredTable) -> Result<(), AwsError> {
+    let name = &desired.name;
+    let fail = On::new(desired.kind.step(), name);
     let poll = Duration::from_secs(1);
     for _ in 0..ACTIVE_WITHIN.as_secs() {
         let described = client
@@ -416,18 +490,29 @@ async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
     Err(fail.timeout("ACTIVE", ACTIVE_WITHIN))
 }
 
-/// Deletes the room's table; another owner's table of that name is left alone.
+/// Deletes the room's table of connections; another owner's table of that name is left alone.
 pub async fn delete(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
-    let client = &room.clients.dynamodb;
     let mut desired = desired(&room.spec.connection_table, &room.names.table, &room.tags);
     desired.point_in_time_recovery = false;
-    let found = observe(client, &desired).await?;
+    delete_table(room, &desired).await
+}
+
+/// Deletes the room's history table, whether or not the spec still asks for history.
+pub async fn delete_history(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
+    let desired = desired_history(&room.names.history_table, &room.tags);
+    delete_table(room, &desired).await
+}
+
+async fn delete_table(room: &RoomContext<'_>, desired: &DesiredTable) -> Result<Removal, AwsError> {
+    let client = &room.clients.dynamodb;
+    let found = observe(client, desired).await?;
     if let Some(skip) = Removal::skip_reason(found.as_ref().map(|t| &t.tags), &room.tags) {
         return Ok(skip);
     }
-    let name = &room.names.table;
+    let name = &desired.name;
     let deleted = client.delete_table().table_name(name).send().await;
-    let deleted = absent_if_not_found(deleted.map_err(|e| On::new(Step::Table, name).err(e)))?;
+    let fail = On::new(desired.kind.step(), name);
+    let deleted = absent_if_not_found(deleted.map_err(|e| fail.err(e)))?;
     Ok(deleted.map_or(Removal::Absent, |_| Removal::Deleted))
 }
 
