@@ -279,6 +279,21 @@ impl HistorySpec {
     }
 }
 
+impl ChatRoomSpec {
+    /// How much history the room keeps, or `None` when it keeps none. Validation refuses a
+    /// retention this cannot read; a spec that skipped validation keeps the default day.
+    pub fn history_settings(&self) -> Option<chatroom_handlers::HistorySettings> {
+        let history = self.history.as_ref().filter(|h| h.is_on())?;
+        Some(chatroom_handlers::HistorySettings {
+            messages: usize::try_from(history.messages)
+                .unwrap_or(chatroom_handlers::MAX_HISTORY_MESSAGES),
+            retention: history
+                .retention()
+                .unwrap_or(std::time::Duration::from_secs(24 * 3600)),
+        })
+    }
+}
+
 fn default_history_retention() -> String {
     "24h".to_owned()
 }

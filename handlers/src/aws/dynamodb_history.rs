@@ -3,8 +3,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::contract::history_table::{EXPIRES_AT, FRAME, MESSAGE_ID, ROOM};
 use super::dynamodb_store::failed;
+use crate::contract::history_table::{EXPIRES_AT, FRAME, MESSAGE_ID, ROOM};
 use crate::history::{HistoryEntry, HistoryStore};
 use crate::store::StoreError;
 

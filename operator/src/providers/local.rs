@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use bytes::Bytes;
 use chatroom_handlers::contract::routes;
 use chatroom_handlers::{
-    ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, HistorySettings, InvalidExpression,
-    MAX_HISTORY_MESSAGES, MemoryHistory, MemoryStore, RouteSelectionExpression, SendError, Sender,
+    ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MAX_HISTORY_MESSAGES,
+    MemoryHistory, MemoryStore, RouteSelectionExpression, SendError, Sender,
 };
 
 use crate::crd::{ChatRoom, ChatRoomSpec};
@@ -97,31 +96,12 @@ impl LocalProvider {
             None => fresh(),
         };
 
-        let sender = GatewaySender {
-            registry: self.gateway.connections().clone(),
-            room: key.clone(),
-        };
-        let config = ChatConfig {
-            message_route: spec.message_route.clone(),
-            route_selection: route_selection.clone(),
-            ..ChatConfig::default()
-        };
-        let mut room_routes = vec![spec.message_route.clone(), routes::WHO.to_owned()];
-        let kept = spec.history.as_ref().filter(|h| h.is_on()).map(|h| {
-            room_routes.push(routes::HISTORY.to_owned());
-            let settings = HistorySettings {
-                messages: usize::try_from(h.messages).unwrap_or(MAX_HISTORY_MESSAGES),
-                // Validation refuses a retention it cannot read.
-                retention: h.retention().unwrap_or(Duration::from_secs(24 * 3600)),
-            };
-            (history.clone(), settings)
-        });
-        let chat = Arc::new(Chat::with_history(store.clone(), sender, config, kept));
+        let (chat, routes) = self.chat(&key, spec, route_selection.clone(), &store, &history);
         self.gateway.upsert_room(Room {
             key: key.clone(),
             api_id: local_api_id(&namespace, &name),
             route_selection,
-            routes: room_routes,
+            routes,
             integration: Arc::new(ChatIntegration { chat }),
         });
         served.insert(
@@ -134,6 +114,34 @@ impl LocalProvider {
             },
         );
         Ok(key)
+    }
+
+    /// The room's chat over its store and history, and the routes it answers besides the
+    /// predefined ones.
+    fn chat(
+        &self,
+        key: &RoomKey,
+        spec: &ChatRoomSpec,
+        route_selection: RouteSelectionExpression,
+        store: &Arc<MemoryStore>,
+        history: &Arc<MemoryHistory>,
+    ) -> (Arc<LocalChat>, Vec<String>) {
+        let sender = GatewaySender {
+            registry: self.gateway.connections().clone(),
+            room: key.clone(),
+        };
+        let config = ChatConfig {
+            message_route: spec.message_route.clone(),
+            route_selection,
+            ..ChatConfig::default()
+        };
+        let mut routes = vec![spec.message_route.clone(), routes::WHO.to_owned()];
+        let kept = spec.history_settings().map(|settings| {
+            routes.push(routes::HISTORY.to_owned());
+            (history.clone(), settings)
+        });
+        let chat = Chat::with_history(store.clone(), sender, config, kept);
+        (Arc::new(chat), routes)
     }
 
     /// Stops serving the room and closes its connections. Deleting a room that is not served

@@ -112,9 +112,7 @@ pub fn desired(
             spec.route_selection_expression.clone(),
         ),
     ]);
-    if let Some(history) = spec.history.as_ref().filter(|h| h.is_on()) {
-        // Validation refuses a retention it cannot read.
-        let retention = history.retention().unwrap_or_default().as_secs();
+    if let Some(history) = spec.history_settings() {
         environment.extend([
             (
                 env::HISTORY_TABLE.to_owned(),
@@ -126,7 +124,7 @@ pub fn desired(
             ),
             (
                 env::HISTORY_RETENTION_SECONDS.to_owned(),
-                retention.to_string(),
+                history.retention.as_secs().to_string(),
             ),
             (env::ROOM.to_owned(), storage.room.to_owned()),
         ]);

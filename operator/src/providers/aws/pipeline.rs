@@ -136,7 +136,7 @@ async fn history_part(
     progress: &mut Progress,
 ) -> Result<Option<String>, AwsError> {
     let name = &room.names.history_table;
-    if room.spec.history.as_ref().is_some_and(|h| h.is_on()) {
+    if room.spec.history_settings().is_some() {
         let table = progress.note(
             room,
             Step::HistoryTable,

@@ -8,7 +8,7 @@ use chatroom_handlers::contract::routes;
 use super::RoomContext;
 use super::change::{Change, Converged, outcome};
 use super::error::{AwsError, On, Step};
-use crate::crd::{ChatRoomSpec, HistorySpec};
+use crate::crd::ChatRoomSpec;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredRoutes {
@@ -45,7 +45,7 @@ pub fn desired(spec: &ChatRoomSpec, integration_id: &str) -> DesiredRoutes {
         .chain([spec.message_route.as_str(), routes::WHO])
         .map(str::to_owned)
         .collect();
-    if spec.history.as_ref().is_some_and(HistorySpec::is_on) {
+    if spec.history_settings().is_some() {
         keys.push(routes::HISTORY.to_owned());
     }
     DesiredRoutes {
@@ -165,6 +165,7 @@ async fn act(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::HistorySpec;
 
     fn converged(desired: &DesiredRoutes) -> Vec<ObservedRoute> {
         desired
