@@ -510,7 +510,7 @@ async fn resources_with_the_rooms_names_and_another_owners_tags_are_left_alone()
         ("chatroom.dev/name", "intruded"),
     ];
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    aws_support::create_table_tagged(&dynamodb, &names.table, &foreign).await;
+    chatroom_testkit::create_connection_table(&dynamodb, &names.table, &foreign).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     logs.create_log_group()
         .log_group_name(names.log_group())

@@ -1,5 +1,6 @@
 //! What the workspace's tests share, written once: where moto listens, an AWS SDK
-//! configuration for it, and where the repository is.
+//! configuration for it, a connections table as the operator makes it, and where the
+//! repository is.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,4 +51,42 @@ pub fn moto_env() -> [(&'static str, String); 4] {
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
     ]
+}
+
+/// A connections table with the operator's key schema (`connectionId` S), on demand, with
+/// `tags`.
+pub async fn create_connection_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    tags: &[(&str, &str)],
+) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
+    };
+    let tags = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+        .collect::<Vec<_>>();
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("connectionId")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("connectionId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_tags((!tags.is_empty()).then_some(tags))
+        .send()
+        .await
+        .unwrap();
 }

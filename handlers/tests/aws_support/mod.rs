@@ -23,27 +23,7 @@ use axum::routing::post;
 pub async fn create_table(sdk: &SdkConfig, test: &str) -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(sdk);
     let name = format!("chat-{test}-{}", std::process::id());
-    client
-        .create_table()
-        .table_name(&name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("connectionId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("connectionId")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    chatroom_testkit::create_connection_table(&client, &name, &[]).await;
     (client, name)
 }
 

@@ -38,43 +38,6 @@ pub fn room(test: &str) -> ChatRoom {
     room
 }
 
-/// A connections table as someone else made it, with `tags`.
-pub async fn create_table_tagged(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    name: &str,
-    tags: &[(&str, &str)],
-) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
-    };
-    dynamodb
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("connectionId")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("connectionId")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
-}
-
 /// The status a first reconcile (generation 1) writes for `report`.
 pub fn status_of(report: &Report) -> ChatRoomStatus {
     status_from(None, report, Some(1))
