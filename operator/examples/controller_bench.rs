@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chatroom_operator::controller::{Context, Metrics, reconcile_room};
 use chatroom_operator::crd::{ChatRoom, ChatRoomSpec};
-use chatroom_operator::gateway::{Gateway, Limits};
+use chatroom_operator::gateway::{Gateway, GatewayConfig, Limits};
 use chatroom_operator::providers::local::LocalProvider;
 use chatroom_operator::reconcile::Provider;
 use futures::{StreamExt, stream};
@@ -53,7 +53,11 @@ async fn main() {
         }
     });
     let client = Client::new(service, "bench");
-    let gateway = Gateway::new("http://127.0.0.1:8080".parse().unwrap(), Limits::default());
+    let gateway = Gateway::new(GatewayConfig::local(
+        "http://127.0.0.1:8080".parse().unwrap(),
+        "http://127.0.0.1:8081".parse().unwrap(),
+        Limits::default(),
+    ));
     let provider = Provider::Local(LocalProvider::new(gateway.clone()));
     let recorder = Recorder::new(
         client.clone(),

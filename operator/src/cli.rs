@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::gateway::{Limits, PublicUrl};
+use crate::gateway::{Limits, ManagementKeys, PublicUrl};
 use crate::telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -78,13 +78,27 @@ pub struct RunArgs {
     /// keep it below the pod's terminationGracePeriodSeconds.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
-    /// With --provider local: where the operator serves the rooms.
+    /// With --provider local: where the operator serves the rooms to clients.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
     pub gateway_listen: SocketAddr,
     /// With --provider local: the URL clients reach the gateway at (a Service or Ingress):
-    /// ws(s):// or http(s)://, either gives both the room and the @connections URLs.
+    /// ws(s):// or http(s)://.
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<PublicUrl>,
+    /// With --provider local: where the @connections management API listens, apart from the
+    /// clients (a ClusterIP-only Service port).
+    #[arg(long, env = "MANAGEMENT_LISTEN", default_value = "0.0.0.0:8082")]
+    pub management_listen: SocketAddr,
+    #[command(flatten)]
+    pub management: ManagementArgs,
+    /// With --provider local: serve the management API without SigV4 keys. Anyone who can
+    /// reach its port can then post to, inspect and disconnect every client.
+    #[arg(long, env = "INSECURE_MANAGEMENT_API")]
+    pub insecure_management_api: bool,
+    /// With --provider local: `GET /` on the clients' port lists every room of every
+    /// namespace.
+    #[arg(long, env = "ROOM_INDEX")]
+    pub room_index: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -147,24 +161,69 @@ pub struct LocalArgs {
     /// ChatRoom YAML files (several documents per file allowed).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Address the gateway listens on.
+    /// Address the gateway serves clients on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// URL clients reach the gateway at, when a proxy stands in front of it: ws(s):// or
-    /// http(s)://, either gives both the room and the @connections URLs.
+    /// http(s)://.
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<PublicUrl>,
+    /// Address the @connections management API listens on, apart from the clients.
+    #[arg(long, env = "MANAGEMENT_LISTEN", default_value = "127.0.0.1:8081")]
+    pub management_listen: SocketAddr,
+    #[command(flatten)]
+    pub management: ManagementArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
 
-/// API Gateway's WebSocket quotas; the defaults are AWS's.
+/// The management API's address as back ends see it, and the keys it checks.
+#[derive(Args, Debug, Clone)]
+pub struct ManagementArgs {
+    /// URL back ends reach the management API at (status's callbackUrl starts with it):
+    /// http(s):// or ws(s)://; default: the management listener's own address.
+    #[arg(long, env = "MANAGEMENT_URL")]
+    pub management_url: Option<PublicUrl>,
+    /// With --management-secret-access-key: the only key pair whose SigV4 signatures the
+    /// management API accepts, as API Gateway accepts IAM-signed @connections calls.
+    #[arg(
+        long,
+        env = "MANAGEMENT_ACCESS_KEY_ID",
+        requires = "management_secret_access_key"
+    )]
+    pub management_access_key_id: Option<String>,
+    #[arg(
+        long,
+        env = "MANAGEMENT_SECRET_ACCESS_KEY",
+        requires = "management_access_key_id",
+        hide_env_values = true
+    )]
+    pub management_secret_access_key: Option<String>,
+}
+
+impl ManagementArgs {
+    pub fn keys(&self) -> Option<ManagementKeys> {
+        match (
+            &self.management_access_key_id,
+            &self.management_secret_access_key,
+        ) {
+            (Some(id), Some(secret)) => Some(ManagementKeys {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// API Gateway's WebSocket quotas and throttling (the defaults are AWS's), and the gateway's
+/// own bounds in bytes and time.
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
     /// Largest message in bytes, fragments reassembled; larger closes with 1009.
     #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 128 * 1024)]
     pub max_message_bytes: usize,
-    /// Largest frame in bytes; larger closes with 1009.
+    /// Largest frame in bytes; larger closes with 1009, larger outgoing messages are split.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 32 * 1024)]
     pub max_frame_bytes: usize,
     /// Close a connection after this long without a frame from its client (1001).
@@ -174,8 +233,30 @@ pub struct LimitArgs {
     #[arg(long, env = "MAX_CONNECTION_DURATION", default_value = "2h", value_parser = humantime::parse_duration)]
     pub max_connection_duration: Duration,
     /// Frames queued for one client before it counts as not reading and is closed (1008).
-    #[arg(long, env = "OUTBOUND_QUEUE_FRAMES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
-    pub outbound_queue_frames: u32,
+    #[arg(long, env = "OUTBOUND_QUEUE_FRAMES", default_value_t = 1024)]
+    pub outbound_queue_frames: usize,
+    /// Bytes queued for one client, pongs included, before it counts as not reading and is
+    /// closed (1008).
+    #[arg(long, env = "OUTBOUND_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
+    /// Bytes the gateway may hold for its clients (a reserve per connection plus every
+    /// queued byte); past it new connections get 503. Keep it below the memory limit.
+    #[arg(long, env = "MEMORY_BUDGET_BYTES", default_value_t = 192 * 1024 * 1024)]
+    pub memory_budget_bytes: usize,
+    /// How long a client may take to send an HTTP request head (and a management request
+    /// its body).
+    #[arg(long, env = "HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// New WebSocket connections per second across the gateway; more get 429.
+    #[arg(long, env = "NEW_CONNECTIONS_PER_SECOND", default_value_t = 500)]
+    pub new_connections_per_second: u32,
+    /// Messages (and $connects) per second across every room; more get API Gateway's
+    /// "Too Many Requests" frame.
+    #[arg(long, env = "ACCOUNT_RATE_LIMIT", default_value_t = 10_000.0)]
+    pub account_rate_limit: f64,
+    /// How many of them may come at once above the rate.
+    #[arg(long, env = "ACCOUNT_BURST_LIMIT", default_value_t = 5_000)]
+    pub account_burst_limit: u32,
 }
 
 impl LimitArgs {
@@ -185,7 +266,13 @@ impl LimitArgs {
             max_frame_bytes: self.max_frame_bytes,
             idle_timeout: self.idle_timeout,
             max_connection_duration: self.max_connection_duration,
-            outbound_queue_frames: self.outbound_queue_frames as usize,
+            outbound_queue_frames: self.outbound_queue_frames,
+            outbound_queue_bytes: self.outbound_queue_bytes,
+            memory_budget_bytes: self.memory_budget_bytes,
+            header_timeout: self.header_timeout,
+            new_connections_per_second: self.new_connections_per_second,
+            account_rate_limit: self.account_rate_limit,
+            account_burst_limit: self.account_burst_limit,
         }
     }
 }

@@ -17,4 +17,5 @@ pub mod reconcile;
 pub mod report;
 pub mod status;
 mod telemetry;
+mod token_bucket;
 mod validate;

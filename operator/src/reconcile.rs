@@ -92,14 +92,15 @@ fn deletion_summary(removals: &[(Step, Removal)]) -> String {
 mod tests {
     use super::*;
     use crate::crd::ChatRoomSpec;
-    use crate::gateway::{Gateway, Limits};
+    use crate::gateway::{Gateway, GatewayConfig, Limits};
 
     #[tokio::test]
     async fn an_invalid_spec_is_not_ready_with_the_field_named_and_waits_for_a_change() {
-        let provider = Provider::Local(LocalProvider::new(Gateway::new(
+        let provider = Provider::Local(LocalProvider::new(Gateway::new(GatewayConfig::local(
             "http://127.0.0.1:1".parse().unwrap(),
+            "http://127.0.0.1:2".parse().unwrap(),
             Limits::default(),
-        )));
+        ))));
         let mut room = ChatRoom::new(
             "lobby",
             ChatRoomSpec {

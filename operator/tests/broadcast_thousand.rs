@@ -17,7 +17,13 @@ const MESSAGES_PER_SENDER: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_receives_every_message_exactly_once() {
-    let (_gateway, url) = TestGateway::with_chat_room(Limits::default()).await;
+    // A thousand clients in two seconds: above API Gateway's 500 new connections per second,
+    // which this test is not about.
+    let limits = Limits {
+        new_connections_per_second: 5_000,
+        ..Limits::default()
+    };
+    let (_gateway, url) = TestGateway::with_chat_room(limits).await;
 
     let mut clients = Vec::with_capacity(CLIENTS);
     for batch in 0..CLIENTS / 100 {

@@ -135,6 +135,7 @@ async fn local_prints_each_room_with_its_urls_serves_it_and_stops_cleanly_on_sig
     )
     .unwrap();
     let gateway = LocalGateway::start(&[Path::new(&rooms)], &[]);
+    let management_port = gateway.management_port;
 
     let url = gateway.url("default/garden/prod");
     let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
@@ -161,7 +162,11 @@ async fn local_prints_each_room_with_its_urls_serves_it_and_stops_cleanly_on_sig
     assert_eq!(printed[1].status.websocket_url, url);
     assert_eq!(
         printed[1].status.callback_url,
-        url.replace("ws://", "http://") + "/@connections"
+        format!(
+            "http://127.0.0.1:{}/default/garden/prod/@connections",
+            management_port
+        ),
+        "callbacks go to the management listener, never the clients' port"
     );
     assert!(
         printed[0]
@@ -229,9 +234,17 @@ fn a_public_url_that_is_not_ws_or_http_is_refused_at_start() {
 }
 
 #[test]
-fn a_wss_public_url_gives_https_callbacks() {
+fn the_public_and_management_urls_give_the_room_and_callback_urls() {
     let room = repo_root().join("examples/chatroom.yaml");
-    let gateway = LocalGateway::start(&[&room], &["--public-url", "wss://chat.example.com/rooms/"]);
+    let gateway = LocalGateway::start(
+        &[&room],
+        &[
+            "--public-url",
+            "wss://chat.example.com/rooms/",
+            "--management-url",
+            "http://chatroom-operator-management.chatroom-system.svc:8082",
+        ],
+    );
     let (_, stdout, _) = gateway.terminate();
     let printed: serde_yaml::Value = serde_yaml::from_str(&stdout).unwrap();
     assert_eq!(
@@ -240,6 +253,6 @@ fn a_wss_public_url_gives_https_callbacks() {
     );
     assert_eq!(
         printed["status"]["callbackUrl"],
-        "https://chat.example.com/rooms/default/lobby/dev/@connections"
+        "http://chatroom-operator-management.chatroom-system.svc:8082/default/lobby/dev/@connections"
     );
 }

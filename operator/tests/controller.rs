@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chatroom_operator::controller::{MAX_BACKOFF, error_policy, reconcile_room};
 use chatroom_operator::crd::ChatRoomSpec;
-use chatroom_operator::gateway::{Gateway, Limits};
+use chatroom_operator::gateway::{Gateway, GatewayConfig, Limits};
 use chatroom_operator::providers::local::LocalProvider;
 use chatroom_operator::reconcile::{Provider, reconcile};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -16,7 +16,11 @@ use kube::runtime::controller::Action;
 use kube_support::{context, lobby, status_patch, with_finalizer};
 
 fn local() -> (Provider, Gateway) {
-    let gateway = Gateway::new("http://127.0.0.1:18080".parse().unwrap(), Limits::default());
+    let gateway = Gateway::new(GatewayConfig::local(
+        "http://127.0.0.1:18080".parse().unwrap(),
+        "http://127.0.0.1:18081".parse().unwrap(),
+        Limits::default(),
+    ));
     (
         Provider::Local(LocalProvider::new(gateway.clone())),
         gateway,

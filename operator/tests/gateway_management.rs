@@ -19,7 +19,7 @@ async fn post_sends_the_body_as_a_text_frame() {
     let path = format!("{}/{id}", path_of(&gateway.callback_url()));
 
     let (status, _, _) = http(
-        gateway.addr,
+        gateway.management_addr,
         "POST",
         &path,
         br#"{"hello":"from the back end"}"#,
@@ -37,7 +37,7 @@ async fn unknown_and_closed_connections_answer_410_gone_exception() {
     let base = path_of(&gateway.callback_url());
 
     let (status, headers, body) = http(
-        gateway.addr,
+        gateway.management_addr,
         "POST",
         &format!("{base}/NoSuchConnection"),
         b"x",
@@ -52,7 +52,13 @@ async fn unknown_and_closed_connections_answer_410_gone_exception() {
     drop(client);
     script.wait_for("$disconnect").await;
     for method in ["POST", "GET", "DELETE"] {
-        let (status, headers, _) = http(gateway.addr, method, &format!("{base}/{id}"), b"x").await;
+        let (status, headers, _) = http(
+            gateway.management_addr,
+            method,
+            &format!("{base}/{id}"),
+            b"x",
+        )
+        .await;
         assert_eq!(status, 410, "{method} to a closed connection");
         assert_eq!(header(&headers, "x-amzn-errortype"), Some("GoneException"));
     }
@@ -63,7 +69,7 @@ async fn a_post_during_connect_answers_410() {
     let gateway = TestGateway::start(Limits::default()).await;
     let script = Script::accepting();
     let statuses = Arc::new(Mutex::new(Vec::new()));
-    let (addr, base) = (gateway.addr, path_of(&gateway.callback_url()));
+    let (addr, base) = (gateway.management_addr, path_of(&gateway.callback_url()));
     let seen = statuses.clone();
     *script.connect_hook.lock().unwrap() = Some(Box::new(move |connection_id| {
         let seen = seen.clone();
@@ -101,7 +107,7 @@ async fn get_describes_the_connection_as_aws_does() {
     let id = script.connection_ids()[0].clone();
     let path = format!("{}/{id}", path_of(&gateway.callback_url()));
 
-    let (status, headers, body) = http(gateway.addr, "GET", &path, b"").await;
+    let (status, headers, body) = http(gateway.management_addr, "GET", &path, b"").await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some("application/json"));
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -119,7 +125,7 @@ async fn get_describes_the_connection_as_aws_does() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     send_text(&mut client, "activity").await;
     script.wait_for("$default").await;
-    let (_, _, body) = http(gateway.addr, "GET", &path, b"").await;
+    let (_, _, body) = http(gateway.management_addr, "GET", &path, b"").await;
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
     let last_active =
         chrono::DateTime::parse_from_rfc3339(info["lastActiveAt"].as_str().unwrap()).unwrap();
@@ -136,7 +142,7 @@ async fn delete_closes_the_connection_and_disconnect_follows() {
     let id = script.connection_ids()[0].clone();
     let path = format!("{}/{id}", path_of(&gateway.callback_url()));
 
-    let (status, _, _) = http(gateway.addr, "DELETE", &path, b"").await;
+    let (status, _, _) = http(gateway.management_addr, "DELETE", &path, b"").await;
     assert_eq!(status, 204);
     assert_eq!(close_code(&mut client).await, 1000);
     let disconnect = script.wait_for("$disconnect").await;
@@ -144,16 +150,21 @@ async fn delete_closes_the_connection_and_disconnect_follows() {
         disconnect.request_context.connection_id.as_deref(),
         Some(id.as_str())
     );
-    let (status, _, _) = http(gateway.addr, "GET", &path, b"").await;
+    let (status, _, _) = http(gateway.management_addr, "GET", &path, b"").await;
     assert_eq!(status, 410);
 
     // The other connection is untouched.
     let other_id = script.connection_ids()[1].clone();
     let other_path = format!("{}/{other_id}", path_of(&gateway.callback_url()));
     assert_eq!(
-        http(gateway.addr, "POST", &other_path, b"{\"still\":true}")
-            .await
-            .0,
+        http(
+            gateway.management_addr,
+            "POST",
+            &other_path,
+            b"{\"still\":true}"
+        )
+        .await
+        .0,
         200
     );
     assert_eq!(next_json(&mut other).await["still"], true);
@@ -168,12 +179,14 @@ async fn a_connection_id_of_another_room_is_gone_here() {
 
     let scripted_path = format!("{}/{chat_id}", path_of(&gateway.callback_url()));
     assert_eq!(
-        http(gateway.addr, "POST", &scripted_path, b"x").await.0,
+        http(gateway.management_addr, "POST", &scripted_path, b"x")
+            .await
+            .0,
         410
     );
     let chat_path = format!("{}/@connections/{chat_id}", path_of(&chat_url));
     assert_eq!(
-        http(gateway.addr, "POST", &chat_path, b"{\"ok\":1}")
+        http(gateway.management_addr, "POST", &chat_path, b"{\"ok\":1}")
             .await
             .0,
         200
@@ -186,7 +199,13 @@ async fn an_oversize_post_answers_413_and_non_utf8_goes_out_as_binary() {
     let gateway = TestGateway::start(Limits::default()).await;
     let (_script, mut client, path) = gateway.scripted_connection().await;
 
-    let (status, headers, _) = http(gateway.addr, "POST", &path, &vec![b'x'; 128 * 1024 + 1]).await;
+    let (status, headers, _) = http(
+        gateway.management_addr,
+        "POST",
+        &path,
+        &vec![b'x'; 128 * 1024 + 1],
+    )
+    .await;
     assert_eq!(status, 413);
     assert_eq!(
         header(&headers, "x-amzn-errortype"),
@@ -194,7 +213,9 @@ async fn an_oversize_post_answers_413_and_non_utf8_goes_out_as_binary() {
     );
 
     assert_eq!(
-        http(gateway.addr, "POST", &path, &[0xff, 0xfe]).await.0,
+        http(gateway.management_addr, "POST", &path, &[0xff, 0xfe])
+            .await
+            .0,
         200
     );
     let frame = tokio::time::timeout(PATIENCE, futures::StreamExt::next(&mut client))

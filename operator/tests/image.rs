@@ -318,7 +318,18 @@ async fn the_images_entrypoint_serves_a_chat_room_as_its_own_user() {
     .unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let gateway = Running::spawn(image.command(&["local", "/room.yaml", "--listen", &listen], &[]));
+    let management = format!("127.0.0.1:{}", free_port());
+    let gateway = Running::spawn(image.command(
+        &[
+            "local",
+            "/room.yaml",
+            "--listen",
+            &listen,
+            "--management-listen",
+            &management,
+        ],
+        &[],
+    ));
     let pid = gateway.child.id();
 
     let url = format!("ws://{listen}/default/lobby/dev");

@@ -63,7 +63,7 @@ async fn a_client_that_stops_reading_is_closed_and_the_others_receive_everything
     for reader in readers {
         assert_eq!(reader.await.unwrap(), MESSAGES);
     }
-    let (status, _, _) = http(gateway.addr, "GET", &slow_path, b"").await;
+    let (status, _, _) = http(gateway.management_addr, "GET", &slow_path, b"").await;
     assert_eq!(
         status, 410,
         "the slow client's connection was closed by the gateway"

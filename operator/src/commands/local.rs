@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use tokio::net::TcpListener;
-
+use super::gateway::{BoundGateway, GatewayFlags, bind_gateway};
 use super::signal::shutdown_signal;
 use super::{EXIT_BAD_INPUT, load_or_report};
 use crate::cli::LocalArgs;
 use crate::files::print_rooms;
-use crate::gateway::{Gateway, PublicUrl};
+use crate::gateway::ManagementAuth;
 use crate::providers::local::LocalProvider;
 use crate::status::status_from;
 
@@ -16,23 +15,38 @@ pub async fn run(args: LocalArgs) -> ExitCode {
     let Some(rooms) = load_or_report(&args.files, "started") else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let listener = match TcpListener::bind(args.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("error: cannot listen on {}: {error}", args.listen);
-            return ExitCode::FAILURE;
-        }
+    // On a laptop the management API takes any caller unless keys are given, as local AWS
+    // emulators take any credentials; it listens on loopback by default.
+    let auth = args
+        .management
+        .keys()
+        .map_or(ManagementAuth::Anyone, ManagementAuth::SigV4);
+    let flags = GatewayFlags {
+        listen: args.listen,
+        public_url: args.public_url.as_ref(),
+        management_listen: args.management_listen,
+        management: &args.management,
+        limits: &args.limits,
+        auth,
+        room_index: true,
     };
-    let public_url = match (&args.public_url, listener.local_addr()) {
-        (Some(url), _) => url.clone(),
-        (None, Ok(addr)) => PublicUrl::listening_at(addr),
-        (None, Err(error)) => {
-            eprintln!("error: cannot read the listening address: {error}");
-            return ExitCode::FAILURE;
+    let BoundGateway {
+        gateway,
+        clients,
+        management,
+    } = match bind_gateway(flags).await {
+        Ok(bound) => bound,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let code = if error.is_bad_input() {
+                EXIT_BAD_INPUT
+            } else {
+                1
+            };
+            return ExitCode::from(code);
         }
     };
 
-    let gateway = Gateway::new(public_url.clone(), args.limits.limits());
     let provider = LocalProvider::new(gateway.clone());
     let mut served = Vec::with_capacity(rooms.len());
     for loaded in rooms {
@@ -49,16 +63,11 @@ pub async fn run(args: LocalArgs) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
-    tracing::info!(url = %public_url, rooms = gateway.room_keys().len(), "local gateway serving; Ctrl-C to stop");
-
-    match gateway.serve(listener, shutdown_signal()).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: gateway failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    tracing::info!(
+        rooms = gateway.room_keys().len(),
+        "local gateway serving; Ctrl-C to stop"
+    );
+    gateway.serve(clients, management, shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod aws;
+mod gateway;
 mod local;
 mod run;
 mod signal;

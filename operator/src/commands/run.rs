@@ -19,14 +19,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::EXIT_BAD_INPUT;
 use super::aws::{UnreadableZip, aws_provider};
+use super::gateway::{BoundGateway, GatewayError, GatewayFlags, bind_gateway};
 use super::signal::shutdown_signal;
 use crate::cli::{ProviderKind, RunArgs};
 use crate::controller::server::{Health, router};
 use crate::controller::{Context, Metrics, error_policy, reconcile_room};
 use crate::crd::ChatRoom;
 use crate::election::{Election, ElectionError};
-use crate::gateway::{Gateway, PublicUrl};
+use crate::gateway::ManagementAuth;
 use crate::providers::local::LocalProvider;
 use crate::reconcile::Provider;
 
@@ -46,6 +48,23 @@ enum RunError {
     Election(#[from] ElectionError),
     #[error("lost the leader lease; exiting so that a new leader takes over")]
     LostLease,
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(
+        "--provider local needs --management-access-key-id and --management-secret-access-key (MANAGEMENT_ACCESS_KEY_ID, MANAGEMENT_SECRET_ACCESS_KEY): without them anyone who reaches the management port can post to, inspect and disconnect every client; --insecure-management-api serves it unsigned anyway"
+    )]
+    NoManagementKeys,
+}
+
+impl RunError {
+    /// Flags that can never work: exit 2, as for bad input files.
+    fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Gateway(error) => error.is_bad_input(),
+            Self::NoManagementKeys => true,
+            _ => false,
+        }
+    }
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
@@ -53,7 +72,11 @@ pub async fn run(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::FAILURE
+            if error.is_bad_input() {
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -125,18 +148,29 @@ async fn provider(
             Ok((provider, None))
         }
         ProviderKind::Local => {
-            let listener = bind("--gateway-listen", args.gateway_listen).await?;
-            let public_url = args
-                .public_url
-                .clone()
-                .unwrap_or_else(|| PublicUrl::listening_at(args.gateway_listen));
-            let gateway = Gateway::new(public_url, args.limits.limits());
+            let auth = match (args.management.keys(), args.insecure_management_api) {
+                (Some(keys), _) => ManagementAuth::SigV4(keys),
+                (None, true) => ManagementAuth::Anyone,
+                (None, false) => return Err(RunError::NoManagementKeys),
+            };
+            let BoundGateway {
+                gateway,
+                clients,
+                management,
+            } = bind_gateway(GatewayFlags {
+                listen: args.gateway_listen,
+                public_url: args.public_url.as_ref(),
+                management_listen: args.management_listen,
+                management: &args.management,
+                limits: &args.limits,
+                auth,
+                room_index: args.room_index,
+            })
+            .await?;
             let serving = gateway.clone();
             let stopped = stopping.clone().cancelled_owned();
             let task = tokio::spawn(async move {
-                if let Err(error) = serving.serve(listener, stopped).await {
-                    tracing::error!(%error, "the local gateway stopped");
-                }
+                serving.serve(clients, management, stopped).await;
             });
             Ok((Provider::Local(LocalProvider::new(gateway)), Some(task)))
         }

@@ -3,25 +3,24 @@
 //! after every close, whoever closed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, Utc};
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use futures::stream::SplitStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+use tungstenite::error::{Error as WsError, ProtocolError};
 
+use super::budget::Reserve;
 use super::events::{self, ConnectionContext};
-use super::outbound::{self, Queued};
+use super::handshake::Socket;
+use super::outbound::{self, Outgoing, QueueLimits};
 use super::registry::{CloseRequest, ConnectionHandle};
+use super::throttle;
+use super::writer::{CLOSE_GRACE, Writer};
 use super::{Gateway, Room};
-
-/// How long a close handshake may take before the TCP connection is simply dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Frames written before one flush, so a broadcast burst costs one syscall, not hundreds.
-const WRITE_BATCH: usize = 64;
 
 #[derive(Clone)]
 pub struct Session {
@@ -32,6 +31,16 @@ pub struct Session {
     pub source_ip: String,
     pub user_agent: Option<String>,
 }
+
+/// A connection reachable through the registry, waiting for its socket.
+pub struct Opened {
+    handle: Arc<ConnectionHandle>,
+    queued: outbound::Queued,
+    close_requested: watch::Receiver<Option<CloseRequest>>,
+}
+
+/// Why the reader stopped: the code and reason `$disconnect` reports.
+type Ended = (u16, String);
 
 impl Session {
     pub fn context<'a>(&'a self, domain_name: &'a str) -> ConnectionContext<'a> {
@@ -45,14 +54,15 @@ impl Session {
         }
     }
 
-    pub async fn run(self, socket: WebSocket) {
-        let tasks = self.gateway.shared.connection_tasks.clone();
-        tasks.track_future(self.serve(socket)).await;
-    }
-
-    async fn serve(self, socket: WebSocket) {
-        let limits = self.gateway.limits().clone();
-        let (outbound, queued) = outbound::channel(limits.outbound_queue_frames);
+    /// Makes the connection reachable: from here on posts to it are queued, as on AWS once
+    /// `$connect` has succeeded, even before the client has read the 101.
+    pub fn open(&self) -> Opened {
+        let limits = self.gateway.limits();
+        let queue_limits = QueueLimits {
+            frames: limits.outbound_queue_frames,
+            bytes: limits.outbound_queue_bytes,
+        };
+        let (outbound, queued) = outbound::channel(queue_limits, self.gateway.budget().clone());
         let (handle, close_requested) = ConnectionHandle::new(
             self.connection_id.clone(),
             self.room.key.clone(),
@@ -63,18 +73,51 @@ impl Session {
         );
         let handle = Arc::new(handle);
         self.gateway.connections().insert(handle.clone());
+        Opened {
+            handle,
+            queued,
+            close_requested,
+        }
+    }
+
+    /// Serves the opened connection until it ends; `reserve` is its share of the memory
+    /// budget.
+    pub async fn run(self, socket: Socket, opened: Opened, reserve: Reserve) {
+        let tasks = self.gateway.shared.connection_tasks.clone();
+        tasks
+            .track_future(self.serve(socket, opened, reserve))
+            .await;
+    }
+
+    /// The client left before the upgrade completed: the connection goes, and `$disconnect`
+    /// still follows, so the integration can forget it.
+    pub async fn abandon(self, opened: Opened) {
+        self.gateway.connections().remove(&self.connection_id);
+        drop(opened);
+        self.disconnected(1006, "Upgrade failed".to_owned()).await;
+    }
+
+    async fn serve(self, socket: Socket, opened: Opened, _reserve: Reserve) {
+        let Opened {
+            handle,
+            queued,
+            close_requested,
+        } = opened;
         if self.gateway.is_shutting_down() {
             handle.request_close(CloseRequest::GOING_AWAY);
         }
-
         let (sink, stream) = socket.split();
         let stop_writing = CancellationToken::new();
-        let writer = tokio::spawn(write_frames(
-            sink,
-            queued,
-            close_requested.clone(),
-            stop_writing.clone(),
-        ));
+        let writer = tokio::spawn(
+            Writer {
+                sink,
+                queued,
+                max_frame_bytes: self.gateway.limits().max_frame_bytes,
+                close_requested: close_requested.clone(),
+                stop: stop_writing.clone(),
+            }
+            .run(),
+        );
         let (code, reason) = self.read_frames(stream, &handle, close_requested).await;
         self.gateway.connections().remove(&self.connection_id);
         stop_writing.cancel();
@@ -88,10 +131,10 @@ impl Session {
     /// reason `$disconnect` reports.
     async fn read_frames(
         &self,
-        mut stream: SplitStream<WebSocket>,
+        mut stream: SplitStream<Socket>,
         handle: &ConnectionHandle,
         mut close_requested: watch::Receiver<Option<CloseRequest>>,
-    ) -> (u16, String) {
+    ) -> Ended {
         let limits = self.gateway.limits();
         let idle = sleep(limits.idle_timeout);
         let lifetime = sleep(limits.max_connection_duration);
@@ -99,22 +142,28 @@ impl Session {
         let close_deadline = sleep(CLOSE_GRACE);
         tokio::pin!(idle, lifetime, close_deadline);
         let mut closing: Option<CloseRequest> = None;
+        let lost = |closing: &Option<CloseRequest>| -> Ended {
+            closing
+                .as_ref()
+                .map_or((1006, "Connection lost".into()), |c| {
+                    (c.code, c.reason.into())
+                })
+        };
 
         loop {
             tokio::select! {
                 frame = stream.next() => {
-                    let Some(frame) = frame else {
-                        return closing.map_or((1006, "Connection lost".into()), |c| (c.code, c.reason.into()));
-                    };
                     let message = match frame {
-                        Ok(message) => message,
-                        Err(error) if is_too_big(&error) => {
-                            handle.request_close(CloseRequest::TOO_BIG);
-                            return (CloseRequest::TOO_BIG.code, CloseRequest::TOO_BIG.reason.into());
-                        }
-                        Err(error) => {
-                            tracing::debug!(connection_id = %self.connection_id, %error, "read failed");
-                            return closing.map_or((1006, "Connection lost".into()), |c| (c.code, c.reason.into()));
+                        None => return lost(&closing),
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
+                            let Some(request) = close_for(&error) else {
+                                tracing::debug!(connection_id = %self.connection_id, %error, "read failed");
+                                return lost(&closing);
+                            };
+                            tracing::debug!(connection_id = %self.connection_id, %error, code = request.code, "closing a connection that broke the protocol");
+                            handle.request_close(request.clone());
+                            return (request.code, request.reason.into());
                         }
                     };
                     let now = Utc::now();
@@ -124,7 +173,7 @@ impl Session {
                         Message::Close(frame) => {
                             return match (closing, frame) {
                                 (Some(ours), _) => (ours.code, ours.reason.into()),
-                                (None, Some(theirs)) => (theirs.code, theirs.reason.to_string()),
+                                (None, Some(theirs)) => (theirs.code.into(), theirs.reason.to_string()),
                                 (None, None) => (1005, "No status received".into()),
                             };
                         }
@@ -137,7 +186,12 @@ impl Session {
                         Message::Text(text) => Box::pin(self.on_text(handle, text.as_str())).await,
                         // API Gateway takes no binary frames from clients: it closes with 1003.
                         Message::Binary(_) => handle.request_close(CloseRequest::UNSUPPORTED),
-                        Message::Ping(_) | Message::Pong(_) => {}
+                        // The answer goes through the queue, so that a client that pings
+                        // without reading fills its own queue and is closed, not the gateway.
+                        Message::Ping(payload) => {
+                            let _ = handle.send(Outgoing::Pong(payload));
+                        }
+                        Message::Pong(_) | Message::Frame(_) => {}
                     }
                 }
                 () = &mut idle, if closing.is_none() => handle.request_close(CloseRequest::IDLE),
@@ -149,9 +203,7 @@ impl Session {
                     }
                     close_deadline.as_mut().reset(Instant::now() + CLOSE_GRACE);
                 }
-                () = &mut close_deadline, if closing.is_some() => {
-                    return closing.map_or((1006, "Connection lost".into()), |c| (c.code, c.reason.into()));
-                }
+                () = &mut close_deadline, if closing.is_some() => return lost(&closing),
             }
         }
     }
@@ -160,26 +212,27 @@ impl Session {
         let route = self.room.route_for(Some(text));
         let domain_name = self.gateway.domain_name().to_owned();
         let event = events::text_message(&self.context(&domain_name), &route, text);
-        self.invoke_for_message(handle, event).await;
+        let request_id = event.request_context.request_id.clone().unwrap_or_default();
+        if !throttle::allowed(self.gateway.account_throttle(), self.room.throttle.as_ref()) {
+            // As API Gateway: the message reaches no route, and only its sender hears why.
+            let _ = handle.send(self.error_frame("Too Many Requests", &request_id));
+            return;
+        }
+        // A failed or panicking integration answers the caller as API Gateway does, and only
+        // the caller: everyone else keeps being served.
+        if self.room.invoke(event).await.is_err() {
+            let _ = handle.send(self.error_frame("Internal server error", &request_id));
+        }
     }
 
-    /// A failed or panicking integration answers the caller as API Gateway does, and only the
-    /// caller: everyone else keeps being served.
-    async fn invoke_for_message(
-        &self,
-        handle: &ConnectionHandle,
-        event: chatroom_handlers::ApiGatewayWebsocketProxyRequest,
-    ) {
-        let request_id = event.request_context.request_id.clone().unwrap_or_default();
-        if self.room.invoke(event).await.is_err() {
-            let frame = serde_json::json!({
-                "message": "Internal server error",
-                "connectionId": self.connection_id,
-                "requestId": request_id,
-            });
-            // The caller may already be closing; then there is no one to tell.
-            let _ = handle.send(Message::Text(frame.to_string().into()));
-        }
+    /// API Gateway's own error frame, sent to the one connection it concerns.
+    fn error_frame(&self, message: &str, request_id: &str) -> Outgoing {
+        let frame = serde_json::json!({
+            "message": message,
+            "connectionId": self.connection_id,
+            "requestId": request_id,
+        });
+        Outgoing::text(frame.to_string())
     }
 
     pub async fn disconnected(self, code: u16, reason: String) {
@@ -190,60 +243,49 @@ impl Session {
     }
 }
 
-/// Drains the outbound queue into the socket until the reader stops or a close is requested;
-/// then sends the requested close frame, if any, and closes.
-async fn write_frames(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queued: Queued,
-    mut close_requested: watch::Receiver<Option<CloseRequest>>,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            _ = close_requested.changed() => break,
-            message = queued.recv() => {
-                let Some(message) = message else { break };
-                let written = async {
-                    sink.feed(message).await?;
-                    for _ in 1..WRITE_BATCH {
-                        match queued.try_recv() {
-                            Some(next) => sink.feed(next).await?,
-                            None => break,
-                        }
-                    }
-                    sink.flush().await
-                };
-                // A client that stops reading blocks the write; a close request or the reader
-                // ending must still get through.
-                tokio::select! {
-                    result = written => if result.is_err() { break },
-                    () = stop.cancelled() => break,
-                    _ = close_requested.changed() => break,
-                }
-            }
-        }
+/// The close a read error calls for, by RFC 6455 7.4.1 and API Gateway's quotas; `None` when
+/// the connection is simply gone.
+fn close_for(error: &WsError) -> Option<CloseRequest> {
+    match error {
+        WsError::Capacity(_) => Some(CloseRequest::TOO_BIG),
+        WsError::Utf8(_) => Some(CloseRequest::INVALID_TEXT),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some(CloseRequest::PROTOCOL_ERROR),
+        _ => None,
     }
-    let request = close_requested.borrow().clone();
-    if let Some(request) = request {
-        let _ = timeout(
-            CLOSE_GRACE,
-            sink.send(Message::Close(Some(request.frame()))),
-        )
-        .await;
-    }
-    let _ = timeout(CLOSE_GRACE, sink.close()).await;
 }
 
-fn is_too_big(error: &axum::Error) -> bool {
-    let source: &(dyn std::error::Error + 'static) = error;
-    let mut cause = std::error::Error::source(source);
-    while let Some(inner) = cause {
-        if let Some(tungstenite::Error::Capacity(_)) = inner.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        cause = inner.source();
+#[cfg(test)]
+mod tests {
+    use tungstenite::error::CapacityError;
+
+    use super::*;
+
+    #[test]
+    fn read_errors_close_with_the_codes_rfc_6455_and_aws_use() {
+        let code = |error: WsError| close_for(&error).map(|c| c.code);
+        assert_eq!(
+            code(WsError::Capacity(CapacityError::MessageTooLong {
+                size: 2,
+                max_size: 1
+            })),
+            Some(1009)
+        );
+        assert_eq!(code(WsError::Utf8(String::new())), Some(1007));
+        assert_eq!(
+            code(WsError::Protocol(ProtocolError::NonZeroReservedBits)),
+            Some(1002)
+        );
+        assert_eq!(
+            code(WsError::Protocol(ProtocolError::UnmaskedFrameFromClient)),
+            Some(1002)
+        );
+        assert_eq!(
+            code(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            None
+        );
+        assert_eq!(code(WsError::ConnectionClosed), None);
     }
-    false
 }

@@ -1,20 +1,40 @@
 use std::time::Duration;
 
-/// API Gateway's WebSocket quotas, which the local gateway enforces the same way.
-/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html#apigateway-execution-service-websocket-limits-table>
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The gateway's limits: API Gateway's WebSocket quotas, which the local gateway enforces the
+/// same way, and the bounds in bytes and time that keep one hostile client from hurting the
+/// others.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html>
+#[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Largest message, after reassembling fragments (AWS: 128 KB). Larger closes with 1009.
     pub max_message_bytes: usize,
-    /// Largest single frame (AWS: 32 KB). Larger closes with 1009.
+    /// Largest single frame (AWS: 32 KB). Larger closes with 1009; larger outgoing messages
+    /// are split into frames of at most this size, as AWS splits `@connections` posts.
     pub max_frame_bytes: usize,
     /// A connection with no frame from its client for this long is closed with 1001 (AWS: 10 min).
     pub idle_timeout: Duration,
     /// No connection lives longer than this; it is closed with 1001 (AWS: 2 h).
     pub max_connection_duration: Duration,
-    /// Frames waiting to be written to one client. A client that lets this fill up is not
-    /// reading; it is closed with 1008 so that it cannot make the gateway grow without bound.
+    /// Frames waiting to be written to one client.
     pub outbound_queue_frames: usize,
+    /// Bytes waiting to be written to one client, control-frame replies included. A client
+    /// that lets either fill up is not reading: it is closed with 1008.
+    pub outbound_queue_bytes: usize,
+    /// What the whole gateway may hold: a fixed reserve per connection plus every byte queued
+    /// for a client. Past it, new connections are refused with 503 while existing ones are
+    /// served.
+    pub memory_budget_bytes: usize,
+    /// How long a client may take to send a complete HTTP request head (the WebSocket
+    /// handshake included), and a management request its body.
+    pub header_timeout: Duration,
+    /// New WebSocket connections per second across the gateway (AWS: 500 per account and
+    /// Region); past it, the handshake is refused with 429.
+    pub new_connections_per_second: u32,
+    /// Requests per second across every room, and the bucket that lets bursts through (AWS's
+    /// account-level throttle: 10,000 per second, burst 5,000); a room's `spec.throttling` is
+    /// checked as well.
+    pub account_rate_limit: f64,
+    pub account_burst_limit: u32,
 }
 
 impl Default for Limits {
@@ -25,6 +45,152 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(10 * 60),
             max_connection_duration: Duration::from_secs(2 * 60 * 60),
             outbound_queue_frames: 1024,
+            outbound_queue_bytes: 1024 * 1024,
+            memory_budget_bytes: 192 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            new_connections_per_second: 500,
+            account_rate_limit: 10_000.0,
+            account_burst_limit: 5_000,
         }
+    }
+}
+
+/// The longest any of the gateway's durations may be: a connection lives at most a day, and
+/// a larger value would overflow the timers it arms.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A limit that cannot work, named by the flag that sets it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {problem}")]
+pub struct InvalidLimit {
+    pub flag: &'static str,
+    pub problem: String,
+}
+
+impl Limits {
+    /// Every problem with these limits, each naming its flag; empty when they can work.
+    pub fn problems(&self) -> Vec<InvalidLimit> {
+        let mut problems = Vec::new();
+        let mut fail = |flag, problem: String| problems.push(InvalidLimit { flag, problem });
+        for (flag, bytes) in [
+            ("--max-message-bytes", self.max_message_bytes),
+            ("--max-frame-bytes", self.max_frame_bytes),
+            ("--outbound-queue-frames", self.outbound_queue_frames),
+            ("--outbound-queue-bytes", self.outbound_queue_bytes),
+            ("--memory-budget", self.memory_budget_bytes),
+        ] {
+            if bytes == 0 {
+                fail(flag, "must be above 0".to_owned());
+            }
+        }
+        if self.max_frame_bytes > self.max_message_bytes {
+            fail(
+                "--max-frame-bytes",
+                format!(
+                    "{} is above --max-message-bytes {}: a frame is part of a message",
+                    self.max_frame_bytes, self.max_message_bytes
+                ),
+            );
+        }
+        if self.outbound_queue_bytes < self.max_message_bytes {
+            fail(
+                "--outbound-queue-bytes",
+                format!(
+                    "{} is below --max-message-bytes {}: no client could receive the largest message",
+                    self.outbound_queue_bytes, self.max_message_bytes
+                ),
+            );
+        }
+        for (flag, duration) in [
+            ("--idle-timeout", self.idle_timeout),
+            ("--max-connection-duration", self.max_connection_duration),
+            ("--header-timeout", self.header_timeout),
+        ] {
+            if duration.is_zero() || duration > MAX_DURATION {
+                fail(
+                    flag,
+                    format!("{duration:?} is not between 1ms and {MAX_DURATION:?}"),
+                );
+            }
+        }
+        if self.new_connections_per_second == 0 {
+            fail("--new-connections-per-second", "must be above 0".to_owned());
+        }
+        if !(self.account_rate_limit.is_finite() && self.account_rate_limit > 0.0) {
+            fail(
+                "--account-rate-limit",
+                format!("must be above 0, got {}", self.account_rate_limit),
+            );
+        }
+        if self.account_burst_limit == 0 {
+            fail("--account-burst-limit", "must be above 0".to_owned());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(limits: &Limits) -> Vec<&'static str> {
+        limits.problems().iter().map(|p| p.flag).collect()
+    }
+
+    #[test]
+    fn the_defaults_work() {
+        assert_eq!(Limits::default().problems(), []);
+    }
+
+    #[test]
+    fn zero_limits_and_a_frame_above_the_message_are_refused_by_flag() {
+        let zero = Limits {
+            max_message_bytes: 0,
+            outbound_queue_bytes: 0,
+            memory_budget_bytes: 0,
+            new_connections_per_second: 0,
+            account_burst_limit: 0,
+            ..Limits::default()
+        };
+        assert_eq!(
+            flags(&zero),
+            [
+                "--max-message-bytes",
+                "--outbound-queue-bytes",
+                "--memory-budget",
+                "--max-frame-bytes",
+                "--new-connections-per-second",
+                "--account-burst-limit"
+            ]
+        );
+        let frame_too_big = Limits {
+            max_frame_bytes: 256 * 1024,
+            outbound_queue_bytes: 1024 * 1024,
+            ..Limits::default()
+        };
+        assert_eq!(flags(&frame_too_big), ["--max-frame-bytes"]);
+    }
+
+    #[test]
+    fn durations_are_refused_outside_a_millisecond_and_a_day() {
+        let limits = Limits {
+            idle_timeout: Duration::ZERO,
+            max_connection_duration: Duration::from_secs(400_000_000_000 * 365 * 86_400),
+            header_timeout: MAX_DURATION,
+            ..Limits::default()
+        };
+        assert_eq!(
+            flags(&limits),
+            ["--idle-timeout", "--max-connection-duration"]
+        );
+    }
+
+    #[test]
+    fn a_queue_smaller_than_a_message_is_refused() {
+        let limits = Limits {
+            outbound_queue_bytes: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(flags(&limits), ["--outbound-queue-bytes"]);
     }
 }

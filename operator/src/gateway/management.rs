@@ -1,20 +1,76 @@
-//! The `@connections` API: what a back end uses to push to, inspect and drop a connection.
-//! Errors carry `x-amzn-ErrorType` as AWS's do, so the AWS SDK maps them to the same
-//! exceptions (`GoneException`, `PayloadTooLargeException`).
+//! The `@connections` API: what a back end uses to push to, inspect and drop a connection,
+//! on the gateway's management listener only. Errors carry `x-amzn-ErrorType` as AWS's do, so
+//! the AWS SDK maps them to the same exceptions (`GoneException`, `PayloadTooLargeException`,
+//! `InvalidSignatureException`, …).
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html>
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::registry::{ConnectionHandle, data_frame};
-use super::{Gateway, RoomKey};
+use super::outbound::Outgoing;
+use super::registry::ConnectionHandle;
+use super::sigv4::{self, SignedRequest};
+use super::{Gateway, ManagementAuth, RoomKey};
+
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route(
+            "/{namespace}/{name}/{stage}/@connections/{connection_id}",
+            get(get_connection)
+                .post(post_to_connection)
+                .delete(delete_connection),
+        )
+        // The body is read, bounded, by `authenticate`.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            authenticate,
+        ))
+        .with_state(gateway)
+}
+
+/// Reads the body (bounded in bytes and time) and checks the caller before any handler runs.
+async fn authenticate(State(gateway): State<Gateway>, request: Request, next: Next) -> Response {
+    let limits = gateway.limits();
+    let (parts, body) = request.into_parts();
+    // One byte over the message limit is enough to know the body is too large.
+    let read = axum::body::to_bytes(body, limits.max_message_bytes + 1);
+    let body = match tokio::time::timeout(limits.header_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return too_large(None, limits.max_message_bytes),
+        Err(_) => {
+            return aws_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeoutException",
+                "The request body did not arrive in time",
+            );
+        }
+    };
+    if let ManagementAuth::SigV4(keys) = &gateway.shared.config.management_auth {
+        let signed = SignedRequest {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            body: &body,
+        };
+        if let Err(refused) = sigv4::verify(keys, &signed, SystemTime::now()) {
+            tracing::info!(path = %parts.uri.path(), error = %refused, "management request refused");
+            return aws_error(StatusCode::FORBIDDEN, refused.error_type, &refused.message);
+        }
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(body)))
+        .await
+}
 
 /// `/{namespace}/{name}/{stage}/@connections/{connection_id}`
 #[derive(Deserialize)]
@@ -34,18 +90,11 @@ pub async fn post_to_connection(
     }
     let limit = gateway.limits().max_message_bytes;
     if body.len() > limit {
-        return aws_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            &format!(
-                "Message of {} bytes exceeds the limit of {limit} bytes",
-                body.len()
-            ),
-        );
+        return too_large(Some(body.len()), limit);
     }
     match gateway
         .connections()
-        .post(&key, &connection_id, data_frame(body))
+        .post(&key, &connection_id, Outgoing::data(body))
     {
         Ok(()) => StatusCode::OK.into_response(),
         Err(_) => gone(),
@@ -146,6 +195,18 @@ fn no_such_room(key: &RoomKey) -> Response {
         StatusCode::NOT_FOUND,
         "NotFoundException",
         &format!("No room is served at /{key}"),
+    )
+}
+
+fn too_large(bytes: Option<usize>, limit: usize) -> Response {
+    let size = bytes.map_or_else(
+        || "more than the limit".to_owned(),
+        |b| format!("{b} bytes"),
+    );
+    aws_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLargeException",
+        &format!("Message of {size} exceeds the limit of {limit} bytes"),
     )
 }
 

@@ -1,12 +1,21 @@
 //! The embedded, API-Gateway-compatible WebSocket gateway: the `local` provider's engine.
 //!
-//! Each room is served at `ws://HOST:PORT/{namespace}/{name}/{stage}` with its management API
-//! at `…/{stage}/@connections/{connectionId}`, with API Gateway's route selection, `$connect` /
-//! `$disconnect` / `$default` semantics, event shape and limits. What a route invokes is an
-//! [`Integration`]; the gateway knows nothing of chat.
+//! Clients and back ends reach it on two listeners, as on AWS they reach two endpoints:
+//! - the **clients' listener** serves each room at `ws://HOST:PORT/{namespace}/{name}/{stage}`
+//!   (and its chat page, and the list of rooms when asked for), with API Gateway's route
+//!   selection, `$connect` / `$disconnect` / `$default` semantics, event shape, quotas and
+//!   throttling;
+//! - the **management listener** serves `@connections` at
+//!   `…/{namespace}/{name}/{stage}/@connections/{connectionId}`, checking SigV4 when keys are
+//!   configured. It is never reachable through the clients' port.
+//!
+//! What a route invokes is an [`Integration`]; the gateway knows nothing of chat.
 
+mod budget;
 mod connection;
 mod events;
+mod handshake;
+mod http_server;
 mod ids;
 mod limits;
 mod management;
@@ -14,11 +23,13 @@ mod outbound;
 mod public_url;
 mod registry;
 mod room;
+mod sigv4;
+mod throttle;
 mod upgrade;
+mod writer;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -26,15 +37,57 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use limits::Limits;
+pub use budget::{CONNECTION_RESERVE_BYTES, MemoryBudget};
+use http_server::HttpServer;
+pub use limits::{InvalidLimit, Limits, MAX_DURATION};
+pub use outbound::Outgoing;
 pub use public_url::{InvalidPublicUrl, PublicUrl};
-pub use registry::{CloseRequest, ConnectionRegistry, data_frame};
+pub use registry::{CloseRequest, ConnectionRegistry};
 pub use room::{BoxError, Integration, Invocation, Room, RoomKey};
+pub use sigv4::ManagementKeys;
+pub use throttle::{Throttle, stage_throttle};
 
 /// How long shutdown waits for connections to finish their close handshake and `$disconnect`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Who may call the management API.
+#[derive(Clone, Debug)]
+pub enum ManagementAuth {
+    /// Any request, signed or not, as local AWS emulators take any credentials: for a
+    /// management listener only this machine can reach.
+    Anyone,
+    /// Only requests signed (SigV4) with these keys.
+    SigV4(ManagementKeys),
+}
+
+/// Everything a gateway is made with.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Where clients reach the gateway; room URLs hang off it.
+    pub public_url: PublicUrl,
+    /// Where back ends reach the management API; callback URLs hang off it.
+    pub management_url: PublicUrl,
+    pub limits: Limits,
+    pub management_auth: ManagementAuth,
+    /// Whether `GET /` on the clients' listener lists every room.
+    pub room_index: bool,
+}
+
+impl GatewayConfig {
+    /// A gateway on this machine: the room list on, any management caller accepted.
+    pub fn local(public_url: PublicUrl, management_url: PublicUrl, limits: Limits) -> Self {
+        Self {
+            public_url,
+            management_url,
+            limits,
+            management_auth: ManagementAuth::Anyone,
+            room_index: true,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Gateway {
@@ -44,23 +97,32 @@ pub struct Gateway {
 struct Shared {
     rooms: RwLock<HashMap<RoomKey, Arc<Room>>>,
     connections: Arc<ConnectionRegistry>,
-    limits: Limits,
-    /// Where clients reach the gateway; room URLs hang off it.
-    public_url: PublicUrl,
+    config: GatewayConfig,
+    budget: Arc<MemoryBudget>,
+    /// The account-level throttle every message and `$connect` passes.
+    account_throttle: Throttle,
+    /// New connections per second across the gateway.
+    new_connections: Throttle,
     /// Every connection's lifecycle, so shutdown can wait for their `$disconnect`.
     connection_tasks: TaskTracker,
     shutting_down: AtomicBool,
 }
 
 impl Gateway {
-    /// A gateway whose room URLs start with `public_url`.
-    pub fn new(public_url: PublicUrl, limits: Limits) -> Self {
+    pub fn new(config: GatewayConfig) -> Self {
+        let limits = &config.limits;
+        let rate = limits.new_connections_per_second;
         Self {
             shared: Arc::new(Shared {
                 rooms: RwLock::default(),
                 connections: Arc::default(),
-                limits,
-                public_url,
+                budget: MemoryBudget::new(limits.memory_budget_bytes),
+                account_throttle: Throttle::new(
+                    limits.account_rate_limit,
+                    limits.account_burst_limit,
+                ),
+                new_connections: Throttle::new(f64::from(rate), rate),
+                config,
                 connection_tasks: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
             }),
@@ -68,24 +130,36 @@ impl Gateway {
     }
 
     pub fn limits(&self) -> &Limits {
-        &self.shared.limits
+        &self.shared.config.limits
     }
 
     pub fn connections(&self) -> &Arc<ConnectionRegistry> {
         &self.shared.connections
     }
 
-    pub fn websocket_url(&self, key: &RoomKey) -> String {
-        format!("{}/{key}", self.shared.public_url.websocket_base())
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.shared.budget
     }
 
+    fn account_throttle(&self) -> &Throttle {
+        &self.shared.account_throttle
+    }
+
+    pub fn websocket_url(&self, key: &RoomKey) -> String {
+        format!("{}/{key}", self.shared.config.public_url.websocket_base())
+    }
+
+    /// The room's `@connections` URL, on the management listener.
     pub fn callback_url(&self, key: &RoomKey) -> String {
-        format!("{}/{key}/@connections", self.shared.public_url.http_base())
+        format!(
+            "{}/{key}/@connections",
+            self.shared.config.management_url.http_base()
+        )
     }
 
     /// The authority events carry as `requestContext.domainName`.
     fn domain_name(&self) -> &str {
-        self.shared.public_url.authority()
+        self.shared.config.public_url.authority()
     }
 
     /// Serves `room`, replacing a room at the same key; open connections keep the room they
@@ -139,36 +213,60 @@ impl Gateway {
         self.shared.shutting_down.load(Ordering::Acquire)
     }
 
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/", get(upgrade::index))
-            .route("/{namespace}/{name}/{stage}", get(upgrade::room_endpoint))
-            .route(
-                "/{namespace}/{name}/{stage}/@connections/{connection_id}",
-                get(management::get_connection)
-                    .post(management::post_to_connection)
-                    .delete(management::delete_connection),
-            )
-            .with_state(self.clone())
+    /// What the clients' listener serves: the rooms, their chat pages, and (when on) the list
+    /// of rooms. No `@connections`.
+    pub fn client_router(&self) -> Router {
+        let router =
+            Router::new().route("/{namespace}/{name}/{stage}", get(upgrade::room_endpoint));
+        let router = if self.shared.config.room_index {
+            router.route("/", get(upgrade::index))
+        } else {
+            router
+        };
+        router.with_state(self.clone())
     }
 
-    /// Serves until `shutdown` completes, then closes every connection with 1001, waits (for a
+    /// What the management listener serves: `@connections`, behind its authentication.
+    pub fn management_router(&self) -> Router {
+        management::router(self.clone())
+    }
+
+    fn server(&self, router: Router) -> HttpServer {
+        HttpServer {
+            router,
+            header_timeout: self.limits().header_timeout,
+            budget: self.shared.budget.clone(),
+        }
+    }
+
+    /// Serves clients on `clients` and the management API on `management` until `shutdown`
+    /// completes; then stops accepting, closes every connection with 1001, waits (for a
     /// bounded time) for their `$disconnect`, and returns.
     pub async fn serve(
         &self,
-        listener: TcpListener,
+        clients: TcpListener,
+        management: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let gateway = self.clone();
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                gateway.close_everything().await;
-            })
-            .await
+    ) {
+        let stop = CancellationToken::new();
+        let servers = [
+            tokio::spawn(
+                self.server(self.client_router())
+                    .serve(clients, stop.clone()),
+            ),
+            tokio::spawn(
+                self.server(self.management_router())
+                    .serve(management, stop.clone()),
+            ),
+        ];
+        shutdown.await;
+        // Upgrades still under way find the flag set and close at once.
+        self.shared.shutting_down.store(true, Ordering::Release);
+        stop.cancel();
+        for server in servers {
+            let _ = server.await;
+        }
+        self.close_everything().await;
     }
 
     async fn close_everything(&self) {
@@ -176,7 +274,6 @@ impl Gateway {
             open = self.shared.connections.len(),
             "closing every connection with 1001"
         );
-        self.shared.shutting_down.store(true, Ordering::Release);
         self.shared.connections.close_all(&CloseRequest::GOING_AWAY);
         self.shared.connection_tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.shared.connection_tasks.wait())

@@ -1,4 +1,5 @@
-//! A connection's bounded outbound queue: one producer (its handle), one consumer (its writer).
+//! A connection's bounded outbound queue: one producer (its handle), one consumer (its writer),
+//! bounded in frames and in bytes, its bytes counted in the gateway's memory budget.
 //!
 //! Not tokio's `mpsc`: that channel allocates its first block of 32 slots (1.6 KB) when it is
 //! created, and idle connections are the gateway's normal case — 16 MB at 10,000 of them. This
@@ -7,26 +8,79 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::extract::ws::Message;
+use bytes::Bytes;
 use tokio::sync::Notify;
+use tungstenite::Utf8Bytes;
+
+use super::budget::MemoryBudget;
+
+/// What a writer sends: data (as API Gateway relays it, split into frames by the writer), or
+/// the answer to a ping, which counts against the queue like any frame so that a client that
+/// pings without reading fills its queue instead of the gateway's memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A text message; its bytes were checked to be UTF-8 once, when it was made.
+    Text(Utf8Bytes),
+    /// Data that is not UTF-8, which a text frame may not carry.
+    Binary(Bytes),
+    Pong(Bytes),
+}
+
+/// What a queued frame is counted at besides its payload: the queue slot and the frame header.
+const FRAME_OVERHEAD_BYTES: usize = 64;
+
+impl Outgoing {
+    /// A data message from bytes a backend or the chat sent: text when they are UTF-8. The
+    /// bytes are shared, not copied.
+    pub fn data(payload: Bytes) -> Self {
+        match Utf8Bytes::try_from(payload.clone()) {
+            Ok(text) => Self::Text(text),
+            Err(_) => Self::Binary(payload),
+        }
+    }
+
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text(Utf8Bytes::from(text.into()))
+    }
+
+    fn cost(&self) -> usize {
+        let payload = match self {
+            Self::Text(text) => text.len(),
+            Self::Binary(payload) | Self::Pong(payload) => payload.len(),
+        };
+        payload + FRAME_OVERHEAD_BYTES
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrySendError {
-    /// The queue holds `capacity` frames: the client is not reading.
+    /// The queue holds its limit of frames or bytes: the client is not reading.
     Full,
     /// The writer is gone.
     Closed,
 }
 
-pub fn channel(capacity: usize) -> (Outbound, Queued) {
+/// How much one queue may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+pub fn channel(limits: QueueLimits, budget: Arc<MemoryBudget>) -> (Outbound, Queued) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             frames: VecDeque::new(),
+            bytes: 0,
             sender_gone: false,
             receiver_gone: false,
         }),
         changed: Notify::new(),
-        capacity: capacity.max(1),
+        limits: QueueLimits {
+            frames: limits.frames.max(1),
+            bytes: limits.bytes,
+        },
+        budget,
     });
     (
         Outbound {
@@ -40,11 +94,14 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the writer; a notification sent while it is busy is kept for its next wait.
     changed: Notify,
-    capacity: usize,
+    limits: QueueLimits,
+    budget: Arc<MemoryBudget>,
 }
 
 struct State {
-    frames: VecDeque<Message>,
+    frames: VecDeque<Outgoing>,
+    /// The cost of `frames`, as counted in the budget.
+    bytes: usize,
     sender_gone: bool,
     receiver_gone: bool,
 }
@@ -53,6 +110,14 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; a poisoned queue is still a consistent queue.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pop(&self, state: &mut State) -> Option<Outgoing> {
+        let frame = state.frames.pop_front()?;
+        let cost = frame.cost();
+        state.bytes -= cost;
+        self.budget.release(cost);
+        Some(frame)
     }
 }
 
@@ -63,19 +128,28 @@ pub struct Outbound {
 
 impl Outbound {
     /// Queues a frame without waiting.
-    pub fn try_send(&self, message: Message) -> Result<(), TrySendError> {
+    pub fn try_send(&self, frame: Outgoing) -> Result<(), TrySendError> {
+        let cost = frame.cost();
         {
             let mut state = self.shared.state();
             if state.receiver_gone {
                 return Err(TrySendError::Closed);
             }
-            if state.frames.len() >= self.shared.capacity {
+            let limits = self.shared.limits;
+            if state.frames.len() >= limits.frames || state.bytes + cost > limits.bytes {
                 return Err(TrySendError::Full);
             }
-            state.frames.push_back(message);
+            state.frames.push_back(frame);
+            state.bytes += cost;
+            self.shared.budget.add(cost);
         }
         self.shared.changed.notify_one();
         Ok(())
+    }
+
+    /// The bytes waiting, as counted against the queue's limit.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.state().bytes
     }
 }
 
@@ -93,12 +167,12 @@ pub struct Queued {
 
 impl Queued {
     /// The next frame; `None` once the queue is empty and the sender is gone.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Outgoing> {
         loop {
             {
                 let mut state = self.shared.state();
-                if let Some(message) = state.frames.pop_front() {
-                    return Some(message);
+                if let Some(frame) = self.shared.pop(&mut state) {
+                    return Some(frame);
                 }
                 if state.sender_gone {
                     return None;
@@ -109,8 +183,9 @@ impl Queued {
     }
 
     /// The next frame if one is waiting.
-    pub fn try_recv(&mut self) -> Option<Message> {
-        self.shared.state().frames.pop_front()
+    pub fn try_recv(&mut self) -> Option<Outgoing> {
+        let mut state = self.shared.state();
+        self.shared.pop(&mut state)
     }
 }
 
@@ -119,6 +194,8 @@ impl Drop for Queued {
         let mut state = self.shared.state();
         state.receiver_gone = true;
         // Frames nobody will write are freed now, not when the handle goes.
+        self.shared.budget.release(state.bytes);
+        state.bytes = 0;
         state.frames = VecDeque::new();
     }
 }
@@ -129,13 +206,19 @@ mod tests {
 
     use super::*;
 
-    fn text(s: &'static str) -> Message {
-        Message::Text(s.into())
+    fn text(s: &'static str) -> Outgoing {
+        Outgoing::data(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn queue(frames: usize, bytes: usize) -> (Outbound, Queued, Arc<MemoryBudget>) {
+        let budget = MemoryBudget::new(usize::MAX);
+        let (outbound, queued) = channel(QueueLimits { frames, bytes }, budget.clone());
+        (outbound, queued, budget)
     }
 
     #[tokio::test]
     async fn frames_arrive_in_order_and_a_full_queue_refuses_more() {
-        let (outbound, mut queued) = channel(2);
+        let (outbound, mut queued, _) = queue(2, usize::MAX);
         assert_eq!(outbound.try_send(text("a")), Ok(()));
         assert_eq!(outbound.try_send(text("b")), Ok(()));
         assert_eq!(outbound.try_send(text("c")), Err(TrySendError::Full));
@@ -146,13 +229,49 @@ mod tests {
         assert_eq!(queued.try_recv(), None);
     }
 
+    #[test]
+    fn the_queue_is_bounded_in_bytes_and_pongs_count() {
+        let (outbound, _queued, budget) = queue(1000, 3 * (100 + FRAME_OVERHEAD_BYTES));
+        let pong = || Outgoing::Pong(Bytes::from(vec![0; 100]));
+        for _ in 0..3 {
+            assert_eq!(outbound.try_send(pong()), Ok(()));
+        }
+        assert_eq!(outbound.try_send(pong()), Err(TrySendError::Full));
+        assert_eq!(outbound.queued_bytes(), 3 * (100 + FRAME_OVERHEAD_BYTES));
+        assert_eq!(budget.used(), outbound.queued_bytes());
+    }
+
+    #[test]
+    fn the_budget_gets_back_what_was_written_and_what_never_will_be() {
+        let (outbound, mut queued, budget) = queue(10, usize::MAX);
+        outbound.try_send(text("written")).unwrap();
+        outbound.try_send(text("dropped")).unwrap();
+        assert!(budget.used() > 0);
+        queued.try_recv();
+        assert_eq!(budget.used(), 7 + FRAME_OVERHEAD_BYTES);
+        drop(queued);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_go_out_as_binary() {
+        assert_eq!(
+            Outgoing::data(Bytes::from_static(&[0xff, 0])),
+            Outgoing::Binary(Bytes::from_static(&[0xff, 0]))
+        );
+        assert_eq!(
+            Outgoing::data(Bytes::from_static(b"{}")),
+            Outgoing::text("{}")
+        );
+    }
+
     #[tokio::test]
     async fn a_waiting_writer_wakes_for_a_frame_and_ends_when_the_sender_goes() {
-        let (outbound, mut queued) = channel(4);
+        let (outbound, mut queued, _) = queue(4, usize::MAX);
         let writer = tokio::spawn(async move {
             let mut seen = Vec::new();
-            while let Some(message) = queued.recv().await {
-                seen.push(message);
+            while let Some(frame) = queued.recv().await {
+                seen.push(frame);
             }
             seen
         });
@@ -169,7 +288,7 @@ mod tests {
 
     #[test]
     fn sending_to_a_gone_writer_is_closed() {
-        let (outbound, queued) = channel(4);
+        let (outbound, queued, _) = queue(4, usize::MAX);
         drop(queued);
         assert_eq!(outbound.try_send(text("x")), Err(TrySendError::Closed));
     }

@@ -2,62 +2,79 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use axum::extract::ws::{CloseFrame, Message};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::outbound::{Outbound, TrySendError};
+use super::outbound::{Outbound, Outgoing, TrySendError};
 use super::room::RoomKey;
-
-/// The frame `PostToConnection` data becomes: text when it is UTF-8 (a text frame must be),
-/// binary otherwise. The bytes are shared, not copied.
-pub fn data_frame(payload: bytes::Bytes) -> Message {
-    match axum::extract::ws::Utf8Bytes::try_from(payload.clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(payload),
-    }
-}
 
 /// Why the gateway ends a connection, as the close frame it sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseRequest {
     pub code: u16,
     pub reason: &'static str,
+    /// Whether the frames already queued go out first (within the close grace): a backend's
+    /// posts that were answered 200 before its DELETE, or messages before a shutdown. A
+    /// client closed for not reading gets none of its backlog.
+    pub flush_first: bool,
 }
 
 impl CloseRequest {
     pub const NORMAL: Self = Self {
         code: 1000,
         reason: "Connection deleted",
+        flush_first: true,
     };
     pub const GOING_AWAY: Self = Self {
         code: 1001,
         reason: "Going away",
+        flush_first: true,
     };
     pub const IDLE: Self = Self {
         code: 1001,
         reason: "Idle timeout",
+        flush_first: true,
     };
     pub const MAX_DURATION: Self = Self {
         code: 1001,
         reason: "Maximum connection duration reached",
+        flush_first: true,
     };
     pub const TOO_SLOW: Self = Self {
         code: 1008,
         reason: "Outbound queue full: client is not reading",
+        flush_first: false,
     };
     pub const TOO_BIG: Self = Self {
         code: 1009,
         reason: "Message too big",
+        flush_first: true,
     };
     pub const UNSUPPORTED: Self = Self {
         code: 1003,
         reason: "Binary frames are not supported",
+        flush_first: true,
+    };
+
+    /// RFC 6455 7.4.1: the frame broke the protocol (reserved bits or opcodes, an unmasked or
+    /// oversized control frame, a continuation out of place).
+    pub const PROTOCOL_ERROR: Self = Self {
+        code: 1002,
+        reason: "Protocol error",
+        flush_first: false,
+    };
+    /// RFC 6455 7.4.1: a text message that is not UTF-8.
+    pub const INVALID_TEXT: Self = Self {
+        code: 1007,
+        reason: "Invalid UTF-8 in a text message",
+        flush_first: false,
     };
 
     pub fn frame(&self) -> CloseFrame {
         CloseFrame {
-            code: self.code,
+            code: CloseCode::from(self.code),
             reason: self.reason.into(),
         }
     }
@@ -106,11 +123,11 @@ impl ConnectionHandle {
 
     /// Queues a frame for the client without waiting. A full queue means the client stopped
     /// reading: it is closed, and the frame is not sent.
-    pub fn send(&self, message: Message) -> Result<(), PostError> {
+    pub fn send(&self, frame: Outgoing) -> Result<(), PostError> {
         if self.is_closing() {
             return Err(PostError::Gone);
         }
-        match self.outbound.try_send(message) {
+        match self.outbound.try_send(frame) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full) => {
                 tracing::warn!(connection_id = %self.id, "closing a client that is not reading");
@@ -173,8 +190,8 @@ impl ConnectionRegistry {
             .cloned()
     }
 
-    pub fn post(&self, room: &RoomKey, id: &str, message: Message) -> Result<(), PostError> {
-        self.get(room, id).ok_or(PostError::Gone)?.send(message)
+    pub fn post(&self, room: &RoomKey, id: &str, frame: Outgoing) -> Result<(), PostError> {
+        self.get(room, id).ok_or(PostError::Gone)?.send(frame)
     }
 
     pub fn close_all(&self, request: &CloseRequest) {

@@ -9,6 +9,8 @@ use chatroom_handlers::{
 };
 use futures::FutureExt;
 
+use super::throttle::Throttle;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Invocation =
     Pin<Box<dyn Future<Output = Result<ApiGatewayProxyResponse, BoxError>> + Send>>;
@@ -42,6 +44,8 @@ pub struct Room {
     /// Custom route keys besides `$connect`, `$disconnect` and `$default`.
     pub routes: Vec<String>,
     pub integration: Arc<dyn Integration>,
+    /// The stage's throttling (`spec.throttling`), on top of the account's.
+    pub throttle: Option<Throttle>,
 }
 
 impl Room {

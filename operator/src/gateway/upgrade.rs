@@ -1,24 +1,32 @@
 //! The room URL: `$connect` runs before the WebSocket handshake completes, and decides it.
+//! Before `$connect`, what API Gateway checks first: the URL's length, the account's new
+//! connections per second, the room's throttling, and (the gateway's own) its memory budget.
 
 use std::net::SocketAddr;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chatroom_handlers::ApiGatewayProxyResponse;
 use chatroom_handlers::contract::routes;
 use chrono::Utc;
+use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::Session;
 use super::events;
+use super::handshake::{Handshake, NotAHandshake};
 use super::ids::new_id;
+use super::throttle;
 use super::{Gateway, Room, RoomKey};
 
 /// Reading buffer per connection. Tungstenite's default (128 KiB) would cost 1.3 GB for 10,000
 /// idle clients; chat frames are small and the buffer grows when a large one arrives.
 const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes written to a socket in one go. Frames are batched up to this much before a write;
+/// the buffer keeps its size once grown, so it stays small for many connections.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// The longest URL API Gateway takes for a WebSocket API, in characters.
+const MAX_URL_CHARS: usize = 4096;
 
 pub async fn index(State(gateway): State<Gateway>) -> Response {
     let rooms: String = gateway
@@ -41,9 +49,10 @@ pub async fn room_endpoint(
     State(gateway): State<Gateway>,
     Path(key): Path<RoomKey>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    handshake: Result<Handshake, NotAHandshake>,
 ) -> Response {
     let Some(room) = gateway.room(&key) else {
         return (
@@ -52,19 +61,18 @@ pub async fn room_endpoint(
         )
             .into_response();
     };
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
+    let handshake = match handshake {
+        Ok(handshake) => handshake,
         // A browser visiting the room's URL gets the chat page.
-        Err(_) if !headers.contains_key(header::UPGRADE) => return chat_page(&room),
+        Err(NotAHandshake::NoUpgrade) => return chat_page(&room),
         Err(rejection) => return rejection.into_response(),
     };
-    if gateway.is_shutting_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The gateway is shutting down\n",
-        )
-            .into_response();
+    if let Some(refusal) = admission(&gateway, &room, uri.to_string().len()) {
+        return refusal;
     }
+    let Some(reserve) = gateway.budget().reserve() else {
+        return busy("The gateway is at its memory budget; try again later");
+    };
 
     let session = Session {
         gateway: gateway.clone(),
@@ -94,19 +102,65 @@ pub async fn room_endpoint(
         }
     }
 
-    let limits = gateway.limits();
-    let failed = session.clone();
-    upgrade
-        .max_frame_size(limits.max_frame_bytes)
-        .max_message_size(limits.max_message_bytes)
+    let opened = session.open();
+    handshake.accept(socket_config(gateway.limits()), move |socket| async move {
+        match socket {
+            Ok(socket) => session.run(socket, opened, reserve).await,
+            // `$connect` said yes but the client left before the handshake finished.
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket upgrade failed after $connect");
+                session.abandon(opened).await;
+            }
+        }
+    })
+}
+
+/// What stops a handshake before `$connect`, as API Gateway answers it.
+fn admission(gateway: &Gateway, room: &Room, url_chars: usize) -> Option<Response> {
+    if gateway.is_shutting_down() {
+        return Some(busy("The gateway is shutting down"));
+    }
+    if url_chars > MAX_URL_CHARS {
+        return Some(
+            (
+                StatusCode::URI_TOO_LONG,
+                format!("The URL is longer than {MAX_URL_CHARS} characters\n"),
+            )
+                .into_response(),
+        );
+    }
+    let allowed = gateway.shared.new_connections.allows()
+        && throttle::allowed(gateway.account_throttle(), room.throttle.as_ref());
+    (!allowed).then(|| {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "Too Many Requests\n",
+        )
+            .into_response()
+    })
+}
+
+fn busy(reason: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+/// The socket's limits: API Gateway's frame and message quotas for what clients send, and a
+/// bounded write buffer for what they do not read (tungstenite's is unbounded by default).
+fn socket_config(limits: &super::Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_frame_size(Some(limits.max_frame_bytes))
+        .max_message_size(Some(limits.max_message_bytes))
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_failed_upgrade(move |error| {
-            // `$connect` said yes but the client left before the handshake finished:
-            // `$disconnect` still follows, so the integration can forget the connection.
-            tracing::debug!(%error, "WebSocket upgrade failed after $connect");
-            tokio::spawn(failed.disconnected(1006, "Upgrade failed".to_owned()));
-        })
-        .on_upgrade(move |socket| session.run(socket))
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        // One buffered batch and one whole frame (its header included), and a pong.
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + limits.max_frame_bytes + 256)
+        .accept_unmasked_frames(false)
 }
 
 const CHAT_PAGE: &str = include_str!("page.html");

@@ -14,7 +14,8 @@ use chatroom_handlers::{
 use crate::crd::{ChatRoom, ChatRoomSpec};
 use crate::fnv::fnv1a;
 use crate::gateway::{
-    BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Room, RoomKey, data_frame,
+    BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Outgoing, Room, RoomKey,
+    stage_throttle,
 };
 use crate::report::{Failure, Outputs, Report, Verdict};
 
@@ -103,6 +104,10 @@ impl LocalProvider {
             route_selection,
             routes,
             integration: Arc::new(ChatIntegration { chat }),
+            throttle: spec
+                .throttling
+                .as_ref()
+                .map(|t| stage_throttle(t.burst_limit, t.rate_limit)),
         });
         served.insert(
             (namespace, name),
@@ -211,7 +216,7 @@ struct GatewaySender {
 impl Sender for GatewaySender {
     async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), SendError> {
         self.registry
-            .post(&self.room, connection_id, data_frame(payload))
+            .post(&self.room, connection_id, Outgoing::data(payload))
             .map_err(|_| SendError::Gone)
     }
 }

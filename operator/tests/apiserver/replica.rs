@@ -17,21 +17,33 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub struct Replica {
     process: Running,
     pub metrics: u16,
-    /// The local provider's gateway port.
+    /// The local provider's gateway port, for clients.
     pub gateway: u16,
+    /// The local provider's management API port.
+    pub management: u16,
 }
 
+/// The key pair a cluster's Secret would give the gateway's management API.
+pub const MANAGEMENT_KEY_ID: &str = "AKIDCHATROOMTEST";
+pub const MANAGEMENT_SECRET: &str = "test-secret-0123456789abcdefghijklmnop";
+
 impl Replica {
-    /// `run --provider local`, serving rooms on a loopback port of its own.
+    /// `run --provider local`, serving rooms on a loopback port of its own and the
+    /// management API, behind SigV4 with the test's keys, on another.
     pub fn local(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
-        let (metrics, gateway) = (free_port(), free_port());
+        let (metrics, gateway, management) = (free_port(), free_port(), free_port());
         let mut command = Self::command(kubeconfig, pod, metrics);
         command
             .args(["--provider", "local"])
             .args(["--gateway-listen", &format!("127.0.0.1:{gateway}")])
             .args(["--public-url", &format!("http://127.0.0.1:{gateway}")])
+            .args(["--management-listen", &format!("127.0.0.1:{management}")])
+            .env("MANAGEMENT_ACCESS_KEY_ID", MANAGEMENT_KEY_ID)
+            .env("MANAGEMENT_SECRET_ACCESS_KEY", MANAGEMENT_SECRET)
             .args(extra);
-        Self::spawn(command, metrics, gateway)
+        let mut replica = Self::spawn(command, metrics, gateway);
+        replica.management = management;
+        replica
     }
 
     /// `run --provider aws` against moto (`MOTO_ENDPOINT`, which scripts/test.sh sets).
@@ -61,6 +73,7 @@ impl Replica {
             process: Running::spawn(command),
             metrics,
             gateway,
+            management: 0,
         }
     }
 

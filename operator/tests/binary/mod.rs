@@ -97,25 +97,32 @@ impl Drop for Running {
     }
 }
 
-/// `chatroom-operator local FILES --listen 127.0.0.1:PORT`, running until stopped.
+/// `chatroom-operator local FILES --listen 127.0.0.1:PORT --management-listen
+/// 127.0.0.1:MANAGEMENT_PORT`, running until stopped.
 pub struct LocalGateway {
     pub process: Running,
     pub port: u16,
+    pub management_port: u16,
 }
 
 impl LocalGateway {
     pub fn start(files: &[&Path], extra: &[&str]) -> Self {
-        let port = free_port();
+        let (port, management_port) = (free_port(), free_port());
         let mut command = binary();
         command
             .arg("local")
             .args(files)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--management-listen",
+                &format!("127.0.0.1:{management_port}"),
+            ])
             .args(extra)
             .current_dir(repo_root());
         let gateway = Self {
             process: Running::spawn(command),
             port,
+            management_port,
         };
         gateway.wait_until_listening();
         gateway

@@ -11,7 +11,7 @@ use chatroom_handlers::{
 };
 use chatroom_operator::crd::{ChatRoom, ChatRoomSpec};
 use chatroom_operator::gateway::{
-    Gateway, Integration, Invocation, Limits, PublicUrl, Room, RoomKey,
+    Gateway, GatewayConfig, Integration, Invocation, Limits, PublicUrl, Room, RoomKey,
 };
 use chatroom_operator::providers::local::LocalProvider;
 use futures::{SinkExt, StreamExt};
@@ -33,21 +33,36 @@ pub const QUIET: Duration = Duration::from_millis(300);
 
 pub struct TestGateway {
     pub gateway: Gateway,
+    /// The clients' listener.
     pub addr: SocketAddr,
+    /// The management API's listener.
+    pub management_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    served: Option<JoinHandle<std::io::Result<()>>>,
+    served: Option<JoinHandle<()>>,
 }
 
 impl TestGateway {
     pub async fn start(limits: Limits) -> Self {
+        Self::start_with(|config| GatewayConfig { limits, ..config }).await
+    }
+
+    /// A gateway on loopback with the configuration `configure` makes of the local default.
+    pub async fn start_with(configure: impl FnOnce(GatewayConfig) -> GatewayConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let management = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let gateway = Gateway::new(PublicUrl::listening_at(addr), limits);
+        let management_addr = management.local_addr().unwrap();
+        let config = configure(GatewayConfig::local(
+            PublicUrl::listening_at(addr),
+            PublicUrl::listening_at(management_addr),
+            Limits::default(),
+        ));
+        let gateway = Gateway::new(config);
         let (shutdown, signal) = oneshot::channel::<()>();
         let serving = gateway.clone();
         let served = tokio::spawn(async move {
             serving
-                .serve(listener, async move {
+                .serve(listener, management, async move {
                     let _ = signal.await;
                 })
                 .await
@@ -55,6 +70,7 @@ impl TestGateway {
         Self {
             gateway,
             addr,
+            management_addr,
             shutdown: Some(shutdown),
             served: Some(served),
         }
@@ -90,6 +106,7 @@ impl TestGateway {
             route_selection: RouteSelectionExpression::default(),
             routes: vec!["onMessage".into()],
             integration: script,
+            throttle: None,
         });
         self.gateway.websocket_url(&key)
     }
@@ -155,7 +172,6 @@ impl TestGateway {
         if let Some(served) = self.served.take() {
             tokio::time::timeout(PATIENCE, served)
                 .await
-                .unwrap()
                 .unwrap()
                 .unwrap();
         }

@@ -17,10 +17,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -110,12 +108,9 @@ pub fn bucket(per_second: f64) -> Arc<DefaultDirectRateLimiter> {
     Arc::new(RateLimiter::direct(quota(per_second)))
 }
 
+/// One second's worth of requests, at least one.
 fn quota(per_second: f64) -> Quota {
-    let interval = Duration::from_secs_f64(1.0 / per_second.max(0.01));
-    let burst = NonZeroU32::new(per_second.floor() as u32).unwrap_or(NonZeroU32::MIN);
-    Quota::with_period(interval)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst)
+    crate::token_bucket::quota(per_second, per_second.floor() as u32)
 }
 
 /// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from the environment)
@@ -191,6 +186,8 @@ impl HttpConnector for RateLimitedConnector {
 #[cfg(test)]
 mod tests {
     use governor::clock::FakeRelativeClock;
+
+    use std::time::Duration;
 
     use super::*;
 

@@ -1,0 +1,204 @@
+//! A connection's writer: drains its outbound queue into the socket, splits messages into
+//! frames of at most the frame limit (as API Gateway splits `@connections` posts over 32 KB),
+//! and on a close sends what was queued before the close, then the close frame.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Sink, SinkExt};
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+
+use super::outbound::{Outgoing, Queued};
+use super::registry::CloseRequest;
+
+/// How long a close may take — the frames queued before it, the close frame, the client's
+/// answer — before the TCP connection is simply dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Frames written before one flush, so a broadcast burst costs one syscall, not hundreds.
+const WRITE_BATCH: usize = 64;
+
+/// How a batch of writes ended.
+enum Batch {
+    Written,
+    /// Written, and a close was requested meanwhile.
+    WrittenThenClose,
+    /// Not written in full: the socket failed, the reader ended, or the client did not take
+    /// it within the close grace. Nothing more may follow but a close frame.
+    Cut,
+}
+
+pub struct Writer<S> {
+    pub sink: S,
+    pub queued: Queued,
+    pub max_frame_bytes: usize,
+    pub close_requested: watch::Receiver<Option<CloseRequest>>,
+    /// The reader has ended: the connection is over, nothing more can be delivered.
+    pub stop: CancellationToken,
+}
+
+impl<S> Writer<S>
+where
+    S: Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    /// Writes until the reader stops or a close is requested; then sends the requested close
+    /// frame, after what was queued before it when the close asks for that, all within
+    /// [`CLOSE_GRACE`].
+    pub async fn run(mut self) {
+        let can_drain = loop {
+            let next = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => break true,
+                _ = self.close_requested.changed() => break true,
+                next = self.queued.recv() => next,
+            };
+            let Some(frame) = next else { break true };
+            match self.write(frame).await {
+                Batch::Written => {}
+                Batch::WrittenThenClose => break true,
+                Batch::Cut => break false,
+            }
+        };
+        let request = self.close_requested.borrow().clone();
+        self.finish(request, can_drain).await;
+    }
+
+    /// Writes `first` and what follows it in the queue. A client that stops reading blocks
+    /// the write; a close request or the reader ending must still get through. A batch under
+    /// way may finish within the grace, so that no message is cut between its fragments.
+    async fn write(&mut self, first: Outgoing) -> Batch {
+        let written = write_batch(
+            &mut self.sink,
+            first,
+            &mut self.queued,
+            self.max_frame_bytes,
+        );
+        tokio::pin!(written);
+        tokio::select! {
+            result = &mut written => match result {
+                Ok(()) => Batch::Written,
+                Err(_) => Batch::Cut,
+            },
+            () = self.stop.cancelled() => Batch::Cut,
+            _ = self.close_requested.changed() => match timeout(CLOSE_GRACE, &mut written).await {
+                Ok(Ok(())) => Batch::WrittenThenClose,
+                _ => Batch::Cut,
+            },
+        }
+    }
+
+    async fn finish(mut self, request: Option<CloseRequest>, can_drain: bool) {
+        if let Some(request) = request {
+            let deadline = Instant::now() + CLOSE_GRACE;
+            if request.flush_first && can_drain {
+                let _ = timeout_at(deadline, self.drain()).await;
+            }
+            let close = Message::Close(Some(request.frame()));
+            let _ = timeout_at(deadline, self.sink.send(close)).await;
+        }
+        let _ = timeout(CLOSE_GRACE, self.sink.close()).await;
+    }
+
+    /// Writes every frame still queued.
+    async fn drain(&mut self) -> Result<(), tungstenite::Error> {
+        while let Some(frame) = self.queued.try_recv() {
+            feed(&mut self.sink, frame, self.max_frame_bytes).await?;
+        }
+        self.sink.flush().await
+    }
+}
+
+async fn write_batch<S>(
+    sink: &mut S,
+    first: Outgoing,
+    queued: &mut Queued,
+    max_frame_bytes: usize,
+) -> Result<(), tungstenite::Error>
+where
+    S: Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    feed(sink, first, max_frame_bytes).await?;
+    for _ in 1..WRITE_BATCH {
+        match queued.try_recv() {
+            Some(next) => feed(sink, next, max_frame_bytes).await?,
+            None => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// Feeds one message, as frames of at most `max_frame_bytes`.
+async fn feed<S>(
+    sink: &mut S,
+    frame: Outgoing,
+    max_frame_bytes: usize,
+) -> Result<(), tungstenite::Error>
+where
+    S: Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    let (payload, kind) = match frame {
+        Outgoing::Pong(payload) => return sink.feed(Message::Pong(payload)).await,
+        Outgoing::Text(text) if text.len() <= max_frame_bytes => {
+            return sink.feed(Message::Text(text)).await;
+        }
+        Outgoing::Binary(payload) if payload.len() <= max_frame_bytes => {
+            return sink.feed(Message::Binary(payload)).await;
+        }
+        Outgoing::Text(text) => (Bytes::from(text), Data::Text),
+        Outgoing::Binary(payload) => (payload, Data::Binary),
+    };
+    for frame in fragments(payload, kind, max_frame_bytes) {
+        sink.feed(Message::Frame(frame)).await?;
+    }
+    Ok(())
+}
+
+/// RFC 6455 5.4: the first frame carries the message's opcode, the rest are continuations,
+/// the last has FIN. A text message may be split inside a character: UTF-8 applies to the
+/// message, not to each frame.
+fn fragments(payload: Bytes, kind: Data, max_frame_bytes: usize) -> Vec<Frame> {
+    let size = max_frame_bytes.max(1);
+    let count = payload.len().div_ceil(size);
+    (0..count)
+        .map(|i| {
+            let chunk = payload.slice(i * size..((i + 1) * size).min(payload.len()));
+            let opcode = if i == 0 { kind } else { Data::Continue };
+            Frame::message(chunk, OpCode::Data(opcode), i + 1 == count)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_over_the_frame_limit_is_split_with_continuations_and_one_fin() {
+        let payload = Bytes::from(vec![b'x'; 70]);
+        let frames = fragments(payload, Data::Text, 32);
+        let shape: Vec<(OpCode, bool, usize)> = frames
+            .iter()
+            .map(|f| (f.header().opcode, f.header().is_final, f.payload().len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (OpCode::Data(Data::Text), false, 32),
+                (OpCode::Data(Data::Continue), false, 32),
+                (OpCode::Data(Data::Continue), true, 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_of_exactly_the_limit_is_one_frame() {
+        let frames = fragments(Bytes::from(vec![0; 32]), Data::Binary, 32);
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].header().is_final);
+        assert_eq!(frames[0].header().opcode, OpCode::Data(Data::Binary));
+    }
+}
