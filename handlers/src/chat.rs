@@ -5,14 +5,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::broadcast::{Fanout, broadcast};
 use crate::contract::{MAX_POST_BYTES, MAX_PRESENCE_AUDIENCE, routes};
+use crate::display_name::display_name;
 use crate::frames::{ChatFrame, Inbound, PresenceEvent};
 use crate::history::{HistoryEntry, HistorySettings, HistoryStore, MemoryHistory, history_frame};
 use crate::route_selection::RouteSelectionExpression;
 use crate::sender::{SendError, Sender};
 use crate::store::{Connection, ConnectionStore, Recipient, StoreError, anonymous_label};
-
-/// Longest display name a client may pick with `?name=`, in characters.
-pub const DISPLAY_NAME_MAX_CHARS: usize = 32;
 
 #[derive(Clone, Debug)]
 pub struct ChatConfig {
@@ -311,21 +309,6 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             .route_selection
             .example_body(&self.config.message_route, "<text>")
     }
-}
-
-fn display_name(raw: Option<&str>) -> Result<Option<String>, String> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > DISPLAY_NAME_MAX_CHARS {
-        return Err(format!(
-            "query parameter \"name\" must be at most {DISPLAY_NAME_MAX_CHARS} characters"
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("query parameter \"name\" must not contain control characters".to_owned());
-    }
-    Ok(Some(name.to_owned()))
 }
 
 /// The answer to `who`: the sorted names that fit in one post, and how many did not.

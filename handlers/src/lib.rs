@@ -8,6 +8,7 @@
 mod broadcast;
 mod chat;
 pub mod contract;
+mod display_name;
 mod frames;
 mod history;
 mod memory_store;
@@ -16,7 +17,8 @@ mod sender;
 mod store;
 
 pub use broadcast::{BroadcastReport, Fanout, broadcast};
-pub use chat::{Chat, ChatConfig, ChatError, DISPLAY_NAME_MAX_CHARS};
+pub use chat::{Chat, ChatConfig, ChatError};
+pub use display_name::{DISPLAY_NAME_MAX_CHARS, display_name};
 pub use frames::{ChatFrame, Inbound, PresenceEvent};
 pub use history::{
     HistoryEntry, HistorySettings, HistoryStore, MAX_HISTORY_MESSAGES, MemoryHistory, history_frame,

@@ -44,6 +44,14 @@ impl LoadedRoom {
     }
 }
 
+/// The largest ChatRoom file read: a room is a few hundred bytes, and a file with many still
+/// fits; more is a mistake (`/dev/zero`, a log) that would otherwise be read into memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// The deepest nesting of flow collections (`[`, `{`) a file may hold. A room needs 3; the
+/// YAML parser's time grows with the square of the depth (200,000 levels took 72 s), and its
+/// deserializer refuses more than 128 anyway.
+pub const MAX_NESTING: usize = 128;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
     #[error("{file}: cannot read: {reason}")]
@@ -79,7 +87,7 @@ pub fn load_rooms(paths: &[PathBuf]) -> Result<Vec<LoadedRoom>, Vec<LoadError>> 
     let mut rooms = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        match std::fs::read_to_string(path) {
+        match read_room_file(path) {
             Ok(text) => {
                 let before = rooms.len() + errors.len();
                 parse_documents(path, &text, &mut rooms, &mut errors);
@@ -89,9 +97,9 @@ pub fn load_rooms(paths: &[PathBuf]) -> Result<Vec<LoadedRoom>, Vec<LoadError>> 
                     });
                 }
             }
-            Err(error) => errors.push(LoadError::Unreadable {
+            Err(reason) => errors.push(LoadError::Unreadable {
                 file: path.display().to_string(),
-                reason: error.to_string(),
+                reason,
             }),
         }
     }
@@ -101,6 +109,88 @@ pub fn load_rooms(paths: &[PathBuf]) -> Result<Vec<LoadedRoom>, Vec<LoadError>> 
     } else {
         Err(errors)
     }
+}
+
+/// A room file's text: a regular file (not a FIFO, a device or a directory, which could block
+/// or never end), at most [`MAX_FILE_BYTES`], UTF-8, nested at most [`MAX_NESTING`] deep.
+fn read_room_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = open_without_blocking(path).map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err(format!(
+            "not a regular file ({}); ChatRoom files are read whole, once",
+            file_kind(&metadata)
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    if let Some(depth) = flow_depth_over(&text, MAX_NESTING) {
+        return Err(format!(
+            "nested deeper than {MAX_NESTING} levels (at least {depth})"
+        ));
+    }
+    Ok(text)
+}
+
+/// Opens for reading without waiting for a writer: a FIFO would otherwise block the open
+/// itself until someone writes to it.
+fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = metadata.file_type();
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if metadata.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// The depth of `[` and `{` reached, once it exceeds `limit`. Quotes are not parsed: brackets
+/// inside strings count too, which can only refuse a file that no ChatRoom needs.
+fn flow_depth_over(text: &str, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn parse_documents(

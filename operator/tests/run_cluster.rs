@@ -301,3 +301,104 @@ async fn sigterm_gives_in_flight_reconciles_the_shutdown_timeout_and_no_more() {
     );
     assert!(log.contains("did not finish in time"), "{log}");
 }
+
+/// The in-cluster gateway: clients on one port, `@connections` on another behind SigV4 with
+/// the keys the chart's Secret holds, as a back end with the AWS SDK calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_cluster_connections_answers_only_the_secrets_keys_and_only_on_its_own_port() {
+    use apiserver::replica::{MANAGEMENT_KEY_ID, MANAGEMENT_SECRET};
+    use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+    let cluster = ApiServer::new("one");
+    // One connection's worth of tokens: ada's first message is throttled, and API Gateway's
+    // answer to it tells her her connection id, as a back end would learn it from $connect.
+    cluster.add_room(
+        NAMESPACE,
+        "lobby",
+        json!({"throttling": {"burstLimit": 1, "rateLimit": 0.01}}),
+    );
+    let replica = Replica::local(&cluster.kubeconfig("one", NAMESPACE).await, "one", &[]);
+    cluster
+        .wait_until("lobby is Ready", PATIENCE, |c| {
+            ready_url(c, "lobby").is_some()
+        })
+        .await;
+    let status = cluster.status(NAMESPACE, "lobby").unwrap();
+    let callback = status.callback_url.unwrap();
+    let endpoint = format!(
+        "http://127.0.0.1:{}/{NAMESPACE}/lobby/dev",
+        replica.management
+    );
+    assert_eq!(callback, format!("{endpoint}/@connections"));
+
+    let mut ada = connect(&format!(
+        "{}?name=ada",
+        ready_url(&cluster, "lobby").unwrap()
+    ))
+    .await;
+    send_text(&mut ada, r#"{"action":"onMessage","message":"hi"}"#).await;
+    let throttled = next_json(&mut ada).await;
+    assert_eq!(throttled["message"], "Too Many Requests", "{throttled}");
+    let id = throttled["connectionId"].as_str().unwrap().to_owned();
+    let path = format!("/{NAMESPACE}/lobby/dev/@connections/{id}");
+
+    let management = std::net::SocketAddr::from(([127, 0, 0, 1], replica.management));
+    let (status, headers, _) = support::http(management, "POST", &path, b"unsigned").await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        support::header(&headers, "x-amzn-errortype"),
+        Some("MissingAuthenticationTokenException")
+    );
+    let clients = std::net::SocketAddr::from(([127, 0, 0, 1], replica.gateway));
+    assert_eq!(support::http(clients, "POST", &path, b"x").await.0, 404);
+
+    let backend = |secret: &str| {
+        let config = aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
+            .region(aws_sdk_apigatewaymanagement::config::Region::new(
+                "us-east-1",
+            ))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
+                MANAGEMENT_KEY_ID,
+                secret,
+                None,
+                None,
+                "the chart's Secret",
+            ))
+            .build();
+        aws_sdk_apigatewaymanagement::Client::from_conf(config)
+    };
+    let wrong = backend("not-the-secret")
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new("forged"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata::code(&wrong),
+        Some("InvalidSignatureException"),
+        "{wrong:?}"
+    );
+    backend(MANAGEMENT_SECRET)
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(r#"{"from":"the back end"}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ada).await["from"], "the back end");
+    let connection = backend(MANAGEMENT_SECRET)
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        connection.identity().and_then(|i| i.source_ip()),
+        Some("127.0.0.1")
+    );
+    let (status, _, log) = replica.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "{log}");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
-use super::aws::aws_provider;
+use super::aws::one_shot_provider;
 use super::{EXIT_BAD_INPUT, load_or_report};
 use crate::cli::{ApplyArgs, DeleteArgs};
 use crate::crd::ChatRoom;
@@ -23,7 +23,7 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let provider = match aws_provider(&args.aws, Some(&zip_path)).await {
+    let provider = match one_shot_provider(&args.aws, Some(&zip_path), &rooms).await {
         Ok(provider) => provider,
         Err(message) => {
             eprintln!("error: {message}");
@@ -80,7 +80,7 @@ pub async fn delete(args: DeleteArgs) -> ExitCode {
     let Some(rooms) = load_or_report(&args.files, "changed") else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let provider = match aws_provider(&args.aws, None).await {
+    let provider = match one_shot_provider(&args.aws, None, &rooms).await {
         Ok(provider) => provider,
         Err(message) => {
             eprintln!("error: {message}");

@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
 
 use crate::cli::AwsArgs;
+use crate::files::LoadedRoom;
 use crate::providers::aws::{AwsProvider, HandlerZip, RateLimits, Settings};
 use crate::reconcile::Provider;
 
@@ -19,8 +22,64 @@ pub struct UnreadableZip {
     source: std::io::Error,
 }
 
+/// The SDK's default chain, with the SDK's own retries for throttling and 5xx.
+async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .load()
+        .await
+}
+
+/// How long the credential chain may take to answer before `apply` or `delete` gives up: the
+/// instance metadata service answers within a second where it exists.
+const CREDENTIALS_WAIT: Duration = Duration::from_secs(10);
+
+/// The provider for a one-shot command over `rooms`, or what it lacks to reach AWS: a region
+/// for a room without `spec.region`, or credentials. Finding out now means an `apply` without
+/// them stops at once, instead of retrying every room until its timeout.
+pub async fn one_shot_provider(
+    args: &AwsArgs,
+    zip: Option<&Path>,
+    rooms: &[LoadedRoom],
+) -> Result<Provider, String> {
+    let sdk = sdk_config().await;
+    if sdk.region().is_none()
+        && let Some(room) = rooms.iter().find(|r| r.room.spec.region.is_none())
+    {
+        return Err(format!(
+            "no AWS region for {}: set AWS_REGION (or a profile's region), or spec.region",
+            room.source
+        ));
+    }
+    let Some(credentials) = sdk.credentials_provider() else {
+        return Err("no AWS credentials provider is configured".to_owned());
+    };
+    match tokio::time::timeout(CREDENTIALS_WAIT, credentials.provide_credentials()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            return Err(format!(
+                "no AWS credentials: {error} (set AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where IRSA or an instance role provides them)"
+            ));
+        }
+        Err(_) => {
+            return Err(format!(
+                "no AWS credentials within {CREDENTIALS_WAIT:?} from the SDK's default chain"
+            ));
+        }
+    }
+    provider_for(sdk, args, zip).map_err(|e| e.to_string())
+}
+
 /// The provider for `args`, with `zip` as the x86_64 code (`delete` needs none).
 pub async fn aws_provider(args: &AwsArgs, zip: Option<&Path>) -> Result<Provider, UnreadableZip> {
+    provider_for(sdk_config().await, args, zip)
+}
+
+fn provider_for(
+    sdk: SdkConfig,
+    args: &AwsArgs,
+    zip: Option<&Path>,
+) -> Result<Provider, UnreadableZip> {
     let read = |path: &Path, flag: &'static str| {
         HandlerZip::read(path).map_err(|source| UnreadableZip {
             flag,
@@ -34,11 +93,6 @@ pub async fn aws_provider(args: &AwsArgs, zip: Option<&Path>) -> Result<Provider
         .as_deref()
         .map(|path| read(path, "--handler-zip-arm64"))
         .transpose()?;
-    // Throttling and 5xx are retried by the SDK itself, with backoff.
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .load()
-        .await;
     let mut settings = Settings::new(handler_zip, &args.cluster_name);
     settings.handler_zip_arm64 = handler_zip_arm64;
     settings

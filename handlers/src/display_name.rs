@@ -1,0 +1,101 @@
+//! The names people show in a room, from `?name=`: normalised so that two names that look the
+//! same are the same string, and free of the characters that make a name look like another.
+//!
+//! # Guarantees
+//! - A name is trimmed and in Unicode Normalization Form C: `é` typed as one character or as
+//!   `e` and a combining accent is the same name.
+//! - A name holds no control characters, no bidirectional controls (which can make `ada` show
+//!   as another name, or reverse what follows it) and no zero-width or other invisible
+//!   formatting characters (which make `ada` and `a\u{200b}da` look alike).
+//!
+//! # Caveats
+//! - Names that only look alike in a given font (Latin `a` and Cyrillic `а`) stay apart:
+//!   telling them apart is a confusables table's job, not a chat room's.
+//! - Emoji joined by a zero-width joiner (family emoji) are refused with the joiner.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest display name a client may pick with `?name=`, in characters (after normalising).
+pub const DISPLAY_NAME_MAX_CHARS: usize = 32;
+
+/// The display name `raw` asks for: `None` for none (absent or blank), or why it is refused.
+pub fn display_name(raw: Option<&str>) -> Result<Option<String>, String> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let name: String = name.nfc().collect();
+    if name.chars().count() > DISPLAY_NAME_MAX_CHARS {
+        return Err(format!(
+            "query parameter \"name\" must be at most {DISPLAY_NAME_MAX_CHARS} characters"
+        ));
+    }
+    if let Some(bad) = name.chars().find(|c| c.is_control() || is_invisible(*c)) {
+        return Err(format!(
+            "query parameter \"name\" must not contain control, bidirectional or invisible characters (found U+{:04X})",
+            u32::from(bad)
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// Bidirectional controls and zero-width or invisible formatting characters (Unicode
+/// general category Cf, and the invisible fillers).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'                  // soft hyphen
+            | '\u{061C}'            // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{180E}'            // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space, non-joiner, joiner; LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, isolates, …
+            | '\u{FEFF}'            // zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+            | '\u{1D173}'..='\u{1D17A}' // musical formatting
+            | '\u{E0000}'..='\u{E007F}' // tags
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_composed() {
+        assert_eq!(display_name(Some("  ada ")), Ok(Some("ada".into())));
+        let decomposed = "Jose\u{0301}";
+        assert_eq!(display_name(Some(decomposed)), Ok(Some("José".into())));
+        assert_eq!(display_name(Some("   ")), Ok(None));
+        assert_eq!(display_name(None), Ok(None));
+        assert_eq!(display_name(Some("Zoë 🎉")), Ok(Some("Zoë 🎉".into())));
+    }
+
+    #[test]
+    fn names_that_would_look_like_another_are_refused() {
+        for name in [
+            "a\u{200B}da",         // zero-width space
+            "ada\u{202E}nimda",    // right-to-left override
+            "\u{2066}ada\u{2069}", // isolate
+            "ad\u{00AD}a",         // soft hyphen
+            "ada\u{FEFF}",         // BOM inside (trim keeps it)
+            "a\u{200D}da",         // joiner
+            "ada\u{0007}",         // control
+        ] {
+            let refused = display_name(Some(name)).unwrap_err();
+            assert!(refused.contains("invisible"), "{name:?}: {refused}");
+        }
+    }
+
+    #[test]
+    fn the_length_counts_characters_after_composing() {
+        let composed_32 = "é".repeat(32);
+        let decomposed_32 = "e\u{0301}".repeat(32);
+        assert!(display_name(Some(&composed_32)).is_ok());
+        assert!(
+            display_name(Some(&decomposed_32)).is_ok(),
+            "64 code points, 32 characters"
+        );
+        assert!(display_name(Some(&"é".repeat(33))).is_err());
+    }
+}
