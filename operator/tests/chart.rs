@@ -12,7 +12,8 @@ use std::process::Command;
 
 use binary::repo_root;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use rbac::OBSERVED;
@@ -68,6 +69,14 @@ fn typed<T: serde::de::DeserializeOwned>(doc: &serde_yaml::Value) -> T {
             doc["kind"].as_str().unwrap_or("?")
         )
     })
+}
+
+fn local_values() -> String {
+    repo_root()
+        .join("charts/chatroom-operator/ci/local-values.yaml")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn all_options() -> String {
@@ -227,7 +236,7 @@ fn the_image_holds_what_the_chart_expects_built_as_ci_builds_it() {
 #[test]
 #[ignore = "needs helm; run through scripts/test.sh"]
 fn the_chart_lints_strictly_with_defaults_and_with_every_option() {
-    for values in [None, Some(all_options())] {
+    for values in [None, Some(all_options()), Some(local_values())] {
         let chart = chart();
         let mut args = vec!["lint", "--strict", chart.as_str()];
         if let Some(file) = &values {
@@ -462,6 +471,147 @@ fn assert_rules_are_exact(rules: &[PolicyRule], with_leases: bool) {
         assert!(
             granted.contains(&(resource.to_owned(), verb.to_owned())),
             "{verb} {resource} is not granted: {granted:?}"
+        );
+    }
+}
+
+/// The container's environment, as name → value, and the Secret each `secretKeyRef` names.
+fn environment(deployment: &Deployment) -> Vec<(String, Option<String>, Option<String>)> {
+    let pod = deployment.spec.clone().template.spec.unwrap();
+    pod.containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let secret = e
+                .value_from
+                .and_then(|v| v.secret_key_ref)
+                .map(|r| format!("{}/{}", r.name, r.key));
+            (e.name, e.value, secret)
+        })
+        .collect()
+}
+
+fn service_named<'a>(docs: &'a [serde_yaml::Value], suffix: &str) -> Service {
+    let found = of_kind(docs, "Service")
+        .into_iter()
+        .find(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(suffix))
+        })
+        .unwrap_or_else(|| panic!("no Service *{suffix}"));
+    typed(found)
+}
+
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn the_local_provider_keeps_connections_on_a_cluster_ip_port_behind_keys_and_a_network_policy() {
+    let docs = render(&[]);
+    assert!(
+        of_kind(&docs, "NetworkPolicy").is_empty(),
+        "provider aws needs none"
+    );
+    let file = std::env::temp_dir().join(format!("chatroom-local-{}.yaml", std::process::id()));
+    std::fs::write(&file, "provider: local\n").unwrap();
+    let docs = render(&[file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+
+    let deployment: Deployment = typed(of_kind(&docs, "Deployment")[0]);
+    let env = environment(&deployment);
+    let value = |name: &str| {
+        env.iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} missing from {env:?}"))
+    };
+    assert_eq!(
+        value("MANAGEMENT_LISTEN").1.as_deref(),
+        Some("0.0.0.0:8082")
+    );
+    assert_eq!(
+        value("MANAGEMENT_URL").1.as_deref(),
+        Some("http://chat-chatroom-operator-management.chatroom-system.svc:8082")
+    );
+    assert_eq!(value("ROOM_INDEX").1.as_deref(), Some("false"));
+    assert_eq!(value("MEMORY_BUDGET_BYTES").1.as_deref(), Some("201326592"));
+    for key in ["MANAGEMENT_ACCESS_KEY_ID", "MANAGEMENT_SECRET_ACCESS_KEY"] {
+        assert_eq!(
+            value(key).2.as_deref(),
+            Some(format!("chat-chatroom-operator-management/{key}").as_str())
+        );
+    }
+    assert!(env.iter().all(|(n, _, _)| n != "INSECURE_MANAGEMENT_API"));
+
+    let secret: Secret = typed(of_kind(&docs, "Secret")[0]);
+    assert_eq!(
+        secret.metadata.name.as_deref(),
+        Some("chat-chatroom-operator-management")
+    );
+    let data = secret.data.unwrap();
+    assert!(data["MANAGEMENT_ACCESS_KEY_ID"].0.len() >= 16);
+    assert!(data["MANAGEMENT_SECRET_ACCESS_KEY"].0.len() >= 40);
+
+    let clients = service_named(&docs, "-gateway");
+    let ports = clients.spec.clone().unwrap().ports.unwrap();
+    assert_eq!(ports.len(), 1, "the clients' Service carries no other port");
+    assert_eq!(
+        ports[0].target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("gateway".into()))
+    );
+    let management = service_named(&docs, "-management").spec.unwrap();
+    assert_eq!(management.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(management.ports.unwrap()[0].port, 8082);
+
+    let policy: NetworkPolicy = typed(of_kind(&docs, "NetworkPolicy")[0]);
+    let rules = policy.spec.unwrap().ingress.unwrap();
+    let open: Vec<_> = rules.iter().filter(|r| r.from.is_none()).collect();
+    assert_eq!(open.len(), 1, "one rule without peers: {rules:?}");
+    let open_ports: Vec<String> = open[0]
+        .ports
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|p| format!("{:?}", p.port.unwrap()))
+        .collect();
+    assert!(
+        open_ports.iter().all(|p| !p.contains("management")),
+        "the management port is open to all: {open_ports:?}"
+    );
+    let guarded = rules.iter().find(|r| r.from.is_some()).unwrap();
+    assert!(format!("{:?}", guarded.ports).contains("management"));
+}
+
+#[test]
+#[ignore = "needs helm; run through scripts/test.sh"]
+fn every_local_option_renders_and_names_a_flag_the_binary_knows() {
+    let docs = render(&[&local_values()]);
+    let deployment: Deployment = typed(of_kind(&docs, "Deployment")[0]);
+    let env = environment(&deployment);
+    assert!(
+        of_kind(&docs, "Secret").is_empty(),
+        "an existing Secret is used as it is"
+    );
+    for key in ["MANAGEMENT_ACCESS_KEY_ID", "MANAGEMENT_SECRET_ACCESS_KEY"] {
+        assert!(env.contains(&(
+            key.to_owned(),
+            None,
+            Some(format!("chat-management-keys/{key}"))
+        )));
+    }
+    let policy: NetworkPolicy = typed(of_kind(&docs, "NetworkPolicy")[0]);
+    let rendered = format!("{:?}", policy.spec.unwrap().ingress);
+    assert!(rendered.contains("chat-backends"), "{rendered}");
+    // Every variable the chart sets is one `run` reads.
+    let help = binary::binary().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for (name, _, _) in &env {
+        if ["POD_NAME", "AWS_REGION"].contains(&name.as_str()) {
+            continue;
+        }
+        assert!(
+            help.contains(&format!("[env: {name}")),
+            "run does not read {name}"
         );
     }
 }

@@ -31,3 +31,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "replicaCount > 1 requires provider=aws: the local provider serves rooms from one pod's memory" -}}
 {{- end -}}
 {{- end -}}
+
+{{- define "chatroom-operator.managementSecret" -}}
+{{- default (printf "%s-management" (include "chatroom-operator.fullname" .)) .Values.local.management.existingSecret -}}
+{{- end -}}
+
+{{/* Where back ends in the cluster reach @connections: the ClusterIP management Service. */}}
+{{- define "chatroom-operator.managementUrl" -}}
+{{- printf "http://%s-management.%s.svc:%v" (include "chatroom-operator.fullname" .) .Release.Namespace .Values.local.management.port -}}
+{{- end -}}
