@@ -493,7 +493,7 @@ fn environment(deployment: &Deployment) -> Vec<(String, Option<String>, Option<S
         .collect()
 }
 
-fn service_named<'a>(docs: &'a [serde_yaml::Value], suffix: &str) -> Service {
+fn service_named(docs: &[serde_yaml::Value], suffix: &str) -> Service {
     let found = of_kind(docs, "Service")
         .into_iter()
         .find(|s| {
