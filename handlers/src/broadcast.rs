@@ -57,25 +57,32 @@ where
     let concurrency = fanout.concurrency.max(1);
     let mut report = BroadcastReport::default();
     let mut answered_gone = Vec::new();
-    let mut waiting = recipients.iter();
-    let mut in_flight = FuturesUnordered::new();
-    loop {
-        while in_flight.len() < concurrency {
-            let Some(recipient) = waiting.next() else {
+    let mut record = |recipient: &Recipient, outcome: Result<(), SendError>| match outcome {
+        Ok(()) => report.delivered += 1,
+        Err(SendError::Gone) => answered_gone.push(recipient.id.clone()),
+        Err(SendError::Failed(reason)) => {
+            tracing::warn!(connection_id = %recipient.id, %reason, "post to connection failed");
+            report.failed.push(recipient.id.clone());
+        }
+    };
+    if let Some(outcomes) = sender.post_now(recipients, &payload) {
+        for (recipient, outcome) in recipients.iter().zip(outcomes) {
+            record(recipient, outcome);
+        }
+    } else {
+        let mut waiting = recipients.iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < concurrency {
+                let Some(recipient) = waiting.next() else {
+                    break;
+                };
+                in_flight.push(post(sender, recipient, payload.clone()));
+            }
+            let Some((recipient, outcome)) = in_flight.next().await else {
                 break;
             };
-            in_flight.push(post(sender, recipient, payload.clone()));
-        }
-        let Some((recipient, outcome)) = in_flight.next().await else {
-            break;
-        };
-        match outcome {
-            Ok(()) => report.delivered += 1,
-            Err(SendError::Gone) => answered_gone.push(recipient.id.clone()),
-            Err(SendError::Failed(reason)) => {
-                tracing::warn!(connection_id = %recipient.id, %reason, "post to connection failed");
-                report.failed.push(recipient.id.clone());
-            }
+            record(recipient, outcome);
         }
     }
 

@@ -171,8 +171,9 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             .store
             .list()
             .await?
-            .into_iter()
+            .iter()
             .filter(|r| r.id != whom.id)
+            .cloned()
             .collect();
         if others.is_empty() || others.len() > MAX_PRESENCE_AUDIENCE {
             return Ok(());

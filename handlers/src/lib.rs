@@ -26,7 +26,7 @@ pub use history::{
 pub use memory_store::MemoryStore;
 pub use route_selection::{InvalidExpression, RouteSelectionExpression, sorted_keys};
 pub use sender::{SendError, Sender};
-pub use store::{Connection, ConnectionStore, Recipient, StoreError, anonymous_label};
+pub use store::{Connection, ConnectionStore, Recipient, Recipients, StoreError, anonymous_label};
 
 /// Re-exported so that shells build events and responses with the exact types this crate reads.
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};

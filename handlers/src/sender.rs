@@ -2,6 +2,8 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+use crate::store::Recipient;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The connection no longer exists (API Gateway answers `410 GoneException`).
@@ -18,4 +20,15 @@ pub trait Sender: Send + Sync {
         connection_id: &str,
         payload: Bytes,
     ) -> impl Future<Output = Result<(), SendError>> + Send;
+
+    /// Posts to every recipient at once, when that needs no waiting (the local gateway queues
+    /// in memory): the outcome for each, in order. `None` — the default, and what a sender
+    /// over the network answers — has each post go out on its own, a bounded number at once.
+    fn post_now(
+        &self,
+        _recipients: &[Recipient],
+        _payload: &Bytes,
+    ) -> Option<Vec<Result<(), SendError>>> {
+        None
+    }
 }

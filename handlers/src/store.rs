@@ -11,6 +11,11 @@ pub struct Connection {
     pub connected_at_ms: i64,
 }
 
+/// Every connection of a room, as one listing of its store found them: shared, so that a
+/// store that keeps the listing (the in-process one, between joins and leaves) hands it out
+/// without copying a thousand ids per message.
+pub type Recipients = std::sync::Arc<[Recipient]>;
+
 /// What a broadcast needs of a connection, and all that listing the store returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
@@ -81,7 +86,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Every stored connection; implementations page through all of their storage.
-    fn list(&self) -> impl Future<Output = Result<Vec<Recipient>, StoreError>> + Send;
+    fn list(&self) -> impl Future<Output = Result<Recipients, StoreError>> + Send;
 }
 
 /// A store shared between a room's successive configurations keeps its connections across them.
@@ -105,7 +110,7 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
         S::remove_if_connected_before(self, connection_id, cutoff_ms)
     }
 
-    fn list(&self) -> impl Future<Output = Result<Vec<Recipient>, StoreError>> + Send {
+    fn list(&self) -> impl Future<Output = Result<Recipients, StoreError>> + Send {
         S::list(self)
     }
 }

@@ -27,8 +27,8 @@ async fn gone_connections_are_removed_exactly_and_the_rest_kept() {
         .list()
         .await
         .unwrap()
-        .into_iter()
-        .map(|c| c.id)
+        .iter()
+        .map(|c| c.id.clone())
         .collect();
     left.sort();
     assert_eq!(left, vec!["a".to_owned(), "c".to_owned()]);
@@ -113,8 +113,8 @@ async fn a_connection_inside_its_connect_window_keeps_its_row_when_it_answers_go
         .list()
         .await
         .unwrap()
-        .into_iter()
-        .map(|c| c.id)
+        .iter()
+        .map(|c| c.id.clone())
         .collect();
     assert_eq!(
         left,

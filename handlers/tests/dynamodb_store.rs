@@ -73,7 +73,7 @@ async fn listing_pages_through_the_whole_table() {
             .unwrap();
     }
 
-    let mut listed = store.list().await.unwrap();
+    let mut listed = store.list().await.unwrap().to_vec();
     listed.sort_by(|a, b| a.id.cmp(&b.id));
 
     assert_eq!(listed.len(), 25, "25 rows at 4 per page need 7 pages");

@@ -50,8 +50,8 @@ async fn a_410_is_gone_and_removes_exactly_that_connection() {
         .list()
         .await
         .unwrap()
-        .into_iter()
-        .map(|r| r.id)
+        .iter()
+        .map(|r| r.id.clone())
         .collect();
     left.sort();
     let expected: Vec<String> = all

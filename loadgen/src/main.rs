@@ -45,6 +45,9 @@ pub struct Options {
     /// Connections opened at once while connecting.
     #[arg(long, default_value_t = 200)]
     pub connect_concurrency: usize,
+    /// Wait this long between connecting and the first send (to profile the sends alone).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub settle: Duration,
     /// Hold the connections this long after the run (idle-connection measurements).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub hold: Duration,

@@ -49,6 +49,9 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let mut idle_sinks = sinks.split_off(senders);
     let clients = readers.len();
 
+    if !options.settle.is_zero() {
+        tokio::time::sleep(options.settle).await;
+    }
     let first_send = base.elapsed();
     let period = options
         .rate

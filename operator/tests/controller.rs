@@ -73,8 +73,8 @@ async fn a_room_with_its_finalizer_gets_its_resources_then_a_ready_status_with_u
         "ws://127.0.0.1:18080/default/lobby/dev"
     );
     assert_eq!(
-        status["callbackUrl"],
-        "http://127.0.0.1:18080/default/lobby/dev/@connections"
+        status["callbackUrl"], "http://127.0.0.1:18081/default/lobby/dev/@connections",
+        "on the management listener"
     );
     assert_eq!(status["observedGeneration"], 1);
     assert_eq!(status["conditions"][0]["type"], "Ready");

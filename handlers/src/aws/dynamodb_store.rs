@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::contract::expires_at_seconds;
 use crate::contract::table::{CONNECTED_AT, DISPLAY_NAME as NAME, EXPIRES_AT, KEY as ID};
-use crate::store::{Connection, ConnectionStore, Recipient, StoreError};
+use crate::store::{Connection, ConnectionStore, Recipient, Recipients, StoreError};
 
 /// A room's connections in its DynamoDB table (partition key `connectionId`).
 #[derive(Clone, Debug)]
@@ -120,7 +120,7 @@ impl ConnectionStore for DynamoDbStore {
     }
 
     /// Scans every page, reading only the id and display name of each row.
-    async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
+    async fn list(&self) -> Result<Recipients, StoreError> {
         let mut recipients = Vec::new();
         let mut start_key = None;
         loop {
@@ -151,7 +151,7 @@ impl ConnectionStore for DynamoDbStore {
             }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(recipients),
+                _ => return Ok(recipients.into()),
             }
         }
     }

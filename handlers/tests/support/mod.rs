@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, ChatFrame, Connection, ConnectionStore,
-    MemoryStore, Recipient, SendError, Sender, StoreError,
+    MemoryStore, Recipient, Recipients, SendError, Sender, StoreError,
 };
 
 /// "Now" for broadcasts in tests: every connection [`store_with`] makes is long settled.
@@ -26,7 +26,7 @@ pub async fn store_with<I: AsRef<str>>(ids: &[I]) -> (MemoryStore, Vec<Recipient
         };
         store.put(connection).await.unwrap();
     }
-    let mut all = store.list().await.unwrap();
+    let mut all = store.list().await.unwrap().to_vec();
     all.sort_by(|a, b| a.id.cmp(&b.id));
     (store, all)
 }
@@ -124,7 +124,7 @@ impl ConnectionStore for FailingStore {
     async fn remove_if_connected_before(&self, _: &str, _: i64) -> Result<bool, StoreError> {
         Err(StoreError::new("remove", "throttled"))
     }
-    async fn list(&self) -> Result<Vec<Recipient>, StoreError> {
+    async fn list(&self) -> Result<Recipients, StoreError> {
         Err(StoreError::new("list", "throttled"))
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! # Expected flow
 //! A TCP connection takes a [`Reserve`] before its request is read, and keeps it until it
-//! closes (a WebSocket connection keeps the one its handshake took). Every frame queued for a
-//! client adds its bytes until its writer takes it off the queue.
+//! closes (a WebSocket connection keeps the one its handshake took). What a client's queue
+//! holds beyond the first 4 KiB (which its reserve covers), rounded up to 16 KiB steps, is
+//! added until its writer takes it off the queue.
 //!
 //! # Guarantees
-//! - The count is exact for what it counts: every reserve and every queued byte is given
-//!   back, by `Drop`, whatever path a connection ends on.
+//! - The count never runs short of what it counts (each queue is counted at most 16 KiB over
+//!   what it holds), and everything is given back, by `Drop`, whatever path a connection ends
+//!   on.
 //! - A reserve is refused, never granted, once the budget is spent: new clients get 503 while
 //!   the clients already served keep going.
 //!
@@ -58,12 +60,17 @@ impl MemoryBudget {
 
     /// Counts bytes queued for a client.
     pub fn add(&self, bytes: usize) {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
+        // Nothing to count touches nothing: the counter's cache line is shared by every core.
+        if bytes > 0 {
+            self.used.fetch_add(bytes, Ordering::AcqRel);
+        }
     }
 
     /// Gives back bytes a writer took off its queue.
     pub fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
+        if bytes > 0 {
+            self.used.fetch_sub(bytes, Ordering::AcqRel);
+        }
     }
 
     pub fn used(&self) -> usize {

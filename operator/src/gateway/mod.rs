@@ -170,7 +170,7 @@ impl Gateway {
             .rooms
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        rooms.insert(room.key.clone(), Arc::new(room));
+        rooms.insert(RoomKey::clone(&room.key), Arc::new(room));
     }
 
     /// Stops serving a room and closes its connections with 1001, as deleting a stage does.

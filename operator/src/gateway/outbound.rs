@@ -29,6 +29,26 @@ pub enum Outgoing {
 /// What a queued frame is counted at besides its payload: the queue slot and the frame header.
 const FRAME_OVERHEAD_BYTES: usize = 64;
 
+/// The first bytes of a queue are inside the connection's reserve
+/// ([`super::budget::CONNECTION_RESERVE_BYTES`]); only what a queue holds beyond them is
+/// counted in the budget again. A queue that drains as it should then never touches the
+/// budget's shared counter, which every core would otherwise contend for at every frame.
+const RESERVED_QUEUE_BYTES: usize = 4 * 1024;
+/// Beyond the reserve, a queue is counted in steps of this much, rounded up: a burst to a
+/// thousand queues then updates the shared counter once per step, not once per frame.
+const COUNTED_STEP_BYTES: usize = 16 * 1024;
+
+/// A drained queue keeps room for this many frames, and frees a larger one.
+const SHRINK_ABOVE_FRAMES: usize = 64;
+
+/// What a queue holding `bytes` adds to the budget.
+fn counted(bytes: usize) -> usize {
+    bytes
+        .saturating_sub(RESERVED_QUEUE_BYTES)
+        .div_ceil(COUNTED_STEP_BYTES)
+        * COUNTED_STEP_BYTES
+}
+
 impl Outgoing {
     /// A data message from bytes a backend or the chat sent: text when they are UTF-8. The
     /// bytes are shared, not copied.
@@ -114,9 +134,15 @@ impl Shared {
 
     fn pop(&self, state: &mut State) -> Option<Outgoing> {
         let frame = state.frames.pop_front()?;
-        let cost = frame.cost();
-        state.bytes -= cost;
-        self.budget.release(cost);
+        // A burst grew the queue; once drained it gives the room back, so that a connection
+        // that once fell behind does not keep its peak for good.
+        if state.frames.is_empty() && state.frames.capacity() > SHRINK_ABOVE_FRAMES {
+            state.frames = VecDeque::new();
+        }
+        let before = state.bytes;
+        state.bytes -= frame.cost();
+        self.budget
+            .release(counted(before).saturating_sub(counted(state.bytes)));
         Some(frame)
     }
 }
@@ -139,9 +165,18 @@ impl Outbound {
             if state.frames.len() >= limits.frames || state.bytes + cost > limits.bytes {
                 return Err(TrySendError::Full);
             }
+            let was_empty = state.frames.is_empty();
+            let before = state.bytes;
             state.frames.push_back(frame);
             state.bytes += cost;
-            self.shared.budget.add(cost);
+            self.shared
+                .budget
+                .add(counted(state.bytes).saturating_sub(counted(before)));
+            // The writer drains the queue before it waits again: only a frame into an empty
+            // queue needs to wake it, and a thousand-recipient broadcast wakes each writer once.
+            if !was_empty {
+                return Ok(());
+            }
         }
         self.shared.changed.notify_one();
         Ok(())
@@ -182,6 +217,18 @@ impl Queued {
         }
     }
 
+    /// Up to `max` waiting frames, taken under one lock: fewer round trips to the lock the
+    /// producer also takes.
+    pub fn try_recv_many(&mut self, max: usize, into: &mut Vec<Outgoing>) {
+        let mut state = self.shared.state();
+        while into.len() < max {
+            let Some(frame) = self.shared.pop(&mut state) else {
+                break;
+            };
+            into.push(frame);
+        }
+    }
+
     /// The next frame if one is waiting.
     pub fn try_recv(&mut self) -> Option<Outgoing> {
         let mut state = self.shared.state();
@@ -194,7 +241,7 @@ impl Drop for Queued {
         let mut state = self.shared.state();
         state.receiver_gone = true;
         // Frames nobody will write are freed now, not when the handle goes.
-        self.shared.budget.release(state.bytes);
+        self.shared.budget.release(counted(state.bytes));
         state.bytes = 0;
         state.frames = VecDeque::new();
     }
@@ -231,26 +278,41 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_in_bytes_and_pongs_count() {
-        let (outbound, _queued, budget) = queue(1000, 3 * (100 + FRAME_OVERHEAD_BYTES));
+        const PONG: usize = 100 + FRAME_OVERHEAD_BYTES;
+        let (outbound, _queued, budget) = queue(1000, 30 * PONG);
         let pong = || Outgoing::Pong(Bytes::from(vec![0; 100]));
-        for _ in 0..3 {
+        for _ in 0..30 {
             assert_eq!(outbound.try_send(pong()), Ok(()));
         }
         assert_eq!(outbound.try_send(pong()), Err(TrySendError::Full));
-        assert_eq!(outbound.queued_bytes(), 3 * (100 + FRAME_OVERHEAD_BYTES));
-        assert_eq!(budget.used(), outbound.queued_bytes());
+        assert_eq!(outbound.queued_bytes(), 30 * PONG);
+        assert_eq!(
+            budget.used(),
+            COUNTED_STEP_BYTES,
+            "4,920 bytes: one step past the reserve"
+        );
     }
 
     #[test]
-    fn the_budget_gets_back_what_was_written_and_what_never_will_be() {
-        let (outbound, mut queued, budget) = queue(10, usize::MAX);
-        outbound.try_send(text("written")).unwrap();
-        outbound.try_send(text("dropped")).unwrap();
-        assert!(budget.used() > 0);
+    fn the_budget_counts_what_a_queue_holds_beyond_the_reserve_and_gets_it_all_back() {
+        let (outbound, mut queued, budget) = queue(100, usize::MAX);
+        let big = || Outgoing::Binary(Bytes::from(vec![0; 10_000]));
+        outbound
+            .try_send(Outgoing::Binary(Bytes::from(vec![0; 3000])))
+            .unwrap();
+        assert_eq!(budget.used(), 0, "within the connection's reserve");
+        outbound.try_send(big()).unwrap();
+        assert_eq!(
+            budget.used(),
+            COUNTED_STEP_BYTES,
+            "13 KB: one step past the reserve"
+        );
+        outbound.try_send(big()).unwrap();
+        assert_eq!(budget.used(), 2 * COUNTED_STEP_BYTES, "23 KB: two steps");
         queued.try_recv();
-        assert_eq!(budget.used(), 7 + FRAME_OVERHEAD_BYTES);
+        assert_eq!(budget.used(), COUNTED_STEP_BYTES, "20 KB: back to one");
         drop(queued);
-        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.used(), 0, "what will never be written is given back");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -89,19 +89,22 @@ pub enum PostError {
 /// The gateway's side of one open connection: what the management API and senders reach.
 pub struct ConnectionHandle {
     pub id: String,
-    pub room: RoomKey,
+    pub room: Arc<RoomKey>,
     pub connected_at: DateTime<Utc>,
     pub source_ip: String,
     pub user_agent: Option<String>,
     last_active_ms: AtomicI64,
     outbound: Outbound,
     close: watch::Sender<Option<CloseRequest>>,
+    /// Set with the first close request: every post checks it, and a watch's lock is more
+    /// than a post should pay.
+    closing: AtomicBool,
 }
 
 impl ConnectionHandle {
     pub fn new(
         id: String,
-        room: RoomKey,
+        room: Arc<RoomKey>,
         connected_at: DateTime<Utc>,
         source_ip: String,
         user_agent: Option<String>,
@@ -117,6 +120,7 @@ impl ConnectionHandle {
             user_agent,
             outbound,
             close,
+            closing: AtomicBool::new(false),
         };
         (handle, close_requested)
     }
@@ -140,6 +144,7 @@ impl ConnectionHandle {
 
     /// Asks the connection to close; the first request decides the close code.
     pub fn request_close(&self, request: CloseRequest) {
+        self.closing.store(true, Ordering::Release);
         self.close.send_if_modified(|current| {
             if current.is_none() {
                 *current = Some(request);
@@ -152,7 +157,7 @@ impl ConnectionHandle {
 
     /// A close was requested: to the management API the connection is already gone.
     pub fn is_closing(&self) -> bool {
-        self.close.borrow().is_some()
+        self.closing.load(Ordering::Acquire)
     }
 
     pub fn touch(&self, at: DateTime<Utc>) {
@@ -166,10 +171,15 @@ impl ConnectionHandle {
     }
 }
 
+/// Connection ids are the gateway's own random strings, and only the gateway inserts them, so
+/// a fast unkeyed hash is safe here (no caller can choose keys that collide); a broadcast
+/// looks up every recipient.
+type Ids = HashMap<String, Arc<ConnectionHandle>, foldhash::fast::RandomState>;
+
 /// Every open connection of the gateway, by id.
 #[derive(Default)]
 pub struct ConnectionRegistry {
-    connections: RwLock<HashMap<String, Arc<ConnectionHandle>>>,
+    connections: RwLock<Ids>,
 }
 
 impl ConnectionRegistry {
@@ -186,12 +196,31 @@ impl ConnectionRegistry {
     pub fn get(&self, room: &RoomKey, id: &str) -> Option<Arc<ConnectionHandle>> {
         self.read()
             .get(id)
-            .filter(|handle| handle.room == *room && !handle.is_closing())
+            .filter(|handle| *handle.room == *room && !handle.is_closing())
             .cloned()
     }
 
     pub fn post(&self, room: &RoomKey, id: &str, frame: Outgoing) -> Result<(), PostError> {
         self.get(room, id).ok_or(PostError::Gone)?.send(frame)
+    }
+
+    /// [`post`](Self::post) of one frame to each of `ids`, under one look at the registry: a
+    /// broadcast to a thousand connections takes the lock once, not a thousand times.
+    pub fn post_all<'a>(
+        &self,
+        room: &Arc<RoomKey>,
+        ids: impl Iterator<Item = &'a str>,
+        frame: &Outgoing,
+    ) -> Vec<Result<(), PostError>> {
+        let connections = self.read();
+        ids.map(|id| {
+            connections
+                .get(id)
+                .filter(|handle| Arc::ptr_eq(&handle.room, room) || handle.room == *room)
+                .ok_or(PostError::Gone)
+                .and_then(|handle| handle.send(frame.clone()))
+        })
+        .collect()
     }
 
     pub fn close_all(&self, request: &CloseRequest) {
@@ -201,7 +230,7 @@ impl ConnectionRegistry {
     }
 
     pub fn close_room(&self, room: &RoomKey, request: &CloseRequest) {
-        for handle in self.read().values().filter(|h| h.room == *room) {
+        for handle in self.read().values().filter(|h| *h.room == *room) {
             handle.request_close(request.clone());
         }
     }
@@ -212,7 +241,7 @@ impl ConnectionRegistry {
         let mut ids: Vec<String> = self
             .read()
             .values()
-            .filter(|handle| handle.room == *room && !handle.is_closing())
+            .filter(|handle| *handle.room == *room && !handle.is_closing())
             .map(|handle| handle.id.clone())
             .collect();
         ids.sort();
@@ -227,14 +256,14 @@ impl ConnectionRegistry {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ConnectionHandle>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ids> {
         // Critical sections are single map operations; a panic cannot leave the map half-done.
         self.connections
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ConnectionHandle>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Ids> {
         self.connections
             .write()
             .unwrap_or_else(PoisonError::into_inner)

@@ -37,7 +37,9 @@ impl fmt::Display for RoomKey {
 
 /// One WebSocket API with one stage, served by the gateway.
 pub struct Room {
-    pub key: RoomKey,
+    /// Shared with the room's connections, so that telling whether a connection belongs to
+    /// the room is one pointer comparison in the common case.
+    pub key: Arc<RoomKey>,
     /// Stands in for API Gateway's API id in events (`requestContext.apiId`).
     pub api_id: String,
     pub route_selection: RouteSelectionExpression,

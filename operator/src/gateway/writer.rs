@@ -121,12 +121,11 @@ async fn write_batch<S>(
 where
     S: Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    feed(sink, first, max_frame_bytes).await?;
-    for _ in 1..WRITE_BATCH {
-        match queued.try_recv() {
-            Some(next) => feed(sink, next, max_frame_bytes).await?,
-            None => break,
-        }
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    batch.push(first);
+    queued.try_recv_many(WRITE_BATCH, &mut batch);
+    for frame in batch {
+        feed(sink, frame, max_frame_bytes).await?;
     }
     sink.flush().await
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use chatroom_handlers::contract::routes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MAX_HISTORY_MESSAGES,
-    MemoryHistory, MemoryStore, RouteSelectionExpression, SendError, Sender,
+    MemoryHistory, MemoryStore, Recipient, RouteSelectionExpression, SendError, Sender,
 };
 
 use crate::crd::{ChatRoom, ChatRoomSpec};
@@ -97,9 +97,11 @@ impl LocalProvider {
             None => fresh(),
         };
 
-        let (chat, routes) = self.chat(&key, spec, route_selection.clone(), &store, &history);
+        let shared_key = Arc::new(key.clone());
+        let (chat, routes) =
+            self.chat(&shared_key, spec, route_selection.clone(), &store, &history);
         self.gateway.upsert_room(Room {
-            key: key.clone(),
+            key: shared_key,
             api_id: local_api_id(&namespace, &name),
             route_selection,
             routes,
@@ -125,7 +127,7 @@ impl LocalProvider {
     /// predefined ones.
     fn chat(
         &self,
-        key: &RoomKey,
+        key: &Arc<RoomKey>,
         spec: &ChatRoomSpec,
         route_selection: RouteSelectionExpression,
         store: &Arc<MemoryStore>,
@@ -210,7 +212,7 @@ impl Integration for ChatIntegration {
 /// Posts straight into the gateway's connections, as `PostToConnection` does on AWS.
 struct GatewaySender {
     registry: Arc<ConnectionRegistry>,
-    room: RoomKey,
+    room: Arc<RoomKey>,
 }
 
 impl Sender for GatewaySender {
@@ -218,5 +220,22 @@ impl Sender for GatewaySender {
         self.registry
             .post(&self.room, connection_id, Outgoing::data(payload))
             .map_err(|_| SendError::Gone)
+    }
+
+    /// Queueing in memory never waits, so a broadcast queues for everyone in one pass.
+    fn post_now(
+        &self,
+        recipients: &[Recipient],
+        payload: &Bytes,
+    ) -> Option<Vec<Result<(), SendError>>> {
+        let frame = Outgoing::data(payload.clone());
+        let ids = recipients.iter().map(|r| r.id.as_str());
+        let posted = self.registry.post_all(&self.room, ids, &frame);
+        Some(
+            posted
+                .into_iter()
+                .map(|result| result.map_err(|_| SendError::Gone))
+                .collect(),
+        )
     }
 }

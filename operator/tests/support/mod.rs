@@ -101,7 +101,7 @@ impl TestGateway {
             stage: "dev".into(),
         };
         self.gateway.upsert_room(Room {
-            key: key.clone(),
+            key: Arc::new(key.clone()),
             api_id: "testapi123".into(),
             route_selection: RouteSelectionExpression::default(),
             routes: vec!["onMessage".into()],
