@@ -167,10 +167,12 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         whom: &Recipient,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<(), ChatError> {
-        let others: Vec<Recipient> = self
-            .store
-            .list()
-            .await?
+        // Whom to tell, unless the room is too large to tell (one more than the audience:
+        // the one who came may be listed too).
+        let Some(everyone) = self.store.list_at_most(MAX_PRESENCE_AUDIENCE + 1).await? else {
+            return Ok(());
+        };
+        let others: Vec<Recipient> = everyone
             .iter()
             .filter(|r| r.id != whom.id)
             .cloned()

@@ -87,6 +87,18 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Every stored connection; implementations page through all of their storage.
     fn list(&self) -> impl Future<Output = Result<Recipients, StoreError>> + Send;
+
+    /// Every connection, unless there are more than `most` (`None`): for what only a small
+    /// room does, such as telling everyone of each arrival, without reading a large one whole.
+    fn list_at_most(
+        &self,
+        most: usize,
+    ) -> impl Future<Output = Result<Option<Recipients>, StoreError>> + Send {
+        async move {
+            let all = self.list().await?;
+            Ok((all.len() <= most).then_some(all))
+        }
+    }
 }
 
 /// A store shared between a room's successive configurations keeps its connections across them.
@@ -112,5 +124,12 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
 
     fn list(&self) -> impl Future<Output = Result<Recipients, StoreError>> + Send {
         S::list(self)
+    }
+
+    fn list_at_most(
+        &self,
+        most: usize,
+    ) -> impl Future<Output = Result<Option<Recipients>, StoreError>> + Send {
+        S::list_at_most(self, most)
     }
 }

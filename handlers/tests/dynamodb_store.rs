@@ -81,6 +81,17 @@ async fn listing_pages_through_the_whole_table() {
     assert_eq!(listed[0].display_name.as_deref(), Some("user0"));
     assert_eq!(listed[1].display_name, None);
     assert_eq!(listed[24].id, "conn-24");
+
+    // A bounded listing reads one page past the bound at most, and says when there are more.
+    assert!(store.list_at_most(10).await.unwrap().is_none(), "25 > 10");
+    assert_eq!(
+        store.list_at_most(25).await.unwrap().map(|all| all.len()),
+        Some(25)
+    );
+    assert_eq!(
+        store.list_at_most(200).await.unwrap().map(|all| all.len()),
+        Some(25)
+    );
 }
 
 #[tokio::test]

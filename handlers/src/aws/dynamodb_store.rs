@@ -121,9 +121,29 @@ impl ConnectionStore for DynamoDbStore {
 
     /// Scans every page, reading only the id and display name of each row.
     async fn list(&self) -> Result<Recipients, StoreError> {
+        self.scan(None).await.map(|all| all.unwrap_or_default())
+    }
+
+    /// Scans with `Limit` one past `most`: a large room costs one bounded page, not a scan of
+    /// the whole table.
+    async fn list_at_most(&self, most: usize) -> Result<Option<Recipients>, StoreError> {
+        self.scan(Some(most)).await
+    }
+}
+
+impl DynamoDbStore {
+    /// Every row, or (`most`) every row unless there are more than `most`: `None` then.
+    async fn scan(&self, most: Option<usize>) -> Result<Option<Recipients>, StoreError> {
         let mut recipients = Vec::new();
         let mut start_key = None;
         loop {
+            // One past the most wanted tells a room that is too large without reading it.
+            let wanted = most
+                .map(|m| i32::try_from(m.saturating_sub(recipients.len()) + 1).unwrap_or(i32::MAX));
+            let limit = match (wanted, self.page_size) {
+                (Some(w), Some(p)) => Some(w.min(p)),
+                (w, p) => w.or(p),
+            };
             let page = self
                 .client
                 .scan()
@@ -131,7 +151,7 @@ impl ConnectionStore for DynamoDbStore {
                 .projection_expression("#id, #name")
                 .expression_attribute_names("#id", ID)
                 .expression_attribute_names("#name", NAME)
-                .set_limit(self.page_size)
+                .set_limit(limit)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
@@ -149,9 +169,12 @@ impl ConnectionStore for DynamoDbStore {
                     display_name,
                 });
             }
+            if most.is_some_and(|m| recipients.len() > m) {
+                return Ok(None);
+            }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(recipients.into()),
+                _ => return Ok(Some(recipients.into())),
             }
         }
     }

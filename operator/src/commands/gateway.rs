@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::cli::{LimitArgs, ManagementArgs};
 use crate::gateway::{Gateway, GatewayConfig, InvalidLimit, ManagementAuth, PublicUrl};
@@ -74,10 +74,23 @@ pub async fn bind_gateway(flags: GatewayFlags<'_>) -> Result<BoundGateway, Gatew
     })
 }
 
+/// Connections the kernel may hold for the gateway before it accepts them (the kernel caps it
+/// at `net.core.somaxconn`). Tokio's default is std's 128: a burst of clients past it waits for
+/// a SYN retransmission, one second, although the gateway would take them at once.
+const ACCEPT_BACKLOG: u32 = 4096;
+
 async fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| GatewayError::Listen { flag, addr, source })
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(ACCEPT_BACKLOG)
+    };
+    listen().map_err(|source| GatewayError::Listen { flag, addr, source })
 }
 
 /// The address actually bound (port 0 picks one).

@@ -82,7 +82,7 @@ impl Session {
 
     /// Serves the opened connection until it ends; `reserve` is its share of the memory
     /// budget.
-    pub async fn run(self, socket: Socket, opened: Opened, reserve: Reserve) {
+    pub async fn run(self, socket: Box<Socket>, opened: Opened, reserve: Reserve) {
         let tasks = self.gateway.shared.connection_tasks.clone();
         tasks
             .track_future(self.serve(socket, opened, reserve))
@@ -94,10 +94,12 @@ impl Session {
     pub async fn abandon(self, opened: Opened) {
         self.gateway.connections().remove(&self.connection_id);
         drop(opened);
-        self.disconnected(1006, "Upgrade failed".to_owned()).await;
+        // Boxed, as in `serve`: its event is large, and the connection's task would keep room for
+        // it all its life.
+        Box::pin(self.disconnected(1006, "Upgrade failed".to_owned())).await;
     }
 
-    async fn serve(self, socket: Socket, opened: Opened, _reserve: Reserve) {
+    async fn serve(self, socket: Box<Socket>, opened: Opened, _reserve: Reserve) {
         let Opened {
             handle,
             queued,
@@ -106,7 +108,7 @@ impl Session {
         if self.gateway.is_shutting_down() {
             handle.request_close(CloseRequest::GOING_AWAY);
         }
-        let (sink, stream) = socket.split();
+        let (sink, stream) = (*socket).split();
         let stop_writing = CancellationToken::new();
         let writer = tokio::spawn(
             Writer {

@@ -20,7 +20,7 @@ use super::registry::CloseRequest;
 /// answer — before the TCP connection is simply dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Frames written before one flush, so a broadcast burst costs one syscall, not hundreds.
-const WRITE_BATCH: usize = 64;
+const WRITE_BATCH: usize = 128;
 
 /// How a batch of writes ended.
 enum Batch {
