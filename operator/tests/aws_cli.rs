@@ -184,8 +184,11 @@ fn bad_files_and_a_missing_zip_exit_2_before_any_aws_call() {
         .output()
         .unwrap();
     assert_refused(&output, "--handler-zip is required");
+    // Named before the environment is looked at: no region here must not hide the bad path.
     let output = binary()
         .args(["apply", &good, "--handler-zip", "/nonexistent.zip"])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
         .output()
         .unwrap();
     assert_refused(&output, "--handler-zip /nonexistent.zip:");

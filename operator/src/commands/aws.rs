@@ -34,14 +34,16 @@ async fn sdk_config() -> SdkConfig {
 /// instance metadata service answers within a second where it exists.
 const CREDENTIALS_WAIT: Duration = Duration::from_secs(10);
 
-/// The provider for a one-shot command over `rooms`, or what it lacks to reach AWS: a region
-/// for a room without `spec.region`, or credentials. Finding out now means an `apply` without
-/// them stops at once, instead of retrying every room until its timeout.
+/// The provider for a one-shot command over `rooms`, or what it lacks to reach AWS: readable
+/// code, a region for a room without `spec.region`, or credentials. The files come first, so a
+/// bad path is named whatever the environment; finding out now means an `apply` without them
+/// stops at once, instead of retrying every room until its timeout.
 pub async fn one_shot_provider(
     args: &AwsArgs,
     zip: Option<&Path>,
     rooms: &[LoadedRoom],
 ) -> Result<Provider, String> {
+    let code = HandlerCode::read(args, zip).map_err(|e| e.to_string())?;
     let sdk = sdk_config().await;
     if sdk.region().is_none()
         && let Some(room) = rooms.iter().find(|r| r.room.spec.region.is_none())
@@ -67,34 +69,44 @@ pub async fn one_shot_provider(
             ));
         }
     }
-    provider_for(sdk, args, zip).map_err(|e| e.to_string())
+    Ok(provider_for(sdk, args, code))
 }
 
 /// The provider for `args`, with `zip` as the x86_64 code (`delete` needs none).
 pub async fn aws_provider(args: &AwsArgs, zip: Option<&Path>) -> Result<Provider, UnreadableZip> {
-    provider_for(sdk_config().await, args, zip)
+    let code = HandlerCode::read(args, zip)?;
+    Ok(provider_for(sdk_config().await, args, code))
 }
 
-fn provider_for(
-    sdk: SdkConfig,
-    args: &AwsArgs,
-    zip: Option<&Path>,
-) -> Result<Provider, UnreadableZip> {
-    let read = |path: &Path, flag: &'static str| {
-        HandlerZip::read(path).map_err(|source| UnreadableZip {
-            flag,
-            path: path.to_owned(),
-            source,
+/// The room function's code for each architecture the operator was given.
+struct HandlerCode {
+    x86_64: Option<HandlerZip>,
+    arm64: Option<HandlerZip>,
+}
+
+impl HandlerCode {
+    fn read(args: &AwsArgs, zip: Option<&Path>) -> Result<Self, UnreadableZip> {
+        let read = |path: &Path, flag: &'static str| {
+            HandlerZip::read(path).map_err(|source| UnreadableZip {
+                flag,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        Ok(Self {
+            x86_64: zip.map(|path| read(path, "--handler-zip")).transpose()?,
+            arm64: args
+                .handler_zip_arm64
+                .as_deref()
+                .map(|path| read(path, "--handler-zip-arm64"))
+                .transpose()?,
         })
-    };
-    let handler_zip = zip.map(|path| read(path, "--handler-zip")).transpose()?;
-    let handler_zip_arm64 = args
-        .handler_zip_arm64
-        .as_deref()
-        .map(|path| read(path, "--handler-zip-arm64"))
-        .transpose()?;
-    let mut settings = Settings::new(handler_zip, &args.cluster_name);
-    settings.handler_zip_arm64 = handler_zip_arm64;
+    }
+}
+
+fn provider_for(sdk: SdkConfig, args: &AwsArgs, code: HandlerCode) -> Provider {
+    let mut settings = Settings::new(code.x86_64, &args.cluster_name);
+    settings.handler_zip_arm64 = code.arm64;
     settings
         .permissions_boundary
         .clone_from(&args.permissions_boundary);
@@ -102,5 +114,5 @@ fn provider_for(
         .allowed_role_arns
         .clone_from(&args.allowed_role_arns);
     settings.rate_limits = RateLimits::with(&args.aws_rate_limits);
-    Ok(Provider::Aws(Arc::new(AwsProvider::new(sdk, settings))))
+    Provider::Aws(Arc::new(AwsProvider::new(sdk, settings)))
 }
