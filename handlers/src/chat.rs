@@ -4,7 +4,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::broadcast::{Fanout, broadcast};
-use crate::contract::{MAX_POST_BYTES, MAX_PRESENCE_AUDIENCE, routes};
+use crate::contract::{MAX_POST_BYTES, MAX_PRESENCE_AUDIENCE, authorizer_context, routes};
 use crate::display_name::display_name;
 use crate::frames::{ChatFrame, Inbound, PresenceEvent};
 use crate::history::{HistoryEntry, HistorySettings, HistoryStore, MemoryHistory, history_frame};
@@ -20,6 +20,9 @@ pub struct ChatConfig {
     pub route_selection: RouteSelectionExpression,
     /// Most posts in flight at once during a broadcast.
     pub broadcast_concurrency: usize,
+    /// The room checks tokens at `$connect`: names come from its authorizer's context, and
+    /// `?name=` is ignored.
+    pub names_from_authorizer: bool,
 }
 
 impl Default for ChatConfig {
@@ -28,6 +31,7 @@ impl Default for ChatConfig {
             message_route: "onMessage".to_owned(),
             route_selection: RouteSelectionExpression::default(),
             broadcast_concurrency: 64,
+            names_from_authorizer: false,
         }
     }
 }
@@ -128,9 +132,24 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         connection_id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
-        let display_name = match display_name(event.query_string_parameters.first("name")) {
-            Ok(name) => name,
-            Err(reason) => return Ok(response(400, Some(reason))),
+        let display_name = if self.config.names_from_authorizer {
+            // Fail closed: a `$connect` that reached the room without its authorizer (a route
+            // changed by hand) is no one the room knows.
+            let authorized = event
+                .request_context
+                .authorizer
+                .fields
+                .get(authorizer_context::NAME)
+                .and_then(serde_json::Value::as_str);
+            match authorized {
+                Some(name) => Some(name.to_owned()),
+                None => return Ok(response(403, Some("Forbidden".to_owned()))),
+            }
+        } else {
+            match display_name(event.query_string_parameters.first("name")) {
+                Ok(name) => name,
+                Err(reason) => return Ok(response(400, Some(reason))),
+            }
         };
         let joined = Recipient {
             id: connection_id.to_owned(),

@@ -28,6 +28,26 @@ pub mod env {
     pub const HISTORY_RETENTION_SECONDS: &str = "HISTORY_RETENTION_SECONDS";
     /// `namespace/name` of the room: the history table's partition key.
     pub const ROOM: &str = "ROOM";
+    /// The JWT issuer a room with auth trusts; unset, the room has no auth and the function
+    /// answers no authorizer events.
+    pub const AUTH_ISSUER: &str = "AUTH_ISSUER";
+    /// The audiences a token may be for, comma-separated (required with `AUTH_ISSUER`).
+    pub const AUTH_AUDIENCES: &str = "AUTH_AUDIENCES";
+    /// Where the issuer's signing keys are (required with `AUTH_ISSUER`).
+    pub const AUTH_JWKS_URI: &str = "AUTH_JWKS_URI";
+    /// `querystring.<name>` (default `querystring.token`) or `header.<name>`.
+    pub const AUTH_IDENTITY_SOURCE: &str = "AUTH_IDENTITY_SOURCE";
+    /// The claim that names the sender (default `name`, else `sub`).
+    pub const AUTH_NAME_CLAIM: &str = "AUTH_NAME_CLAIM";
+}
+
+/// What the room's authorizer puts in its context, which API Gateway hands every event of an
+/// allowed connection as `requestContext.authorizer`.
+pub mod authorizer_context {
+    /// The display name from the token's name claim.
+    pub const NAME: &str = "name";
+    /// The token's subject.
+    pub const SUB: &str = "sub";
 }
 
 /// Routes every room has besides the message route; a message route may not take their names.

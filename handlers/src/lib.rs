@@ -5,6 +5,7 @@
 //! [`Chat::handle`] the same `aws_lambda_events` API Gateway WebSocket event and get back the
 //! same proxy response, so the behaviour a developer sees locally is the behaviour on AWS.
 
+pub mod auth;
 mod broadcast;
 mod chat;
 pub mod contract;

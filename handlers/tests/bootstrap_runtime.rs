@@ -90,6 +90,16 @@ struct Function {
 
 impl Function {
     async fn start(table: &str, callback_url: &str) -> Self {
+        let env = [
+            ("TABLE_NAME", table.to_owned()),
+            ("CALLBACK_URL", callback_url.to_owned()),
+            ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ];
+        Self::start_with(&env).await
+    }
+
+    /// The function with the Lambda environment and `env` (which must hold `TABLE_NAME`).
+    async fn start_with(env: &[(&str, String)]) -> Self {
         let api = Arc::new(RuntimeApi::default());
         let (sender, outcomes) = mpsc::unbounded_channel();
         *api.outcomes.lock().unwrap() = Some(sender);
@@ -104,8 +114,7 @@ impl Function {
         let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
             .env_clear()
             .envs(lambda_environment(&addr.to_string()))
-            .env("TABLE_NAME", table)
-            .env("CALLBACK_URL", callback_url)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -120,8 +129,15 @@ impl Function {
 
     /// Invokes the function with a recorded event and waits for its answer.
     async fn invoke(&mut self, event_file: &str) -> Outcome {
+        self.invoke_with(event_file, |_| {}).await
+    }
+
+    /// Invokes the function with a recorded event, changed by `change`.
+    async fn invoke_with(&mut self, event_file: &str, change: impl FnOnce(&mut Value)) -> Outcome {
         let path = format!("{}/tests/events/{event_file}", env!("CARGO_MANIFEST_DIR"));
-        let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut event: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        change(&mut event);
         self.invocations += 1;
         let request_id = format!("request-{}", self.invocations);
         self.api
@@ -162,7 +178,6 @@ fn lambda_environment(runtime_api: &str) -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_ENDPOINT_URL", moto_endpoint()),
     ]
 }
 
@@ -290,4 +305,71 @@ fn without_table_name_the_function_refuses_to_start_and_says_why() {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned()
         + &String::from_utf8_lossy(&output.stdout);
     assert!(stderr.contains("TABLE_NAME is not set"), "{stderr}");
+}
+
+/// The issuer's key set on loopback, as `spec.auth.jwt.jwksUri` may name it in tests.
+async fn serve_keys(kids: &[&str]) -> String {
+    let body = chatroom_testkit::jwt::jwks(kids);
+    let app = Router::new().route("/jwks.json", get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/jwks.json")
+}
+
+#[tokio::test]
+async fn as_the_authorizer_it_allows_exactly_this_connect_for_a_good_token_and_401s_the_rest() {
+    use chatroom_testkit::jwt::{AUDIENCE, ISSUER, claims, sign};
+    let jwks_uri = serve_keys(&["rsa-a", "ec-c"]).await;
+    let env = [
+        ("TABLE_NAME", "unused".to_owned()),
+        // Nothing listens there: the authorizer must not need DynamoDB.
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_owned()),
+        ("AUTH_ISSUER", ISSUER.to_owned()),
+        ("AUTH_AUDIENCES", AUDIENCE.to_owned()),
+        ("AUTH_JWKS_URI", jwks_uri),
+    ];
+    let mut function = Function::start_with(&env).await;
+    let with_token = |token: String| {
+        move |event: &mut Value| event["queryStringParameters"]["token"] = Value::String(token)
+    };
+
+    let good = sign("ec-c", &claims("user-7", "Grace"));
+    let Outcome::Response(_, answer) = function
+        .invoke_with("authorizer.json", with_token(good))
+        .await
+    else {
+        panic!("a good token is allowed")
+    };
+    assert_eq!(
+        answer,
+        serde_json::json!({
+            "principalId": "user-7",
+            "policyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/dev/$connect"
+                }]
+            },
+            "context": { "name": "Grace", "sub": "user-7" }
+        })
+    );
+
+    let stranger = sign("rsa-stranger", &claims("user-7", "Grace"));
+    for outcome in [
+        function.invoke("authorizer.json").await,
+        function
+            .invoke_with("authorizer.json", with_token(stranger))
+            .await,
+    ] {
+        let Outcome::Error(_, error) = outcome else {
+            panic!("refused")
+        };
+        assert_eq!(error["errorMessage"], "Unauthorized", "{error}");
+    }
+    let logs = function.stop();
+    assert!(logs.contains("refused a connection"), "{logs}");
+    assert!(!logs.contains("eyJ"), "tokens stay out of logs:\n{logs}");
 }

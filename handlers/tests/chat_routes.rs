@@ -226,3 +226,26 @@ async fn a_message_too_large_to_post_gets_an_error_back_and_reaches_no_one() {
         "a large message that fits goes to both"
     );
 }
+
+#[tokio::test]
+async fn in_a_room_with_auth_the_name_is_the_authorizers_and_name_in_the_url_is_ignored() {
+    let config = ChatConfig {
+        names_from_authorizer: true,
+        ..ChatConfig::default()
+    };
+    let chat = chatroom_handlers::Chat::new(MemoryStore::new(), RecordingSender::default(), config);
+    let identity = chatroom_handlers::auth::Identity {
+        name: "Grace".into(),
+        sub: "user-7".into(),
+    };
+    let mut allowed = event("$connect", "conn-a", None).with_name("admin");
+    allowed.request_context.authorizer.fields = identity.context();
+    assert_eq!(chat.handle(&allowed).await.unwrap().status_code, 200);
+    let stored = chat.store().list().await.unwrap();
+    assert_eq!(stored[0].display_name.as_deref(), Some("Grace"));
+
+    // A `$connect` that came without the authorizer's context is no one the room knows.
+    let unvetted = event("$connect", "conn-b", None).with_name("admin");
+    assert_eq!(chat.handle(&unvetted).await.unwrap().status_code, 403);
+    assert_eq!(chat.store().list().await.unwrap().len(), 1);
+}

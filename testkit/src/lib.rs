@@ -2,6 +2,8 @@
 //! configuration for it, a connections table as the operator makes it, and where the
 //! repository is.
 
+pub mod jwt;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

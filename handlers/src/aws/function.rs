@@ -1,11 +1,16 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
+};
 
+use super::authorizer::{AuthorizerError, AuthorizerResponse, authorize};
 use super::dynamodb_history::DynamoDbHistory;
 use super::dynamodb_store::DynamoDbStore;
 use super::management_sender::{ManagementApiSender, management_endpoint};
+use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
 use crate::chat::{Chat, ChatConfig, ChatError};
 use crate::contract::env;
 use crate::history::{HistorySettings, MAX_HISTORY_MESSAGES};
@@ -18,6 +23,8 @@ pub struct FunctionConfig {
     pub chat: ChatConfig,
     pub callback_url: Option<String>,
     pub history: Option<HistoryConfig>,
+    /// Set for a room with `spec.auth.jwt`: the function is also its `$connect` authorizer.
+    pub auth: Option<JwtSettings>,
 }
 
 /// Where and how much history the room keeps.
@@ -37,6 +44,10 @@ pub enum ConfigError {
     RouteSelection(#[from] InvalidExpression),
     #[error("BROADCAST_CONCURRENCY must be a whole number from 1 to 1000, got {0:?}")]
     Concurrency(String),
+    #[error(transparent)]
+    Auth(#[from] JwtSettingsError),
+    #[error(transparent)]
+    NoHttpsClient(#[from] NoHttpsClient),
     #[error("HISTORY_TABLE is set, so {name} must be {expected}; got {got:?}")]
     History {
         name: &'static str,
@@ -107,11 +118,14 @@ impl FunctionConfig {
                 })
             }
         };
+        let auth = JwtSettings::from_lookup(&lookup)?;
+        chat.names_from_authorizer = auth.is_some();
         Ok(Self {
             table_name,
             chat,
             callback_url: get(env::CALLBACK_URL),
             history,
+            auth,
         })
     }
 }
@@ -124,22 +138,41 @@ pub struct Function {
     history: Option<(DynamoDbHistory, HistorySettings)>,
     config: FunctionConfig,
     sender: Mutex<Option<(String, ManagementApiSender)>>,
+    verifier: Option<Verifier<HttpsKeySource>>,
 }
 
 impl Function {
-    pub fn new(sdk: &aws_config::SdkConfig, config: FunctionConfig) -> Self {
+    /// Fails only when the room has auth and no HTTPS client can be made for its keys.
+    pub fn new(sdk: &aws_config::SdkConfig, config: FunctionConfig) -> Result<Self, ConfigError> {
+        let verifier = match &config.auth {
+            Some(settings) => Some(Verifier::new(settings.clone(), HttpsKeySource::new()?)),
+            None => None,
+        };
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let store = DynamoDbStore::new(dynamodb.clone(), &config.table_name);
         let history = config.history.as_ref().map(|h| {
             let store = DynamoDbHistory::new(dynamodb.clone(), &h.table_name, &h.room);
             (store, h.settings)
         });
-        Self {
+        Ok(Self {
             sdk: sdk.clone(),
             store,
             history,
             config,
             sender: Mutex::default(),
+            verifier,
+        })
+    }
+
+    /// The answer to API Gateway's authorizer request for a `$connect`. A room without auth
+    /// has no authorizer, so such a request is refused.
+    pub async fn authorize(
+        &self,
+        request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<AuthorizerResponse, AuthorizerError> {
+        match &self.verifier {
+            Some(verifier) => authorize(verifier, request).await,
+            None => Err(AuthorizerError::Unauthorized),
         }
     }
 

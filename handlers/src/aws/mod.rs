@@ -1,11 +1,13 @@
 //! The Lambda shell: the chat's store in DynamoDB, its sender over the API Gateway Management
 //! API, and the function's configuration and entry point.
 
+mod authorizer;
 mod dynamodb_history;
 mod dynamodb_store;
 mod function;
 mod management_sender;
 
+pub use authorizer::{AuthorizerError, AuthorizerResponse, authorize, is_authorizer_event};
 pub use dynamodb_history::DynamoDbHistory;
 pub use dynamodb_store::DynamoDbStore;
 pub use function::{ConfigError, Function, FunctionConfig};

@@ -1,14 +1,19 @@
 //! The room's Lambda function (runtime `provided.al2023`): API Gateway invokes it for
-//! `$connect`, `$disconnect`, `$default` and the message route.
+//! `$connect`, `$disconnect`, `$default` and the message route, and, in a room with auth, as
+//! the `$connect` route's REQUEST authorizer.
 
 // The AWS SDK's nested futures need more than the default depth to lay out `main`'s future.
 #![recursion_limit = "256"]
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use chatroom_handlers::aws::{Function, FunctionConfig};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
+};
+use chatroom_handlers::aws::{Function, FunctionConfig, is_authorizer_event};
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
@@ -27,23 +32,41 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config =
         FunctionConfig::from_env().inspect_err(|error| tracing::error!(%error, "cannot start"))?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let function = Arc::new(Function::new(&sdk, config));
+    let function = Arc::new(
+        Function::new(&sdk, config).inspect_err(|error| tracing::error!(%error, "cannot start"))?,
+    );
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
-            let function = function.clone();
-            async move { invoke(&function, event).await }
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let function = function.clone();
+        async move { dispatch(&function, event).await }
+    }))
     .await
+}
+
+/// An authorizer request or a route's event, told apart by their shapes.
+async fn dispatch(
+    function: &Function,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let (payload, context) = event.into_parts();
+    if is_authorizer_event(&payload) {
+        let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(payload)?;
+        let span = tracing::info_span!("authorizer", request_id = %context.request_id);
+        let answer = function.authorize(&request).instrument(span).await?;
+        return Ok(serde_json::to_value(answer)?);
+    }
+    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)?;
+    let response = invoke(function, request, &context).await?;
+    Ok(serde_json::to_value(response)?)
 }
 
 /// One invocation, logged under its request id and route; message bodies are never logged.
 async fn invoke(
     function: &Function,
-    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+    payload: ApiGatewayWebsocketProxyRequest,
+    context: &lambda_runtime::Context,
 ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
-    let (payload, context) = event.into_parts();
     let route = payload
         .request_context
         .route_key
