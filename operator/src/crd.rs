@@ -36,6 +36,15 @@ pub const RESERVED_ROUTES: [&str; 2] = [
 /// Whole hours or days; [`HistorySpec::retention`] keeps it within 1 h and 30 d.
 pub const RETENTION_PATTERN: &str = r"^[1-9][0-9]{0,5}[hd]$";
 pub const MIN_RETENTION_HOURS: u64 = 1;
+/// `querystring.<name>` or `header.<name>`, as the handlers' `IdentitySource` reads it.
+pub const IDENTITY_SOURCE_PATTERN: &str = r"^(querystring|header)\.[A-Za-z0-9_-]{1,128}$";
+/// A DNS name in lower case with at least two labels, as API Gateway's custom domains take.
+pub const DOMAIN_NAME_PATTERN: &str =
+    r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$";
+pub const CERTIFICATE_ARN_PATTERN: &str =
+    r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:certificate/[A-Za-z0-9-]{1,128}$";
+/// An API mapping key: empty (the domain's root) or one path segment.
+pub const BASE_PATH_PATTERN: &str = r"^[A-Za-z0-9._~-]{0,128}$";
 pub const MAX_RETENTION_HOURS: u64 = 30 * 24;
 
 /// A serverless, real-time WebSocket chat room.
@@ -98,6 +107,15 @@ pub struct ChatRoomSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<HistorySpec>,
 
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogSpec>,
+
     /// AWS region; the operator's default region when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = REGION_PATTERN))]
@@ -122,6 +140,9 @@ impl Default for ChatRoomSpec {
             function: FunctionSpec::default(),
             throttling: None,
             history: None,
+            auth: None,
+            domain: None,
+            access_log: None,
             region: None,
             tags: BTreeMap::new(),
         }
@@ -237,6 +258,99 @@ pub struct ThrottlingSpec {
     pub rate_limit: f64,
 }
 
+/// Who may join: without it, anyone who knows the URL.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    pub jwt: JwtSpec,
+}
+
+/// Clients present a JWT at `$connect`; the room's authorizer checks its signature (RS256 or
+/// ES256, by `kid` from the issuer's keys), issuer, audience and times before the connection
+/// exists, and the sender's name comes from the token.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtSpec {
+    /// The token's `iss` must equal this, e.g. `https://login.example.com/`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub issuer: String,
+    /// The token's `aud` must hold one of these.
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 256)))]
+    pub audiences: Vec<String>,
+    /// The issuer's JSON Web Key Set: `https://`, or `http://` to a loopback address only.
+    #[schemars(
+        length(min = 1, max = 2048),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self.startsWith('https://') || self.matches('^http://(localhost|127\\.[0-9.]+|\\[::1\\])(:[0-9]+)?(/.*)?$')",
+            "message": "must be an https URL (plain http only to a loopback address)"
+        }])
+    )]
+    pub jwks_uri: String,
+    /// Where clients put the token: `querystring.token` (the default: `wss://…?token=…`,
+    /// which browsers can send) or `header.<name>` (e.g. `header.Authorization`, with or
+    /// without `Bearer `).
+    #[serde(default = "default_identity_source")]
+    #[schemars(regex(pattern = IDENTITY_SOURCE_PATTERN))]
+    pub identity_source: String,
+    /// The claim that names the sender; unset, `name`, else `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub name_claim: Option<String>,
+}
+
+impl JwtSpec {
+    /// The settings the authorizer checks tokens with; `None` for an identity source that
+    /// validation refuses.
+    pub fn settings(&self) -> Option<chatroom_handlers::auth::JwtSettings> {
+        use chatroom_handlers::auth::{IdentitySource, JwtSettings};
+        Some(JwtSettings {
+            issuer: self.issuer.clone(),
+            audiences: self.audiences.clone(),
+            jwks_uri: self.jwks_uri.clone(),
+            identity_source: IdentitySource::parse(&self.identity_source).ok()?,
+            name_claim: self.name_claim.clone(),
+        })
+    }
+}
+
+fn default_identity_source() -> String {
+    "querystring.token".to_owned()
+}
+
+/// A custom domain for the room's WebSocket URL: a regional API Gateway domain name with an
+/// API mapping to the room's stage. Point DNS (a CNAME or alias) at `status.domainTarget`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainSpec {
+    /// The domain clients connect to, e.g. `chat.example.com` (lower case).
+    #[schemars(regex(pattern = DOMAIN_NAME_PATTERN), length(max = 253))]
+    pub name: String,
+    /// A regional ACM certificate for the domain, in the room's region.
+    #[schemars(regex(pattern = CERTIFICATE_ARN_PATTERN))]
+    pub certificate_arn: String,
+    /// The path under the domain that leads to this room (the API mapping key); empty for
+    /// the domain's root.
+    #[serde(default)]
+    #[schemars(regex(pattern = BASE_PATH_PATTERN))]
+    pub base_path: String,
+}
+
+/// Stage access logs: one JSON line per connect, message and disconnect, in a log group the
+/// operator makes (`/aws/apigateway/{api}/{stage}` style, deleted with the room). API Gateway
+/// writes them only once the account has a CloudWatch Logs role in its API Gateway settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogSpec {
+    /// Days the access log group keeps its logs; one of the values CloudWatch Logs accepts.
+    #[serde(default = "default_access_log_retention_days")]
+    #[schemars(extend("enum" = LOG_RETENTION_DAYS))]
+    pub retention_days: i32,
+}
+
+fn default_access_log_retention_days() -> i32 {
+    7
+}
+
 /// The room's last messages, kept so that a newcomer (or a client reconnecting) can ask for
 /// them with `{"action":"history"}`.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -337,6 +451,9 @@ pub struct ChatRoomStatus {
     /// The role the function runs as: the operator's own, or `spec.function.roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// With `spec.domain`: the regional name to point the domain's DNS record at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_target: Option<String>,
 }
 
 fn default_stage() -> String {
