@@ -1,6 +1,7 @@
 //! One WebSocket connection after its handshake: a reader that runs the routes for each
 //! frame, a writer that drains the connection's bounded outbound queue, and `$disconnect`
 //! after every close, whoever closed.
+use std::collections::HashMap;
 
 use std::sync::Arc;
 
@@ -30,6 +31,9 @@ pub struct Session {
     pub connected_at: DateTime<Utc>,
     pub source_ip: String,
     pub user_agent: Option<String>,
+    /// What the room's authorizer said about the connection, for every event's
+    /// `requestContext.authorizer`.
+    pub authorizer: Option<HashMap<String, serde_json::Value>>,
 }
 
 /// A connection reachable through the registry, waiting for its socket.
@@ -51,6 +55,7 @@ impl Session {
             source_ip: &self.source_ip,
             user_agent: self.user_agent.as_deref(),
             domain_name,
+            authorizer: self.authorizer.as_ref(),
         }
     }
 

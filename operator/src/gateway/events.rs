@@ -20,6 +20,8 @@ pub struct ConnectionContext<'a> {
     pub user_agent: Option<&'a str>,
     /// Stands in for `{apiId}.execute-api.{region}.amazonaws.com`: the gateway's own authority.
     pub domain_name: &'a str,
+    /// The authorizer's context, in a room with auth.
+    pub authorizer: Option<&'a HashMap<String, serde_json::Value>>,
 }
 
 pub fn connect(
@@ -84,5 +86,8 @@ fn base(
     request.apiid = Some(context.room.api_id.clone());
     request.identity.source_ip = Some(context.source_ip.to_owned());
     request.identity.user_agent = context.user_agent.map(str::to_owned);
+    if let Some(authorizer) = context.authorizer {
+        request.authorizer.fields.clone_from(authorizer);
+    }
     event
 }

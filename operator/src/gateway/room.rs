@@ -4,6 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chatroom_handlers::auth::{HttpsKeySource, Verifier};
 use chatroom_handlers::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, RouteSelectionExpression,
 };
@@ -48,6 +49,8 @@ pub struct Room {
     pub integration: Arc<dyn Integration>,
     /// The stage's throttling (`spec.throttling`), on top of the account's.
     pub throttle: Option<Throttle>,
+    /// The `$connect` route's authorizer (`spec.auth.jwt`).
+    pub authorizer: Option<Arc<Verifier<HttpsKeySource>>>,
 }
 
 impl Room {

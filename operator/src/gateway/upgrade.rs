@@ -2,6 +2,7 @@
 //! Before `$connect`, what API Gateway checks first: the URL's length, the account's new
 //! connections per second, the room's throttling, and (the gateway's own) its memory budget.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, OriginalUri, Path, RawQuery, State};
@@ -76,6 +77,13 @@ pub async fn room_endpoint(
         return busy("The gateway is at its memory budget; try again later");
     };
 
+    let query: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let authorizer = match authorize(&room, &query, &headers).await {
+        Ok(context) => context,
+        Err(refusal) => return refusal,
+    };
     let session = Session {
         gateway: gateway.clone(),
         room,
@@ -86,10 +94,8 @@ pub async fn room_endpoint(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        authorizer,
     };
-    let query: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
     let domain_name = gateway.domain_name().to_owned();
     let context = session.context(&domain_name);
     match session
@@ -115,6 +121,48 @@ pub async fn room_endpoint(
             }
         }
     })
+}
+
+/// The room's authorizer on the request, before `$connect`, with API Gateway's answers: no
+/// token where the identity source says → 401 without checking anything; a token that does
+/// not verify → 401; keys that cannot be fetched → 500. Allowed, the authorizer's context.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html>
+async fn authorize(
+    room: &Room,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Option<HashMap<String, serde_json::Value>>, Response> {
+    let Some(verifier) = &room.authorizer else {
+        return Ok(None);
+    };
+    let parameter = |name: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let unauthorized = || {
+        let body = r#"{"message":"Unauthorized"}"#;
+        (StatusCode::UNAUTHORIZED, body).into_response()
+    };
+    let Some(token) = verifier
+        .settings()
+        .identity_source
+        .token(parameter, headers)
+    else {
+        return Err(unauthorized());
+    };
+    match verifier.verify(token).await {
+        Ok(identity) => Ok(Some(identity.context())),
+        Err(denied) if denied.is_server_error() => {
+            tracing::error!(room = %room.key, reason = %denied, "could not check a token");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "Internal server error\n").into_response())
+        }
+        Err(denied) => {
+            tracing::info!(room = %room.key, reason = %denied, "refused a connection");
+            Err(unauthorized())
+        }
+    }
 }
 
 /// What stops a handshake before `$connect`, as API Gateway answers it.

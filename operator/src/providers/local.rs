@@ -2,9 +2,10 @@
 //! logic in-process over an in-memory connection store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
+use chatroom_handlers::auth::{HttpsKeySource, NoHttpsClient, Verifier};
 use chatroom_handlers::contract::routes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MAX_HISTORY_MESSAGES,
@@ -25,6 +26,10 @@ type LocalChat = Chat<Arc<MemoryStore>, GatewaySender, Arc<MemoryHistory>>;
 pub enum LocalError {
     #[error("spec.routeSelectionExpression: {0}")]
     RouteSelection(#[from] InvalidExpression),
+    #[error("spec.auth.jwt.identitySource: {0:?} is not querystring.<name> or header.<name>")]
+    IdentitySource(String),
+    #[error("spec.auth.jwt: {0}")]
+    NoHttpsClient(#[from] NoHttpsClient),
 }
 
 /// Serves ChatRooms on one gateway.
@@ -32,6 +37,8 @@ pub enum LocalError {
 pub struct LocalProvider {
     gateway: Gateway,
     served: Arc<Mutex<HashMap<(String, String), ServedRoom>>>,
+    /// One HTTPS client for every room's key sets, made when the first room with auth comes.
+    key_source: Arc<OnceLock<HttpsKeySource>>,
 }
 
 struct ServedRoom {
@@ -49,6 +56,7 @@ impl LocalProvider {
         Self {
             gateway,
             served: Arc::default(),
+            key_source: Arc::default(),
         }
     }
 
@@ -97,6 +105,15 @@ impl LocalProvider {
             None => fresh(),
         };
 
+        let authorizer = match spec.auth.as_ref().map(|auth| &auth.jwt) {
+            None => None,
+            Some(jwt) => {
+                let settings = jwt
+                    .settings()
+                    .ok_or_else(|| LocalError::IdentitySource(jwt.identity_source.clone()))?;
+                Some(Arc::new(Verifier::new(settings, self.key_source()?)))
+            }
+        };
         let shared_key = Arc::new(key.clone());
         let (chat, routes) =
             self.chat(&shared_key, spec, route_selection.clone(), &store, &history);
@@ -110,6 +127,7 @@ impl LocalProvider {
                 .throttling
                 .as_ref()
                 .map(|t| stage_throttle(t.burst_limit, t.rate_limit)),
+            authorizer,
         });
         served.insert(
             (namespace, name),
@@ -121,6 +139,14 @@ impl LocalProvider {
             },
         );
         Ok(key)
+    }
+
+    fn key_source(&self) -> Result<HttpsKeySource, NoHttpsClient> {
+        if let Some(source) = self.key_source.get() {
+            return Ok(source.clone());
+        }
+        let made = HttpsKeySource::new()?;
+        Ok(self.key_source.get_or_init(|| made).clone())
     }
 
     /// The room's chat over its store and history, and the routes it answers besides the
@@ -140,6 +166,7 @@ impl LocalProvider {
         let config = ChatConfig {
             message_route: spec.message_route.clone(),
             route_selection,
+            names_from_authorizer: spec.auth.is_some(),
             ..ChatConfig::default()
         };
         let mut routes = vec![spec.message_route.clone(), routes::WHO.to_owned()];

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chatroom_handlers::auth::{HttpsKeySource, Verifier};
 use chatroom_handlers::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, RouteSelectionExpression,
 };
@@ -95,6 +96,15 @@ impl TestGateway {
 
     /// A room whose integration is the given script.
     pub fn add_scripted_room(&self, script: Arc<Script>) -> String {
+        self.add_scripted_room_with(script, None)
+    }
+
+    /// A room whose integration is the given script, behind `authorizer`.
+    pub fn add_scripted_room_with(
+        &self,
+        script: Arc<Script>,
+        authorizer: Option<Arc<Verifier<HttpsKeySource>>>,
+    ) -> String {
         let key = RoomKey {
             namespace: "test".into(),
             name: "scripted".into(),
@@ -107,6 +117,7 @@ impl TestGateway {
             routes: vec!["onMessage".into()],
             integration: script,
             throttle: None,
+            authorizer,
         });
         self.gateway.websocket_url(&key)
     }
