@@ -12,7 +12,7 @@ use chatroom_operator::crd::{AuthSpec, ChatRoomSpec, JwtSpec};
 use chatroom_operator::gateway::Limits;
 use chatroom_testkit::jwt::{AUDIENCE, ISSUER, claims, now, sign};
 use serde_json::{Value, json};
-use support::{Script, TestGateway, next_json, send_text};
+use support::{Script, TestGateway, http, next_json, path_of, send_text};
 use tokio_tungstenite::tungstenite;
 
 /// The issuer's keys `rsa-a` and `ec-c` at `http://127.0.0.1:{port}/jwks.json`.
@@ -53,7 +53,7 @@ async fn only_a_valid_token_connects_and_its_name_claim_is_the_sender_whatever_n
         }),
         ..ChatRoomSpec::default()
     };
-    let (_gateway, url) = TestGateway::with_room(Limits::default(), spec).await;
+    let (gateway, url) = TestGateway::with_room(Limits::default(), spec).await;
     let grace = claims("user-7", "Grace");
     let with = |change: fn(&mut Value)| {
         let mut claims = grace.clone();
@@ -109,6 +109,11 @@ async fn only_a_valid_token_connects_and_its_name_claim_is_the_sender_whatever_n
     assert_eq!(frame["from"], "Grace", "{frame}");
     send_text(&mut client, r#"{"action":"who"}"#).await;
     assert_eq!(next_json(&mut client).await["online"], json!(["Grace"]));
+
+    // The chat page of this room asks for a token and knows where to put it.
+    let (status, _, page) = http(gateway.addr, "GET", &path_of(&url), b"").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#""auth":{"parameter":"token"}"#), "{page}");
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chatroom_handlers::ApiGatewayProxyResponse;
 use chatroom_handlers::contract::routes;
+use chatroom_handlers::auth::IdentitySource;
 use chrono::Utc;
+use serde_json::json;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::Session;
@@ -231,6 +233,11 @@ fn chat_page(room: &Room) -> Response {
         "template": room.route_selection.example_body(route, ""),
         "who": request(routes::WHO),
         "history": request(routes::HISTORY),
+        // Where the page puts a token: a query parameter, or a header a browser cannot send.
+        "auth": room.authorizer.as_ref().map(|verifier| match &verifier.settings().identity_source {
+            IdentitySource::Query(parameter) => json!({ "parameter": parameter }),
+            IdentitySource::Header(header) => json!({ "header": header }),
+        }),
     });
     let data = data
         .to_string()
