@@ -12,7 +12,9 @@ mod iam;
 use std::collections::BTreeSet;
 
 use aws_support::{names, provider, provider_with_zip, room, sdk, status_of};
-use chatroom_operator::crd::{BillingMode, ChatRoom, DeletionPolicy, HistorySpec, ThrottlingSpec};
+use chatroom_operator::crd::{
+    AuthSpec, BillingMode, ChatRoom, DeletionPolicy, HistorySpec, JwtSpec, ThrottlingSpec,
+};
 use chatroom_operator::providers::aws::{AwsProvider, RecordedRequest};
 use iam::evaluate::{Authorization, Decision, Policy, strings};
 use iam::requests::{ACCOUNT, Model, authorizations, describe};
@@ -114,6 +116,26 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
         room.spec.history = Some(HistorySpec {
             messages,
             retention: "24h".into(),
+        });
+        converge(&first, &mut room).await;
+    }
+
+    // Auth on (the authorizer, `$connect` guarded), a changed identity source, off (the
+    // authorizer goes), then on again for the delete below.
+    for identity_source in [
+        "querystring.token",
+        "header.Authorization",
+        "",
+        "querystring.token",
+    ] {
+        room.spec.auth = (!identity_source.is_empty()).then(|| AuthSpec {
+            jwt: JwtSpec {
+                issuer: "https://login.example.com/".into(),
+                audiences: vec!["chat".into()],
+                jwks_uri: "https://login.example.com/jwks.json".into(),
+                identity_source: identity_source.into(),
+                name_claim: None,
+            },
         });
         converge(&first, &mut room).await;
     }

@@ -23,6 +23,8 @@ pub enum Step {
     LogGroup,
     Function,
     Integration,
+    /// The `$connect` route's authorizer (rooms with `spec.auth`).
+    Authorizer,
     Routes,
     Permission,
     Stage,
@@ -35,7 +37,9 @@ impl Step {
             Self::Identity => None,
             Self::Table | Self::HistoryTable => Some(Part::Table),
             Self::Role | Self::LogGroup | Self::Function | Self::Permission => Some(Part::Function),
-            Self::Api | Self::Integration | Self::Routes | Self::Stage => Some(Part::Api),
+            Self::Api | Self::Integration | Self::Authorizer | Self::Routes | Self::Stage => {
+                Some(Part::Api)
+            }
         }
     }
 
@@ -49,6 +53,7 @@ impl Step {
             Self::Role => "role",
             Self::Function => "function",
             Self::Integration => "integration",
+            Self::Authorizer => "authorizer",
             Self::Routes => "routes",
             Self::Permission => "permission",
             Self::Stage => "stage",

@@ -129,6 +129,10 @@ pub fn desired(
             (env::ROOM.to_owned(), storage.room.to_owned()),
         ]);
     }
+    // The same function is the `$connect` route's authorizer.
+    if let Some(jwt) = spec.auth.as_ref().and_then(|auth| auth.jwt.settings()) {
+        environment.extend(jwt.to_env().into_iter().map(|(k, v)| (k.to_owned(), v)));
+    }
     let role_propagation_attempts = if function.role_arn.is_none() {
         settings.role_propagation_attempts
     } else {

@@ -10,6 +10,7 @@
 
 mod api;
 pub mod arn_pattern;
+mod authorizer;
 mod calls;
 #[cfg(test)]
 mod canned;

@@ -14,8 +14,8 @@ use super::error::{AwsError, Misconfiguration, Step};
 use super::role_policy::PolicyScope;
 use super::stage::Deployment;
 use super::{
-    RoomContext, arn_pattern, function, integration, log_group, permission, role, role_policy,
-    routes, stage, table,
+    RoomContext, arn_pattern, authorizer, function, integration, log_group, permission, role,
+    role_policy, routes, stage, table,
 };
 use crate::crd::DeletionPolicy;
 use crate::report::{Applied, Failure, Outcome, Outputs, Part, PartReady, Report, Verdict};
@@ -243,9 +243,31 @@ async fn api_part(
 ) -> Result<(), AwsError> {
     let converged = integration::converge(room, &api.id, function_arn).await?;
     let integration_id = progress.note(room, Step::Integration, converged);
-    let converged = routes::converge(room, &api.id, &integration_id).await?;
+    let observed_routes = routes::observe(&room.clients.apigateway, &api.id).await?;
+    let current_authorizer = observed_routes
+        .iter()
+        .find(|route| route.key == "$connect")
+        .and_then(|route| route.authorizer_id.clone());
+    let converged =
+        authorizer::converge(room, &api.id, current_authorizer.as_deref(), function_arn).await?;
+    let authorizer_id = progress.note(room, Step::Authorizer, converged);
+    let converged = routes::converge(
+        room,
+        &api.id,
+        &observed_routes,
+        &integration_id,
+        authorizer_id.as_deref(),
+    )
+    .await?;
     progress.note(room, Step::Routes, converged);
-    let api_changed = progress.changed(&[Step::Api, Step::Integration, Step::Routes]);
+    // Only once `$connect` no longer names it can an authorizer go.
+    if let Some(old) = current_authorizer
+        && authorizer_id.as_deref() != Some(old.as_str())
+    {
+        authorizer::remove(room, &api.id, &old).await?;
+    }
+    let api_changed =
+        progress.changed(&[Step::Api, Step::Integration, Step::Authorizer, Step::Routes]);
     let converged = stage::converge(room, &api.id, api_changed).await?;
     let deployment = progress.note(room, Step::Stage, converged);
 

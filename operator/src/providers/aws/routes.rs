@@ -3,6 +3,7 @@
 //! names go.
 
 use aws_sdk_apigatewayv2::Client;
+use aws_sdk_apigatewayv2::types::AuthorizationType;
 use chatroom_handlers::contract::routes;
 
 use super::RoomContext;
@@ -15,6 +16,8 @@ pub struct DesiredRoutes {
     pub keys: Vec<String>,
     /// `integrations/{id}`
     pub target: String,
+    /// The authorizer `$connect` must name, in a room with auth.
+    pub connect_authorizer: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,11 +25,15 @@ pub struct ObservedRoute {
     pub id: String,
     pub key: String,
     pub target: Option<String>,
+    /// Set when the route's authorization is `CUSTOM`.
+    pub authorizer_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteField {
     Target,
+    /// `$connect`'s authorization type and authorizer.
+    Authorization,
 }
 
 /// A change to one route, named by its key (and id, when it exists).
@@ -39,7 +46,11 @@ pub struct RouteChange {
 
 /// The three predefined routes, the message route, `who`, and `history` for a room that keeps
 /// history: all to the one integration.
-pub fn desired(spec: &ChatRoomSpec, integration_id: &str) -> DesiredRoutes {
+pub fn desired(
+    spec: &ChatRoomSpec,
+    integration_id: &str,
+    connect_authorizer: Option<&str>,
+) -> DesiredRoutes {
     let mut keys: Vec<String> = ["$connect", "$disconnect", "$default"]
         .into_iter()
         .chain([spec.message_route.as_str(), routes::WHO])
@@ -51,8 +62,20 @@ pub fn desired(spec: &ChatRoomSpec, integration_id: &str) -> DesiredRoutes {
     DesiredRoutes {
         keys,
         target: format!("integrations/{integration_id}"),
+        connect_authorizer: connect_authorizer.map(str::to_owned),
     }
 }
+
+impl DesiredRoutes {
+    /// The authorizer route `key` must name: only `$connect` can have one.
+    fn authorizer_for(&self, key: &str) -> Option<&str> {
+        self.connect_authorizer
+            .as_deref()
+            .filter(|_| key == CONNECT)
+    }
+}
+
+const CONNECT: &str = "$connect";
 
 pub fn diff(observed: &[ObservedRoute], desired: &DesiredRoutes) -> Vec<RouteChange> {
     let mut changes = Vec::new();
@@ -61,6 +84,8 @@ pub fn diff(observed: &[ObservedRoute], desired: &DesiredRoutes) -> Vec<RouteCha
             Change::Remove
         } else if route.target.as_deref() != Some(desired.target.as_str()) {
             Change::Update(RouteField::Target)
+        } else if route.authorizer_id.as_deref() != desired.authorizer_for(&route.key) {
+            Change::Update(RouteField::Authorization)
         } else {
             continue;
         };
@@ -82,15 +107,18 @@ pub fn diff(observed: &[ObservedRoute], desired: &DesiredRoutes) -> Vec<RouteCha
     changes
 }
 
+/// Converges the routes `observed` found (the pipeline reads them first: `$connect`'s
+/// authorizer id is where the authorizer is found).
 pub async fn converge(
     room: &RoomContext<'_>,
     api_id: &str,
+    observed: &[ObservedRoute],
     integration_id: &str,
+    connect_authorizer: Option<&str>,
 ) -> Result<Converged<()>, AwsError> {
     let apigw = &room.clients.apigateway;
-    let desired = desired(room.spec, integration_id);
-    let observed = observe(apigw, api_id).await?;
-    let changes = diff(&observed, &desired);
+    let desired = desired(room.spec, integration_id, connect_authorizer);
+    let changes = diff(observed, &desired);
     for change in &changes {
         act(apigw, api_id, &desired, change).await?;
         if change.change == Change::Remove {
@@ -118,6 +146,10 @@ pub async fn observe(apigw: &Client, api_id: &str) -> Result<Vec<ObservedRoute>,
                 id: route.route_id()?.to_owned(),
                 key: route.route_key()?.to_owned(),
                 target: route.target().map(str::to_owned),
+                authorizer_id: route
+                    .authorizer_id()
+                    .filter(|_| route.authorization_type() == Some(&AuthorizationType::Custom))
+                    .map(str::to_owned),
             })
         })
         .collect())
@@ -132,15 +164,30 @@ async fn act(
     let fail = On::new(Step::Routes, api_id);
     let id = route.id.as_deref().unwrap_or_default();
     match &route.change {
-        Change::Create => apigw
-            .create_route()
-            .api_id(api_id)
-            .route_key(&route.key)
-            .target(&desired.target)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| fail.err(e)),
+        Change::Create => {
+            let create = apigw
+                .create_route()
+                .api_id(api_id)
+                .route_key(&route.key)
+                .target(&desired.target);
+            let create = match desired.authorizer_for(&route.key) {
+                Some(authorizer) => create
+                    .authorization_type(AuthorizationType::Custom)
+                    .authorizer_id(authorizer),
+                None => create,
+            };
+            create.send().await.map(drop).map_err(|e| fail.err(e))
+        }
+        Change::Update(RouteField::Authorization) => {
+            let update = apigw.update_route().api_id(api_id).route_id(id);
+            let update = match desired.authorizer_for(&route.key) {
+                Some(authorizer) => update
+                    .authorization_type(AuthorizationType::Custom)
+                    .authorizer_id(authorizer),
+                None => update.authorization_type(AuthorizationType::None),
+            };
+            update.send().await.map(drop).map_err(|e| fail.err(e))
+        }
         Change::Update(RouteField::Target) => apigw
             .update_route()
             .api_id(api_id)
@@ -176,6 +223,7 @@ mod tests {
                 id: format!("r{i}"),
                 key: key.clone(),
                 target: Some(desired.target.clone()),
+                authorizer_id: desired.authorizer_for(key).map(str::to_owned),
             })
             .collect()
     }
@@ -189,7 +237,7 @@ mod tests {
 
     #[test]
     fn five_routes_target_the_integration() {
-        let routes = desired(&with_route("onMessage"), "i1");
+        let routes = desired(&with_route("onMessage"), "i1", None);
         assert_eq!(
             routes.keys,
             ["$connect", "$disconnect", "$default", "onMessage", "who"]
@@ -206,13 +254,13 @@ mod tests {
             messages: 20,
             retention: "24h".into(),
         });
-        let kept = desired(&spec, "i1");
+        let kept = desired(&spec, "i1", None);
         assert_eq!(kept.keys.last().map(String::as_str), Some("history"));
         spec.history = Some(HistorySpec {
             messages: 0,
             retention: "24h".into(),
         });
-        let changes = diff(&converged(&kept), &desired(&spec, "i1"));
+        let changes = diff(&converged(&kept), &desired(&spec, "i1", None));
         assert_eq!(
             changes,
             [RouteChange {
@@ -224,8 +272,26 @@ mod tests {
     }
 
     #[test]
+    fn connect_names_the_rooms_authorizer_and_no_other_route_does() {
+        let spec = with_route("onMessage");
+        let guarded = desired(&spec, "i1", Some("au1"));
+        assert_eq!(diff(&converged(&guarded), &guarded), []);
+        let open = desired(&spec, "i1", None);
+        let connect = RouteChange {
+            key: "$connect".into(),
+            id: Some("r0".into()),
+            change: Change::Update(RouteField::Authorization),
+        };
+        assert_eq!(
+            diff(&converged(&open), &guarded),
+            std::slice::from_ref(&connect)
+        );
+        assert_eq!(diff(&converged(&guarded), &open), [connect]);
+    }
+
+    #[test]
     fn a_missing_route_is_created() {
-        let routes = desired(&with_route("onMessage"), "i1");
+        let routes = desired(&with_route("onMessage"), "i1", None);
         let mut found = converged(&routes);
         found.retain(|r| r.key != "$default");
         assert_eq!(
@@ -240,10 +306,10 @@ mod tests {
 
     #[test]
     fn a_new_message_route_replaces_the_old_one_and_stray_targets_are_fixed() {
-        let old = desired(&with_route("onMessage"), "i1");
+        let old = desired(&with_route("onMessage"), "i1", None);
         let mut found = converged(&old);
         found[0].target = Some("integrations/other".into());
-        let changes = diff(&found, &desired(&with_route("say"), "i1"));
+        let changes = diff(&found, &desired(&with_route("say"), "i1", None));
         assert_eq!(
             changes,
             [

@@ -1,0 +1,131 @@
+//! Production rooms against moto: `spec.auth.jwt` becomes a REQUEST authorizer on `$connect`
+//! (the room's own function, which gets the settings in its environment); turning it off
+//! takes it away; delete leaves nothing.
+
+mod aws_support;
+
+use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
+use aws_support::{Inventory, names, provider, room, sdk, status_of};
+use chatroom_operator::crd::{AuthSpec, JwtSpec};
+
+fn jwt() -> AuthSpec {
+    AuthSpec {
+        jwt: JwtSpec {
+            issuer: "https://login.example.com/".into(),
+            audiences: vec!["chat".into()],
+            jwks_uri: "https://login.example.com/.well-known/jwks.json".into(),
+            identity_source: "querystring.token".into(),
+            name_claim: None,
+        },
+    }
+}
+
+/// `$connect`'s authorization type and authorizer id.
+async fn connect_route(
+    apigw: &aws_sdk_apigatewayv2::Client,
+    api: &str,
+) -> (AuthorizationType, Option<String>) {
+    let routes = apigw.get_routes().api_id(api).send().await.unwrap();
+    let connect = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("$connect"))
+        .expect("$connect exists");
+    (
+        connect
+            .authorization_type()
+            .cloned()
+            .unwrap_or(AuthorizationType::None),
+        connect.authorizer_id().map(str::to_owned),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_room_with_auth_guards_connect_with_its_function_as_request_authorizer() {
+    let provider = provider().await;
+    let mut room = room("guarded");
+    room.spec.auth = Some(jwt());
+    let names = names(&room);
+
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let status = status_of(&converged);
+    let api = status.api_id.clone().unwrap();
+    let function_arn = status.function_arn.clone().unwrap();
+    let apigw = aws_sdk_apigatewayv2::Client::new(&sdk().await);
+
+    let (authorization, authorizer_id) = connect_route(&apigw, &api).await;
+    assert_eq!(authorization, AuthorizationType::Custom);
+    let authorizer_id = authorizer_id.expect("$connect names its authorizer");
+    let authorizer = apigw
+        .get_authorizer()
+        .api_id(&api)
+        .authorizer_id(&authorizer_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(authorizer.authorizer_type(), Some(&AuthorizerType::Request));
+    assert_eq!(
+        authorizer.identity_source(),
+        ["route.request.querystring.token"]
+    );
+    assert!(
+        authorizer
+            .authorizer_uri()
+            .is_some_and(|uri| uri.ends_with(&format!("functions/{function_arn}/invocations"))),
+        "{:?}",
+        authorizer.authorizer_uri()
+    );
+    let environment = aws_sdk_lambda::Client::new(&sdk().await)
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .unwrap()
+        .variables()
+        .unwrap()
+        .clone();
+    assert_eq!(environment["AUTH_ISSUER"], "https://login.example.com/");
+    assert_eq!(environment["AUTH_AUDIENCES"], "chat");
+    assert_eq!(environment["AUTH_IDENTITY_SOURCE"], "querystring.token");
+    // Other routes stay open: only `$connect` can have an authorizer.
+    let routes = apigw.get_routes().api_id(&api).send().await.unwrap();
+    for route in routes
+        .items()
+        .iter()
+        .filter(|r| r.route_key() != Some("$connect"))
+    {
+        assert_ne!(route.authorization_type(), Some(&AuthorizationType::Custom));
+    }
+
+    // Steady state: nothing changes.
+    room.status = Some(status);
+    provider.calls().clear();
+    let again = provider.converge(&room).await;
+    assert!(again.failure().is_none(), "{:?}", again.failure());
+    assert_eq!(provider.calls().mutating(), []);
+
+    // Auth off: `$connect` opens and the authorizer goes.
+    room.spec.auth = None;
+    room.metadata.generation = Some(2);
+    let off = provider.converge(&room).await;
+    assert!(off.failure().is_none(), "{:?}", off.failure());
+    // (moto keeps the old authorizer id beside NONE; the operator reads it only with CUSTOM.)
+    assert_eq!(connect_route(&apigw, &api).await.0, AuthorizationType::None);
+    let gone = apigw
+        .get_authorizer()
+        .api_id(&api)
+        .authorizer_id(&authorizer_id)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the authorizer was deleted: {gone:?}");
+
+    room.spec.auth = Some(jwt());
+    assert!(provider.converge(&room).await.failure().is_none());
+    provider.delete(&room).await.unwrap();
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+}
