@@ -6,7 +6,7 @@ mod aws_support;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
 use aws_support::{Inventory, names, provider, room, sdk, status_of};
-use chatroom_operator::crd::{AuthSpec, JwtSpec};
+use chatroom_operator::crd::{AccessLogSpec, AuthSpec, JwtSpec};
 
 fn jwt() -> AuthSpec {
     AuthSpec {
@@ -126,6 +126,76 @@ async fn a_room_with_auth_guards_connect_with_its_function_as_request_authorizer
     room.spec.auth = Some(jwt());
     assert!(provider.converge(&room).await.failure().is_none());
     provider.delete(&room).await.unwrap();
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn access_logs_go_to_a_log_group_of_the_rooms_own_with_the_asked_retention() {
+    let provider = provider().await;
+    let mut room = room("logged");
+    room.spec.access_log = Some(AccessLogSpec { retention_days: 30 });
+    let names = names(&room);
+
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let status = status_of(&converged);
+    let api = status.api_id.clone().unwrap();
+    let sdk = sdk().await;
+    let stages = aws_sdk_apigatewayv2::Client::new(&sdk)
+        .get_stages()
+        .api_id(&api)
+        .send()
+        .await
+        .unwrap();
+    let settings = stages.items()[0]
+        .access_log_settings()
+        .expect("the stage logs access");
+    let group = format!("/aws/apigateway/{}", names.api);
+    assert!(
+        settings
+            .destination_arn()
+            .is_some_and(|arn| arn.ends_with(&format!(":log-group:{group}"))),
+        "{settings:?}"
+    );
+    let format: serde_json::Value = serde_json::from_str(settings.format().unwrap()).unwrap();
+    for field in [
+        "requestId",
+        "connectionId",
+        "eventType",
+        "routeKey",
+        "status",
+        "error",
+        "integrationLatency",
+    ] {
+        assert!(format.get(field).is_some(), "{field} is logged: {format}");
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let retention = |logs: aws_sdk_cloudwatchlogs::Client, group: String| async move {
+        logs.describe_log_groups()
+            .log_group_name_prefix(&group)
+            .send()
+            .await
+            .unwrap()
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(group.as_str()))
+            .map(|g| g.retention_in_days())
+    };
+    assert_eq!(retention(logs.clone(), group.clone()).await, Some(Some(30)));
+
+    room.status = Some(status);
+    provider.calls().clear();
+    assert!(provider.converge(&room).await.failure().is_none());
+    assert_eq!(provider.calls().mutating(), []);
+
+    provider.delete(&room).await.unwrap();
+    assert_eq!(
+        retention(logs, group).await,
+        None,
+        "the access log group went with the room"
+    );
     let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");
 }

@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 
 use aws_support::{names, provider, provider_with_zip, room, sdk, status_of};
 use chatroom_operator::crd::{
-    AuthSpec, BillingMode, ChatRoom, DeletionPolicy, HistorySpec, JwtSpec, ThrottlingSpec,
+    AccessLogSpec, AuthSpec, BillingMode, ChatRoom, DeletionPolicy, HistorySpec, JwtSpec,
+    ThrottlingSpec,
 };
 use chatroom_operator::providers::aws::{AwsProvider, RecordedRequest};
 use iam::evaluate::{Authorization, Decision, Policy, strings};
@@ -139,6 +140,16 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
         });
         converge(&first, &mut room).await;
     }
+
+    // A room with access logs from the start (their log group, the stage's settings), a new
+    // retention, and its delete. Turning them on or off later (UpdateStage,
+    // DeleteAccessLogSettings) cannot be recorded here: moto implements neither.
+    let mut logged = aws_support::room("iam-logged");
+    for retention_days in [7, 30] {
+        logged.spec.access_log = Some(AccessLogSpec { retention_days });
+        converge(&first, &mut logged).await;
+    }
+    first.delete(&logged).await.unwrap();
 
     // A new incarnation of the room adopts what the old one left.
     room.metadata.uid = Some("uid-2".into());

@@ -11,6 +11,17 @@ pub fn json_error(status: u16, code: &str, message: &str) -> Response {
     response(status, body.to_string(), code)
 }
 
+/// An error in the restJson protocol (API Gateway v2): the code in `x-amzn-errortype`, the
+/// message in the body.
+pub fn rest_json_error(status: u16, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "message": message });
+    let mut response = response(status, body.to_string(), code);
+    response
+        .headers_mut()
+        .insert("content-type", "application/json");
+    response
+}
+
 fn response(status: u16, body: String, code: &str) -> Response {
     let status = StatusCode::try_from(status).expect("an HTTP status");
     let mut response = Response::new(status, SdkBody::from(body));

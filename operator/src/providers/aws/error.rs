@@ -25,6 +25,8 @@ pub enum Step {
     Integration,
     /// The `$connect` route's authorizer (rooms with `spec.auth`).
     Authorizer,
+    /// The stage's access log group (rooms with `spec.accessLog`).
+    AccessLog,
     Routes,
     Permission,
     Stage,
@@ -37,9 +39,12 @@ impl Step {
             Self::Identity => None,
             Self::Table | Self::HistoryTable => Some(Part::Table),
             Self::Role | Self::LogGroup | Self::Function | Self::Permission => Some(Part::Function),
-            Self::Api | Self::Integration | Self::Authorizer | Self::Routes | Self::Stage => {
-                Some(Part::Api)
-            }
+            Self::Api
+            | Self::Integration
+            | Self::Authorizer
+            | Self::Routes
+            | Self::AccessLog
+            | Self::Stage => Some(Part::Api),
         }
     }
 
@@ -54,6 +59,7 @@ impl Step {
             Self::Function => "function",
             Self::Integration => "integration",
             Self::Authorizer => "authorizer",
+            Self::AccessLog => "access-log",
             Self::Routes => "routes",
             Self::Permission => "permission",
             Self::Stage => "stage",
@@ -107,6 +113,11 @@ impl Fault {
 pub enum Misconfiguration {
     #[error("no AWS region: set spec.region or the operator's AWS_REGION")]
     NoRegion,
+    /// API Gateway refuses access logging until the account names a CloudWatch Logs role.
+    #[error(
+        "spec.accessLog: API Gateway writes access logs only once this account's API Gateway settings name a CloudWatch Logs role (aws apigateway update-account --patch-operations op=replace,path=/cloudwatchRoleArn,value=ROLE_ARN; see docs/operations.md)"
+    )]
+    NoCloudWatchRole,
     #[error("the operator was started without --handler-zip")]
     NoHandlerZip,
     #[error(
@@ -123,6 +134,7 @@ impl Misconfiguration {
     fn reason(&self) -> &'static str {
         match self {
             Self::NoRegion => "NoRegion",
+            Self::NoCloudWatchRole => "NoCloudWatchRole",
             Self::NoHandlerZip => "NoHandlerZip",
             Self::NoHandlerForArchitecture => "NoHandlerForArchitecture",
             Self::RoleNotAllowed { .. } => "RoleNotAllowed",

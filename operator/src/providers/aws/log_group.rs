@@ -58,13 +58,42 @@ pub fn diff(
     changes
 }
 
+/// The function's log group.
 pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<()>, AwsError> {
-    let logs = &room.clients.logs;
     let retention = room.spec.function.log_retention_days;
     let desired = desired(&room.names.log_group(), retention, &room.tags);
+    converge_group(room, Step::LogGroup, &desired).await
+}
+
+/// The stage's access log group, for a room with `spec.accessLog`; its output is the group's
+/// ARN as a stage's access log destination names it (without the `:*`).
+pub async fn converge_access_log(
+    room: &RoomContext<'_>,
+    retention_days: i32,
+) -> Result<Converged<String>, AwsError> {
+    let name = room.names.access_log_group();
+    let desired = desired(&name, retention_days, &room.tags);
+    let converged = converge_group(room, Step::AccessLog, &desired).await?;
+    Ok(Converged {
+        output: format!(
+            "arn:{}:logs:{}:{}:log-group:{name}",
+            room.partition(),
+            room.region,
+            room.caller.account
+        ),
+        outcome: converged.outcome,
+    })
+}
+
+async fn converge_group(
+    room: &RoomContext<'_>,
+    step: Step,
+    desired: &DesiredLogGroup,
+) -> Result<Converged<()>, AwsError> {
+    let logs = &room.clients.logs;
     let observed = observe(logs, &desired.name).await?;
-    let changes = diff(observed.as_ref(), &desired);
-    let fail = On::new(Step::LogGroup, &desired.name);
+    let changes = diff(observed.as_ref(), desired);
+    let fail = On::new(step, &desired.name);
     for change in &changes {
         match change {
             Change::Create => {
@@ -134,10 +163,19 @@ pub async fn observe(logs: &Client, name: &str) -> Result<Option<ObservedLogGrou
     }))
 }
 
-/// Deletes the room's log group; another owner's group of that name is left alone.
+/// Deletes the function's log group; another owner's group of that name is left alone.
 pub async fn delete(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
+    delete_group(room, &room.names.log_group()).await
+}
+
+/// Deletes the room's access log group, if it ever had one.
+pub async fn delete_access_log(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
+    delete_group(room, &room.names.access_log_group()).await
+}
+
+async fn delete_group(room: &RoomContext<'_>, name: &str) -> Result<Removal, AwsError> {
     let logs = &room.clients.logs;
-    let name = room.names.log_group();
+    let name = name.to_owned();
     let found = observe(logs, &name).await?;
     if let Some(skip) = Removal::skip_reason(found.as_ref().map(|g| &g.tags), &room.tags) {
         return Ok(skip);

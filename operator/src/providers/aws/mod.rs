@@ -329,6 +329,10 @@ impl AwsProvider {
         // Deleting the function removes its resource policy (the permission) with it.
         removals.push((Step::Function, function::delete(&context).await?));
         removals.push((Step::LogGroup, log_group::delete(&context).await?));
+        removals.push((
+            Step::AccessLog,
+            log_group::delete_access_log(&context).await?,
+        ));
         if room.spec.function.role_arn.is_none() {
             removals.push((Step::Role, role::delete(&context).await?));
         }

@@ -45,6 +45,11 @@ impl ResourceNames {
     pub fn log_group(&self) -> String {
         format!("/aws/lambda/{}", self.function)
     }
+
+    /// The stage's access log group (`spec.accessLog`).
+    pub fn access_log_group(&self) -> String {
+        format!("/aws/apigateway/{}", self.api)
+    }
 }
 
 /// `base-suffix`, with `base` cut so the whole fits in `max` characters.

@@ -268,7 +268,14 @@ async fn api_part(
     }
     let api_changed =
         progress.changed(&[Step::Api, Step::Integration, Step::Authorizer, Step::Routes]);
-    let converged = stage::converge(room, &api.id, api_changed).await?;
+    let access_log_arn = match &room.spec.access_log {
+        Some(log) => {
+            let converged = log_group::converge_access_log(room, log.retention_days).await?;
+            Some(progress.note(room, Step::AccessLog, converged))
+        }
+        None => None,
+    };
+    let converged = stage::converge(room, &api.id, api_changed, access_log_arn.as_deref()).await?;
     let deployment = progress.note(room, Step::Stage, converged);
 
     let stage = &room.spec.stage;

@@ -8,10 +8,10 @@
 //! <https://github.com/hashicorp/terraform-provider-aws/issues/30373>
 
 use aws_sdk_apigatewayv2::Client;
-use aws_sdk_apigatewayv2::types::RouteSettings;
+use aws_sdk_apigatewayv2::types::{AccessLogSettings, RouteSettings};
 
 use super::change::{Change, Converged, outcome};
-use super::error::{AwsError, On, Step};
+use super::error::{AwsError, Misconfiguration, On, Step};
 use super::{RoomContext, Tags};
 use crate::crd::ChatRoomSpec;
 
@@ -21,11 +21,25 @@ pub struct Throttling {
     pub rate_limit: f64,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLog {
+    /// The log group's ARN, without `:*`.
+    pub destination_arn: String,
+    pub format: String,
+}
+
+/// One JSON line per connect, message and disconnect, from API Gateway's WebSocket
+/// `$context` variables.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-logging.html>
+pub const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTime":"$context.requestTimeEpoch","connectionId":"$context.connectionId","eventType":"$context.eventType","routeKey":"$context.routeKey","status":"$context.status","error":"$context.error.message","integrationLatency":"$context.integrationLatency","sourceIp":"$context.identity.sourceIp"}"#;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredStage {
     pub name: String,
     /// `None`: AWS's account-level limits apply.
     pub throttling: Option<Throttling>,
+    /// `None`: no access logs.
+    pub access_log: Option<AccessLog>,
     pub tags: Tags,
 }
 
@@ -37,12 +51,17 @@ pub struct ObservedStage {
     pub rate_limit: Option<f64>,
     /// Reported for auto-deployed stages only.
     pub last_deployment_status: Option<String>,
+    pub access_log: Option<AccessLog>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StageField {
     AutoDeploy,
     Throttling,
+    /// Set by UpdateStage with the other fields.
+    AccessLog,
+    /// Turned off: DeleteAccessLogSettings, a call of its own.
+    AccessLogOff,
 }
 
 /// A change to one stage, named by its name.
@@ -63,8 +82,13 @@ pub enum Deployment {
     Pending(String),
 }
 
-pub fn desired(spec: &ChatRoomSpec, tags: &Tags) -> DesiredStage {
+/// `access_log_arn`: the log group of a room with `spec.accessLog`.
+pub fn desired(spec: &ChatRoomSpec, tags: &Tags, access_log_arn: Option<&str>) -> DesiredStage {
     DesiredStage {
+        access_log: access_log_arn.map(|arn| AccessLog {
+            destination_arn: arn.to_owned(),
+            format: ACCESS_LOG_FORMAT.to_owned(),
+        }),
         name: spec.stage.clone(),
         throttling: spec.throttling.as_ref().map(|t| Throttling {
             burst_limit: t.burst_limit,
@@ -105,6 +129,13 @@ pub fn diff(observed: &[ObservedStage], desired: &DesiredStage) -> Vec<StageChan
     if !stage.auto_deploy {
         changes.push(ours(Change::Update(StageField::AutoDeploy)));
     }
+    match (&stage.access_log, &desired.access_log) {
+        (found, Some(wanted)) if found.as_ref() != Some(wanted) => {
+            changes.push(ours(Change::Update(StageField::AccessLog)));
+        }
+        (Some(_), None) => changes.push(ours(Change::Update(StageField::AccessLogOff))),
+        _ => {}
+    }
     changes
 }
 
@@ -129,13 +160,23 @@ pub async fn converge(
     room: &RoomContext<'_>,
     api_id: &str,
     api_changed: bool,
+    access_log_arn: Option<&str>,
 ) -> Result<Converged<Deployment>, AwsError> {
     let apigw = &room.clients.apigateway;
-    let desired = desired(room.spec, &room.tags);
+    let desired = desired(room.spec, &room.tags, access_log_arn);
     let observed = observe(apigw, api_id, &desired.name).await?;
     let changes = diff(&observed, &desired);
     let mut updated = false;
     for stage in &changes {
+        if stage.change == Change::Update(StageField::AccessLogOff) {
+            let delete = apigw
+                .delete_access_log_settings()
+                .api_id(api_id)
+                .stage_name(&stage.name);
+            let fail = On::new(Step::Stage, &stage.name);
+            delete.send().await.map_err(|e| fail.err(e))?;
+            continue;
+        }
         if matches!(stage.change, Change::Update(_)) && std::mem::replace(&mut updated, true) {
             continue; // One UpdateStage sets every field.
         }
@@ -169,6 +210,12 @@ async fn act(
             .throttling_rate_limit(t.rate_limit)
             .build()
     });
+    let access_log = desired.access_log.as_ref().map(|log| {
+        AccessLogSettings::builder()
+            .destination_arn(&log.destination_arn)
+            .format(&log.format)
+            .build()
+    });
     let delete = || async {
         let deleted = apigw.delete_stage().api_id(api_id).stage_name(&stage.name);
         deleted.send().await.map(drop).map_err(|e| fail.err(e))
@@ -180,8 +227,13 @@ async fn act(
             .stage_name(&desired.name)
             .auto_deploy(true)
             .set_default_route_settings(settings.clone())
+            .set_access_log_settings(access_log.clone())
             .set_tags(Some(desired.tags.clone().into_iter().collect()));
-        created.send().await.map(drop).map_err(|e| fail.err(e))
+        created
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| refusal(fail.err(e)))
     };
     match &stage.change {
         Change::Remove => delete().await,
@@ -196,11 +248,30 @@ async fn act(
             .stage_name(&desired.name)
             .auto_deploy(true)
             .set_default_route_settings(settings.clone())
+            .set_access_log_settings(access_log.clone())
             .send()
             .await
             .map(drop)
-            .map_err(|e| fail.err(e)),
+            .map_err(|e| refusal(fail.err(e))),
         other => Err(fail.unexpected(format!("diff asked for {other:?}"))),
+    }
+}
+
+/// API Gateway's refusal to log before the account has a CloudWatch Logs role, as the
+/// operator's own configuration error: no retry helps until someone sets the role.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>
+fn refusal(error: AwsError) -> AwsError {
+    match &error {
+        AwsError::Service { code, message, .. }
+            if code == "BadRequestException"
+                && message.contains("CloudWatch Logs role ARN must be set in account settings") =>
+        {
+            AwsError::Configuration {
+                step: Step::Stage,
+                problem: Misconfiguration::NoCloudWatchRole,
+            }
+        }
+        _ => error,
     }
 }
 
@@ -226,6 +297,12 @@ pub async fn observe(
                 burst_limit: settings.and_then(|s| s.throttling_burst_limit()),
                 rate_limit: settings.and_then(|s| s.throttling_rate_limit()),
                 last_deployment_status: stage.last_deployment_status_message().map(str::to_owned),
+                access_log: stage.access_log_settings().and_then(|log| {
+                    Some(AccessLog {
+                        destination_arn: log.destination_arn()?.to_owned(),
+                        format: log.format()?.to_owned(),
+                    })
+                }),
             })
         })
         .collect())
@@ -243,6 +320,7 @@ mod tests {
             burst_limit: desired.throttling.map(|t| t.burst_limit),
             rate_limit: desired.throttling.map(|t| t.rate_limit),
             last_deployment_status: None,
+            access_log: desired.access_log.clone(),
         }
     }
 
@@ -254,7 +332,7 @@ mod tests {
             }),
             ..ChatRoomSpec::default()
         };
-        desired(&spec, &Tags::new())
+        desired(&spec, &Tags::new(), None)
     }
 
     fn changes(observed: ObservedStage, desired: &DesiredStage) -> Vec<Change<StageField>> {
@@ -276,7 +354,7 @@ mod tests {
             })
         );
         assert_eq!(
-            desired(&ChatRoomSpec::default(), &Tags::new()).throttling,
+            desired(&ChatRoomSpec::default(), &Tags::new(), None).throttling,
             None
         );
     }
@@ -292,7 +370,7 @@ mod tests {
             }]
         );
         assert_eq!(diff(&[converged(&stage)], &stage), []);
-        let plain = desired(&ChatRoomSpec::default(), &Tags::new());
+        let plain = desired(&ChatRoomSpec::default(), &Tags::new(), None);
         assert_eq!(diff(&[converged(&plain)], &plain), []);
     }
 
@@ -314,7 +392,7 @@ mod tests {
     #[test]
     fn throttling_the_spec_dropped_replaces_the_stage() {
         // What UpdateStage leaves after an attempt to unset the limits: zeros, no traffic.
-        let plain = desired(&ChatRoomSpec::default(), &Tags::new());
+        let plain = desired(&ChatRoomSpec::default(), &Tags::new(), None);
         for (burst, rate) in [
             (Some(50), Some(10.0)),
             (Some(0), Some(0.0)),
@@ -391,7 +469,7 @@ mod tests {
                         .build()
                 });
             let apigw = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&bare]);
-            let plain = desired(&ChatRoomSpec::default(), &Tags::new());
+            let plain = desired(&ChatRoomSpec::default(), &Tags::new(), None);
             let create = StageChange {
                 name: "dev".into(),
                 change: Change::Create,
@@ -423,5 +501,55 @@ mod tests {
 
             assert!(matches!(deployment(&stages[0]), Deployment::Failed(_)));
         }
+    }
+
+    #[test]
+    fn access_logs_are_set_with_the_other_fields_and_turned_off_on_their_own() {
+        let arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/apigateway/x";
+        let logged = desired(&ChatRoomSpec::default(), &Tags::new(), Some(arn));
+        let plain = desired(&ChatRoomSpec::default(), &Tags::new(), None);
+        assert_eq!(changes(converged(&logged), &logged), []);
+        assert_eq!(
+            changes(converged(&plain), &logged),
+            [Change::Update(StageField::AccessLog)]
+        );
+        assert_eq!(
+            changes(converged(&logged), &plain),
+            [Change::Update(StageField::AccessLogOff)]
+        );
+        let format: serde_json::Value =
+            serde_json::from_str(ACCESS_LOG_FORMAT).expect("the format is JSON");
+        assert_eq!(format["connectionId"], "$context.connectionId");
+    }
+
+    #[tokio::test]
+    async fn an_account_without_a_cloudwatch_role_is_a_configuration_error_not_a_retry() {
+        use aws_smithy_mocks::{mock, mock_client};
+
+        use crate::providers::aws::canned::rest_json_error;
+
+        // What API Gateway answers when the account's settings name no CloudWatch Logs role
+        // (reported in sst/ion#373).
+        let refused = mock!(Client::update_stage).then_http_response(|| {
+            rest_json_error(
+                400,
+                "BadRequestException",
+                "CloudWatch Logs role ARN must be set in account settings to enable logging",
+            )
+        });
+        let client = mock_client!(aws_sdk_apigatewayv2, [&refused]);
+        let arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/apigateway/x";
+        let logged = desired(&ChatRoomSpec::default(), &Tags::new(), Some(arn));
+        let change = StageChange {
+            name: "dev".into(),
+            change: Change::Update(StageField::AccessLog),
+        };
+
+        let error = act(&client, "api1", &logged, &change).await.unwrap_err();
+
+        assert_eq!(error.reason(), "NoCloudWatchRole");
+        assert!(error.is_permanent());
+        assert!(error.to_string().contains("cloudwatchRoleArn"), "{error}");
+        assert_eq!(refused.num_calls(), 1);
     }
 }
