@@ -38,7 +38,13 @@ pub const RETENTION_PATTERN: &str = r"^[1-9][0-9]{0,5}[hd]$";
 pub const MIN_RETENTION_HOURS: u64 = 1;
 /// `querystring.<name>` or `header.<name>`, as the handlers' `IdentitySource` reads it.
 pub const IDENTITY_SOURCE_PATTERN: &str = r"^(querystring|header)\.[A-Za-z0-9_-]{1,128}$";
-
+/// A DNS name in lower case with at least two labels, as API Gateway's custom domains take.
+pub const DOMAIN_NAME_PATTERN: &str =
+    r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$";
+pub const CERTIFICATE_ARN_PATTERN: &str =
+    r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:certificate/[A-Za-z0-9-]{1,128}$";
+/// An API mapping key: empty (the domain's root) or one path segment.
+pub const BASE_PATH_PATTERN: &str = r"^[A-Za-z0-9._~-]{0,128}$";
 pub const MAX_RETENTION_HOURS: u64 = 30 * 24;
 
 /// A serverless, real-time WebSocket chat room.
@@ -105,6 +111,9 @@ pub struct ChatRoomSpec {
     pub auth: Option<AuthSpec>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLogSpec>,
 
     /// AWS region; the operator's default region when unset.
@@ -132,6 +141,7 @@ impl Default for ChatRoomSpec {
             throttling: None,
             history: None,
             auth: None,
+            domain: None,
             access_log: None,
             region: None,
             tags: BTreeMap::new(),
@@ -307,6 +317,24 @@ fn default_identity_source() -> String {
     "querystring.token".to_owned()
 }
 
+/// A custom domain for the room's WebSocket URL: a regional API Gateway domain name with an
+/// API mapping to the room's stage. Point DNS (a CNAME or alias) at `status.domainTarget`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainSpec {
+    /// The domain clients connect to, e.g. `chat.example.com` (lower case).
+    #[schemars(regex(pattern = DOMAIN_NAME_PATTERN), length(max = 253))]
+    pub name: String,
+    /// A regional ACM certificate for the domain, in the room's region.
+    #[schemars(regex(pattern = CERTIFICATE_ARN_PATTERN))]
+    pub certificate_arn: String,
+    /// The path under the domain that leads to this room (the API mapping key); empty for
+    /// the domain's root.
+    #[serde(default)]
+    #[schemars(regex(pattern = BASE_PATH_PATTERN))]
+    pub base_path: String,
+}
+
 /// Stage access logs: one JSON line per connect, message and disconnect, in a log group the
 /// operator makes (`/aws/apigateway/{api}/{stage}` style, deleted with the room). API Gateway
 /// writes them only once the account has a CloudWatch Logs role in its API Gateway settings.
@@ -423,6 +451,14 @@ pub struct ChatRoomStatus {
     /// The role the function runs as: the operator's own, or `spec.function.roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// The custom domain the operator made for `spec.domain`; a room that drops or renames it
+    /// has this one deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+    /// With `spec.domain`: the regional name to point the domain's DNS record (a CNAME or an
+    /// alias) at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_target: Option<String>,
 }
 
 fn default_stage() -> String {

@@ -90,6 +90,9 @@ pub struct Outputs {
     pub function_name: Option<String>,
     pub function_arn: Option<String>,
     pub role_arn: Option<String>,
+    /// `Some(None)`: the room has no custom domain (any it had is gone); `None`: not reached.
+    /// The name, then the DNS target.
+    pub domain: Option<Option<(String, String)>>,
 }
 
 impl Outputs {
@@ -111,6 +114,10 @@ impl Outputs {
         }
         if let Some(history) = &self.history_table_name {
             status.history_table_name.clone_from(history);
+        }
+        if let Some(domain) = &self.domain {
+            status.domain_name = domain.as_ref().map(|(name, _)| name.clone());
+            status.domain_target = domain.as_ref().map(|(_, target)| target.clone());
         }
     }
 }

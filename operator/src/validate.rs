@@ -9,13 +9,22 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::crd::{
-    BillingMode, ChatRoom, LOG_RETENTION_DAYS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_USER_TAGS, RESERVED_ROUTES,
+    BASE_PATH_PATTERN, BillingMode, CERTIFICATE_ARN_PATTERN, ChatRoom, DOMAIN_NAME_PATTERN,
+    LOG_RETENTION_DAYS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_USER_TAGS, RESERVED_ROUTES,
     RESERVED_TAG_PREFIXES, TAG_PATTERN,
 };
 
 /// The CRD's own patterns, so that both accept exactly the same strings.
 static TAG_CHARACTERS: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(TAG_PATTERN).ok());
+static DOMAIN_NAME: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(DOMAIN_NAME_PATTERN).ok());
+static CERTIFICATE_ARN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(CERTIFICATE_ARN_PATTERN).ok());
+static BASE_PATH: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(BASE_PATH_PATTERN).ok());
 
+fn matches(pattern: &LazyLock<Option<Regex>>, s: &str) -> bool {
+    pattern.as_ref().is_some_and(|p| p.is_match(s))
+}
 
 /// One broken rule, named by the field's path from the object's root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +218,36 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
             .is_some_and(|c| c.is_empty() || c.len() > 256)
         {
             fail("spec.auth.jwt.nameClaim", "must be 1-256 characters".into());
+        }
+    }
+
+    if let Some(domain) = &spec.domain {
+        if domain.name.len() > 253 || !matches(&DOMAIN_NAME, &domain.name) {
+            fail(
+                "spec.domain.name",
+                format!(
+                    "must be a lower-case DNS name such as chat.example.com, got {:?}",
+                    domain.name
+                ),
+            );
+        }
+        if !matches(&CERTIFICATE_ARN, &domain.certificate_arn) {
+            fail(
+                "spec.domain.certificateArn",
+                format!(
+                    "must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID), got {:?}",
+                    domain.certificate_arn
+                ),
+            );
+        }
+        if !matches(&BASE_PATH, &domain.base_path) {
+            fail(
+                "spec.domain.basePath",
+                format!(
+                    "must be empty or one path segment of letters, digits and . _ ~ -, got {:?}",
+                    domain.base_path
+                ),
+            );
         }
     }
 
@@ -490,8 +529,8 @@ mod tests {
     }
 
     #[test]
-    fn auth_and_access_log_fields_are_checked_and_named() {
-        use crate::crd::{AccessLogSpec, AuthSpec, JwtSpec};
+    fn auth_domain_and_access_log_fields_are_checked_and_named() {
+        use crate::crd::{AccessLogSpec, AuthSpec, DomainSpec, JwtSpec};
         let jwt = |jwks_uri: &str, identity_source: &str| JwtSpec {
             issuer: "https://login.example.com/".into(),
             audiences: vec!["chat".into()],
@@ -499,6 +538,12 @@ mod tests {
             identity_source: identity_source.into(),
             name_claim: None,
         };
+        let domain = |name: &str, arn: &str, base_path: &str| DomainSpec {
+            name: name.into(),
+            certificate_arn: arn.into(),
+            base_path: base_path.into(),
+        };
+        let cert = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f";
         let good = ChatRoomSpec {
             auth: Some(AuthSpec {
                 jwt: jwt(
@@ -506,10 +551,12 @@ mod tests {
                     "header.Authorization",
                 ),
             }),
+            domain: Some(domain("chat.example.com", cert, "lobby")),
             access_log: Some(AccessLogSpec { retention_days: 7 }),
             ..ChatRoomSpec::default()
         };
         assert_eq!(validate(&room(good.clone())), Ok(()));
+        assert!(DOMAIN_NAME.is_some() && CERTIFICATE_ARN.is_some() && BASE_PATH.is_some());
 
         let bad = ChatRoomSpec {
             auth: Some(AuthSpec {
@@ -518,6 +565,7 @@ mod tests {
                     ..jwt("http://login.example.com/jwks.json", "cookie.token")
                 },
             }),
+            domain: Some(domain("Chat.Example.com", "arn:aws:iam::1:role/x", "a/b")),
             access_log: Some(AccessLogSpec { retention_days: 2 }),
             ..good
         };
@@ -527,6 +575,9 @@ mod tests {
                 "spec.auth.jwt.audiences",
                 "spec.auth.jwt.jwksUri",
                 "spec.auth.jwt.identitySource",
+                "spec.domain.name",
+                "spec.domain.certificateArn",
+                "spec.domain.basePath",
                 "spec.accessLog.retentionDays",
             ]
         );

@@ -6,7 +6,7 @@ mod aws_support;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
 use aws_support::{Inventory, names, provider, room, sdk, status_of};
-use chatroom_operator::crd::{AccessLogSpec, AuthSpec, JwtSpec};
+use chatroom_operator::crd::{AccessLogSpec, AuthSpec, DomainSpec, JwtSpec};
 
 fn jwt() -> AuthSpec {
     AuthSpec {
@@ -196,6 +196,91 @@ async fn access_logs_go_to_a_log_group_of_the_rooms_own_with_the_asked_retention
         None,
         "the access log group went with the room"
     );
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_custom_domain_maps_to_the_stage_while_callbacks_stay_on_execute_api() {
+    let provider = provider().await;
+    let mut room = room("domained");
+    let domain_name = format!("chat-{}.example.com", std::process::id());
+    room.spec.domain = Some(DomainSpec {
+        name: domain_name.clone(),
+        certificate_arn: "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d".into(),
+        base_path: "lobby".into(),
+    });
+    let names = names(&room);
+
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let status = status_of(&converged);
+    assert_eq!(
+        status.websocket_url.as_deref(),
+        Some(format!("wss://{domain_name}/lobby").as_str())
+    );
+    let callback = status.callback_url.clone().unwrap();
+    assert!(callback.contains(".execute-api."), "{callback}");
+    assert_eq!(status.domain_name.as_deref(), Some(domain_name.as_str()));
+    assert!(status.domain_target.is_some(), "{status:?}");
+    let sdk = sdk().await;
+    let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
+    let mappings = apigw
+        .get_api_mappings()
+        .domain_name(&domain_name)
+        .send()
+        .await
+        .unwrap();
+    let mapping = &mappings.items()[0];
+    assert_eq!(mapping.api_id(), status.api_id.as_deref());
+    assert_eq!(mapping.stage(), Some(room.spec.stage.as_str()));
+    assert_eq!(mapping.api_mapping_key(), Some("lobby"));
+    let environment = aws_sdk_lambda::Client::new(&sdk)
+        .get_function_configuration()
+        .function_name(&names.function)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .unwrap()
+        .variables()
+        .unwrap()
+        .clone();
+    assert_eq!(environment["CALLBACK_URL"], callback);
+
+    room.status = Some(status);
+    provider.calls().clear();
+    let again = provider.converge(&room).await;
+    assert!(again.failure().is_none(), "{:?}", again.failure());
+    assert_eq!(provider.calls().mutating(), []);
+
+    // Dropped from the spec, the domain goes and the URL is execute-api's again.
+    room.spec.domain = None;
+    room.metadata.generation = Some(2);
+    room.status = Some(status_of(&again));
+    let dropped = provider.converge(&room).await;
+    assert!(dropped.failure().is_none(), "{:?}", dropped.failure());
+    let status = status_of(&dropped);
+    assert!(
+        status
+            .websocket_url
+            .as_deref()
+            .is_some_and(|u| u.contains(".execute-api.")),
+        "{status:?}"
+    );
+    assert_eq!(status.domain_name, None);
+    assert!(
+        apigw
+            .get_domain_name()
+            .domain_name(&domain_name)
+            .send()
+            .await
+            .is_err(),
+        "the dropped domain was deleted"
+    );
+
+    provider.delete(&room).await.unwrap();
     let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");
 }

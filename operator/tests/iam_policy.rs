@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 
 use aws_support::{names, provider, provider_with_zip, room, sdk, status_of};
 use chatroom_operator::crd::{
-    AccessLogSpec, AuthSpec, BillingMode, ChatRoom, DeletionPolicy, HistorySpec, JwtSpec,
-    ThrottlingSpec,
+    AccessLogSpec, AuthSpec, BillingMode, ChatRoom, DeletionPolicy, DomainSpec, HistorySpec,
+    JwtSpec, ThrottlingSpec,
 };
 use chatroom_operator::providers::aws::{AwsProvider, RecordedRequest};
 use iam::evaluate::{Authorization, Decision, Policy, strings};
@@ -150,6 +150,19 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
         converge(&first, &mut logged).await;
     }
     first.delete(&logged).await.unwrap();
+
+    // A custom domain: made and mapped, its base path moved, dropped; then one deleted with
+    // its room.
+    let mut domained = aws_support::room("iam-domained");
+    for (name, base_path) in [("a", "lobby"), ("a", "hall"), ("", ""), ("b", "")] {
+        domained.spec.domain = (!name.is_empty()).then(|| DomainSpec {
+            name: format!("{name}-{}.chat.example.com", std::process::id()),
+            certificate_arn: "arn:aws:acm:us-east-1:123456789012:certificate/abc".into(),
+            base_path: base_path.into(),
+        });
+        converge(&first, &mut domained).await;
+    }
+    first.delete(&domained).await.unwrap();
 
     // A new incarnation of the room adopts what the old one left.
     room.metadata.uid = Some("uid-2".into());

@@ -4,7 +4,7 @@
 //!
 //! Tags on resources are modelled, not read back: in the scenarios every resource the operator
 //! touches after creating it is the room's own and carries the room's tags (`Model::tags`),
-//! and only resources AWS lets carry tags have any (API Gateway v2: the API and its stages).
+//! and only resources AWS lets carry tags have any (API Gateway v2: the API, its stages and domain names).
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-supported-resources.html>
 
 use std::collections::{BTreeMap, HashMap};
@@ -209,8 +209,12 @@ fn apigateway(request: &RecordedRequest, region: &str, model: &Model) -> Vec<Aut
         .unwrap_or_default();
     let mut context = tag_context(&request_tags);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    // Only APIs and stages carry tags; routes, integrations and collections have none.
-    let taggable = matches!(segments.as_slice(), ["apis", _] | ["apis", _, "stages", _]);
+    // Only APIs, stages and domain names carry tags; routes, integrations, authorizers, API
+    // mappings and collections have none.
+    let taggable = matches!(
+        segments.as_slice(),
+        ["apis", _] | ["apis", _, "stages", _] | ["domainnames", _]
+    );
     if taggable && request.method != "POST" {
         context.extend(resource_tags(&model.tags));
     }

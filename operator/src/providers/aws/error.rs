@@ -27,6 +27,8 @@ pub enum Step {
     Authorizer,
     /// The stage's access log group (rooms with `spec.accessLog`).
     AccessLog,
+    /// The custom domain and its API mapping (rooms with `spec.domain`).
+    Domain,
     Routes,
     Permission,
     Stage,
@@ -44,6 +46,7 @@ impl Step {
             | Self::Authorizer
             | Self::Routes
             | Self::AccessLog
+            | Self::Domain
             | Self::Stage => Some(Part::Api),
         }
     }
@@ -60,6 +63,7 @@ impl Step {
             Self::Integration => "integration",
             Self::Authorizer => "authorizer",
             Self::AccessLog => "access-log",
+            Self::Domain => "domain",
             Self::Routes => "routes",
             Self::Permission => "permission",
             Self::Stage => "stage",

@@ -81,6 +81,9 @@ pub struct Storage<'a> {
     pub history_table: &'a str,
     /// `namespace/name`: the history's partition key.
     pub room: &'a str,
+    /// The execute-api `@connections` endpoint, for a room whose clients connect through a
+    /// custom domain (the management API does not answer there).
+    pub callback_url: Option<&'a str>,
 }
 
 /// The function `spec` needs, running as `role_arn` with the operator's code.
@@ -128,6 +131,9 @@ pub fn desired(
             ),
             (env::ROOM.to_owned(), storage.room.to_owned()),
         ]);
+    }
+    if let Some(url) = storage.callback_url {
+        environment.insert(env::CALLBACK_URL.to_owned(), url.to_owned());
     }
     // The same function is the `$connect` route's authorizer.
     if let Some(jwt) = spec.auth.as_ref().and_then(|auth| auth.jwt.settings()) {
@@ -206,12 +212,14 @@ pub fn diff(
 pub async fn converge(
     room: &RoomContext<'_>,
     role_arn: &str,
+    callback_url: Option<&str>,
 ) -> Result<Converged<String>, AwsError> {
     let lambda = &room.clients.lambda;
     let storage = Storage {
         table: &room.names.table,
         history_table: &room.names.history_table,
         room: &room.display,
+        callback_url,
     };
     let desired = desired(
         room.spec,
@@ -469,6 +477,7 @@ mod tests {
         table: "t",
         history_table: "t-history",
         room: "default/lobby",
+        callback_url: None,
     };
 
     fn settings() -> Settings {

@@ -15,6 +15,7 @@ mod calls;
 #[cfg(test)]
 mod canned;
 mod change;
+mod domain;
 mod error;
 mod function;
 mod handler_zip;
@@ -152,6 +153,8 @@ struct RoomContext<'a> {
     /// The history table the room's status recorded: a room that stops keeping history
     /// deletes it, and one that never kept any spends no request looking for it.
     known_history_table: bool,
+    /// The custom domain the room's status recorded: dropped or renamed, it is deleted.
+    known_domain: Option<&'a str>,
     /// `namespace/name`, for messages.
     display: String,
 }
@@ -304,6 +307,7 @@ impl AwsProvider {
                 .status
                 .as_ref()
                 .is_some_and(|s| s.history_table_name.is_some()),
+            known_domain: room.status.as_ref().and_then(|s| s.domain_name.as_deref()),
             display: format!("{namespace}/{name}"),
         })
     }
@@ -322,10 +326,22 @@ impl AwsProvider {
     /// brought stays too.
     pub async fn delete(&self, room: &ChatRoom) -> Result<Vec<(Step, Removal)>, AwsError> {
         let context = self.context(room).await?;
-        let mut removals = vec![(
+        let mut removals = Vec::new();
+        let domains = context
+            .known_domain
+            .into_iter()
+            .chain(room.spec.domain.as_ref().map(|d| d.name.as_str()));
+        let mut deleted_domains: Vec<&str> = Vec::new();
+        for name in domains {
+            if !deleted_domains.contains(&name) {
+                removals.push((Step::Domain, domain::delete(&context, name).await?));
+                deleted_domains.push(name);
+            }
+        }
+        removals.push((
             Step::Api,
             api::delete(&context, context.known_api_id).await?,
-        )];
+        ));
         // Deleting the function removes its resource policy (the permission) with it.
         removals.push((Step::Function, function::delete(&context).await?));
         removals.push((Step::LogGroup, log_group::delete(&context).await?));

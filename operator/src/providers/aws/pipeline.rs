@@ -14,8 +14,8 @@ use super::error::{AwsError, Misconfiguration, Step};
 use super::role_policy::PolicyScope;
 use super::stage::Deployment;
 use super::{
-    RoomContext, arn_pattern, authorizer, function, integration, log_group, permission, role,
-    role_policy, routes, stage, table,
+    RoomContext, arn_pattern, authorizer, domain, function, integration, log_group, permission,
+    role, role_policy, routes, stage, table,
 };
 use crate::crd::DeletionPolicy;
 use crate::report::{Applied, Failure, Outcome, Outputs, Part, PartReady, Report, Verdict};
@@ -114,8 +114,9 @@ async fn steps(room: &RoomContext<'_>, progress: &mut Progress) -> Result<(), Aw
         connections: &table_arn,
         history: history_table_arn.as_deref(),
     };
-    let function_arn = function_part(room, progress, &tables, &api.id).await?;
-    api_part(room, progress, &api, &function_arn).await
+    let function_arn = function_part(room, progress, &tables, &api).await?;
+    api_part(room, progress, &api, &function_arn).await?;
+    domain_part(room, progress, &api.id).await
 }
 
 async fn table_part(room: &RoomContext<'_>, progress: &mut Progress) -> Result<String, AwsError> {
@@ -176,8 +177,9 @@ async fn function_part(
     room: &RoomContext<'_>,
     progress: &mut Progress,
     tables: &Tables<'_>,
-    api_id: &str,
+    api: &ApiOutput,
 ) -> Result<String, AwsError> {
+    let api_id = api.id.as_str();
     let names = &room.names;
     let role_arn = match &room.spec.function.role_arn {
         Some(arn) => arn.clone(),
@@ -202,7 +204,15 @@ async fn function_part(
     };
     progress.outputs.role_arn = Some(role_arn.clone());
     progress.note(room, Step::LogGroup, log_group::converge(room).await?);
-    let converged = function::converge(room, &role_arn).await?;
+    // Through a custom domain the event's domainName is the domain, where `@connections` does
+    // not answer: the function is told the execute-api endpoint.
+    let callback_url = room
+        .spec
+        .domain
+        .as_ref()
+        .and(api.endpoint.as_deref())
+        .map(|endpoint| api::urls(endpoint, &room.spec.stage).1);
+    let converged = function::converge(room, &role_arn, callback_url.as_deref()).await?;
     let function_arn = progress.note(room, Step::Function, converged);
     progress.outputs.function_name = Some(names.function.clone());
     progress.outputs.function_arn = Some(function_arn.clone());
@@ -232,6 +242,31 @@ fn allowed_role(room: &RoomContext<'_>, arn: &str) -> Result<String, AwsError> {
             allowed: allowed.join(", "),
         },
     })
+}
+
+/// The custom domain of a room with `spec.domain`, mapped to its stage: clients connect to
+/// it; a domain the room dropped or renamed is deleted.
+async fn domain_part(
+    room: &RoomContext<'_>,
+    progress: &mut Progress,
+    api_id: &str,
+) -> Result<(), AwsError> {
+    let wanted = domain::desired(room.spec, &room.tags);
+    if let Some(old) = room.known_domain
+        && wanted.as_ref().is_none_or(|w| w.name != old)
+    {
+        let removal = domain::delete(room, old).await?;
+        tracing::info!(room = %room.display, domain = %old, ?removal, "domain dropped");
+    }
+    let Some(wanted) = wanted else {
+        progress.outputs.domain = Some(None);
+        return Ok(());
+    };
+    let converged = domain::converge(room, &wanted, api_id).await?;
+    let target = progress.note(room, Step::Domain, converged);
+    progress.outputs.websocket_url = Some(domain::websocket_url(&wanted));
+    progress.outputs.domain = Some(Some((wanted.name.clone(), target)));
+    Ok(())
 }
 
 /// The integration, the routes and the stage; the API is ready once its stage deployed.
