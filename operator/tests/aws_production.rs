@@ -284,3 +284,55 @@ async fn a_custom_domain_maps_to_the_stage_while_callbacks_stay_on_execute_api()
     let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");
 }
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_room_with_auth_a_domain_and_access_logs_has_all_three_and_leaves_nothing() {
+    let provider = provider().await;
+    let mut room = room("production");
+    let domain_name = format!("prod-{}.example.com", std::process::id());
+    room.spec.auth = Some(jwt());
+    room.spec.access_log = Some(AccessLogSpec { retention_days: 14 });
+    room.spec.domain = Some(DomainSpec {
+        name: domain_name.clone(),
+        certificate_arn: "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d".into(),
+        base_path: String::new(),
+    });
+
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let status = status_of(&converged);
+    let api = status.api_id.clone().unwrap();
+    assert_eq!(
+        status.websocket_url.as_deref(),
+        Some(format!("wss://{domain_name}").as_str())
+    );
+    let sdk = sdk().await;
+    let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
+    assert_eq!(
+        connect_route(&apigw, &api).await.0,
+        AuthorizationType::Custom
+    );
+    let stages = apigw.get_stages().api_id(&api).send().await.unwrap();
+    assert!(stages.items()[0].access_log_settings().is_some());
+    let mappings = apigw
+        .get_api_mappings()
+        .domain_name(&domain_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mappings.items()[0].api_id(), Some(api.as_str()));
+
+    room.status = Some(status);
+    provider.delete(&room).await.unwrap();
+    assert!(
+        apigw
+            .get_domain_name()
+            .domain_name(&domain_name)
+            .send()
+            .await
+            .is_err()
+    );
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+}
