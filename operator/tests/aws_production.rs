@@ -1,12 +1,15 @@
 //! Production rooms against moto: `spec.auth.jwt` becomes a REQUEST authorizer on `$connect`
-//! (the room's own function, which gets the settings in its environment); turning it off
-//! takes it away; delete leaves nothing.
+//! (the room's own function, which gets the settings in its environment), `spec.accessLog`
+//! stage access logs into a log group of the room's own, `spec.domain` a custom domain mapped
+//! to the stage. The authorizer and the domain go when the spec drops them; access logs stop,
+//! and their group stays until the room's delete, which leaves nothing.
 
 mod aws_support;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
 use aws_support::{Inventory, names, provider, room, sdk, status_of};
-use chatroom_operator::crd::{AccessLogSpec, AuthSpec, DomainSpec, JwtSpec};
+use chatroom_operator::crd::{AccessLogSpec, AuthSpec, ChatRoom, DomainSpec, JwtSpec};
+use chatroom_operator::providers::aws::AwsProvider;
 
 fn jwt() -> AuthSpec {
     AuthSpec {
@@ -196,6 +199,80 @@ async fn access_logs_go_to_a_log_group_of_the_rooms_own_with_the_asked_retention
         None,
         "the access log group went with the room"
     );
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+/// The operations `provider` sent since its calls were last cleared that changed something.
+fn mutations(provider: &AwsProvider) -> Vec<String> {
+    let calls = provider.calls().mutating();
+    calls.into_iter().map(|call| call.operation).collect()
+}
+
+/// One reconcile from a clean call log; the room keeps the status it reports.
+async fn reconcile(provider: &AwsProvider, room: &mut ChatRoom) {
+    provider.calls().clear();
+    let converged = provider.converge(room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    room.status = Some(status_of(&converged));
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn access_logs_turned_on_and_off_for_a_room_that_exists_change_its_stage_in_place() {
+    let provider = provider().await;
+    let mut room = room("relogged");
+    let names = names(&room);
+    let group = format!("/aws/apigateway/{}", names.api);
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    room.status = Some(status_of(&converged));
+    let api = room.status.as_ref().and_then(|s| s.api_id.clone()).unwrap();
+    let apigw = aws_sdk_apigatewayv2::Client::new(&sdk().await);
+    let stage_logs_to = |apigw: aws_sdk_apigatewayv2::Client, api: String| async move {
+        let stages = apigw.get_stages().api_id(api).send().await.unwrap();
+        let settings = stages.items()[0].access_log_settings().cloned();
+        settings.and_then(|s| s.destination_arn().map(str::to_owned))
+    };
+    assert_eq!(stage_logs_to(apigw.clone(), api.clone()).await, None);
+
+    room.spec.access_log = Some(AccessLogSpec { retention_days: 7 });
+    reconcile(&provider, &mut room).await;
+    let logging = ["CreateLogGroup", "PutRetentionPolicy", "UpdateStage"];
+    assert_eq!(mutations(&provider), logging);
+    let destination = stage_logs_to(apigw.clone(), api.clone()).await;
+    assert!(
+        destination
+            .as_deref()
+            .is_some_and(|arn| arn.ends_with(&format!(":log-group:{group}"))),
+        "{destination:?}"
+    );
+    reconcile(&provider, &mut room).await;
+    assert_eq!(
+        mutations(&provider),
+        Vec::<String>::new(),
+        "steady once logging"
+    );
+
+    room.spec.access_log = None;
+    reconcile(&provider, &mut room).await;
+    assert_eq!(mutations(&provider), ["DeleteAccessLogSettings"]);
+    assert_eq!(stage_logs_to(apigw.clone(), api.clone()).await, None);
+    reconcile(&provider, &mut room).await;
+    assert_eq!(
+        mutations(&provider),
+        Vec::<String>::new(),
+        "steady once off"
+    );
+    let kept = Inventory::of(&room).await.access_log_group;
+    assert_eq!(
+        kept,
+        Some(7),
+        "what was logged ages out under its retention"
+    );
+
+    // What was logged stays until its retention or the room's delete, which takes the group.
+    provider.delete(&room).await.unwrap();
     let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");
 }

@@ -109,6 +109,12 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
         rate_limit: 5.0,
     });
     converge(&first, &mut room).await;
+    // Throttling changed in place (UpdateStage), then dropped (the stage is replaced).
+    room.spec.throttling = Some(ThrottlingSpec {
+        burst_limit: 20,
+        rate_limit: 10.0,
+    });
+    converge(&first, &mut room).await;
     room.spec.throttling = None;
     converge(&first, &mut room).await;
     // History on (its table, TTL, route, the policy statement), then off (all of it goes),
@@ -141,12 +147,12 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
         converge(&first, &mut room).await;
     }
 
-    // A room with access logs from the start (their log group, the stage's settings), a new
-    // retention, and its delete. Turning them on or off later (UpdateStage,
-    // DeleteAccessLogSettings) cannot be recorded here: moto implements neither.
+    // Access logs: a room that has them from the start (their log group, the stage's
+    // settings), a new retention, turned off (DeleteAccessLogSettings, the group goes), turned
+    // on again for a stage that exists (UpdateStage), and the room's delete.
     let mut logged = aws_support::room("iam-logged");
-    for retention_days in [7, 30] {
-        logged.spec.access_log = Some(AccessLogSpec { retention_days });
+    for retention_days in [7, 30, 0, 7] {
+        logged.spec.access_log = (retention_days > 0).then_some(AccessLogSpec { retention_days });
         converge(&first, &mut logged).await;
     }
     first.delete(&logged).await.unwrap();

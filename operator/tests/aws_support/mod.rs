@@ -72,6 +72,8 @@ pub struct Inventory {
     pub history_table: Option<(Vec<String>, Option<String>)>,
     /// The function's log group, by its retention in days (0 when it keeps logs for ever).
     pub log_group: Option<i32>,
+    /// The stage's access log group, by its retention in days.
+    pub access_log_group: Option<i32>,
 }
 
 impl Inventory {
@@ -194,17 +196,21 @@ impl Inventory {
                 .and_then(|d| d.attribute_name().map(str::to_owned));
             inventory.history_table = Some((keys, attribute));
         }
-        let groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
-            .describe_log_groups()
-            .log_group_name_prefix(names.log_group())
-            .send()
-            .await
-            .unwrap();
-        inventory.log_group = groups
-            .log_groups()
-            .iter()
-            .find(|g| g.log_group_name() == Some(names.log_group().as_str()))
-            .map(|g| g.retention_in_days().unwrap_or(0));
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        let retention = |name: String| {
+            let logs = logs.clone();
+            async move {
+                let groups = logs.describe_log_groups().log_group_name_prefix(&name);
+                let groups = groups.send().await.unwrap();
+                groups
+                    .log_groups()
+                    .iter()
+                    .find(|g| g.log_group_name() == Some(name.as_str()))
+                    .map(|g| g.retention_in_days().unwrap_or(0))
+            }
+        };
+        inventory.log_group = retention(names.log_group()).await;
+        inventory.access_log_group = retention(names.access_log_group()).await;
         inventory
     }
 
@@ -215,6 +221,7 @@ impl Inventory {
             && !self.table
             && self.history_table.is_none()
             && self.log_group.is_none()
+            && self.access_log_group.is_none()
     }
 
     /// Exactly one of everything, and the routes the spec names; no history.
