@@ -5,7 +5,7 @@
 //!   against a loopback endpoint that answers at once;
 //! - a message, end to end through `Function::handle` (DynamoDB and the management API both
 //!   stubbed on loopback), with and without history: the DynamoDB requests it makes and its
-//!   time. Init is measured with history configured too.
+//!   time. Init is measured with history configured, and with auth configured, too.
 //!
 //! cargo run --release -p chatroom-handlers --example lambda_bench -- target/lambda/bootstrap/bootstrap
 
@@ -35,9 +35,11 @@ async fn main() {
         .expect("usage: lambda_bench PATH_TO_BOOTSTRAP");
     let mut init = Vec::new();
     let mut init_history = Vec::new();
+    let mut init_auth = Vec::new();
     for _ in 0..INIT_RUNS {
-        init.push(init_time(&bootstrap, false).await);
-        init_history.push(init_time(&bootstrap, true).await);
+        init.push(init_time(&bootstrap, &[]).await);
+        init_history.push(init_time(&bootstrap, HISTORY_ENV).await);
+        init_auth.push(init_time(&bootstrap, AUTH_ENV).await);
     }
     let mut fanout = Vec::new();
     for _ in 0..FANOUT_RUNS {
@@ -56,6 +58,7 @@ async fn main() {
     for runs in [
         &mut init,
         &mut init_history,
+        &mut init_auth,
         &mut fanout,
         &mut plain,
         &mut kept,
@@ -68,6 +71,7 @@ async fn main() {
         serde_json::json!({
             "init_ms": summary(&init),
             "init_with_history_ms": summary(&init_history),
+            "init_with_auth_ms": summary(&init_auth),
             "fanout_1000_ms": summary(&fanout),
             "message_to_1000_ms": { "history_off": summary(&plain), "history_on": summary(&kept) },
             "message_dynamodb_requests": { "history_off": plain_requests, "history_on": kept_requests },
@@ -79,8 +83,27 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// Spawn to first `GET /runtime/invocation/next`, with or without history configured.
-async fn init_time(bootstrap: &str, history: bool) -> Duration {
+/// A room with `spec.history`, as the operator configures its function.
+const HISTORY_ENV: &[(&str, &str)] = &[
+    ("HISTORY_TABLE", "bench-history"),
+    ("HISTORY_MESSAGES", "50"),
+    ("HISTORY_RETENTION_SECONDS", "86400"),
+    ("ROOM", "default/bench"),
+];
+
+/// A room with `spec.auth.jwt`: keys are fetched on the first token, never at init.
+const AUTH_ENV: &[(&str, &str)] = &[
+    ("AUTH_ISSUER", "https://login.example.com/"),
+    ("AUTH_AUDIENCES", "chat"),
+    (
+        "AUTH_JWKS_URI",
+        "https://login.example.com/.well-known/jwks.json",
+    ),
+    ("AUTH_IDENTITY_SOURCE", "querystring.token"),
+];
+
+/// Spawn to first `GET /runtime/invocation/next`, with `extra_env` on top of a plain room's.
+async fn init_time(bootstrap: &str, extra_env: &[(&str, &str)]) -> Duration {
     let first_poll: Arc<Mutex<Option<Instant>>> = Arc::default();
     let seen = first_poll.clone();
     let app = Router::new().route(
@@ -112,17 +135,7 @@ async fn init_time(bootstrap: &str, history: bool) -> Duration {
             ("AWS_SECRET_ACCESS_KEY", "bench"),
             ("TABLE_NAME", "bench"),
         ])
-        .envs(
-            history
-                .then_some([
-                    ("HISTORY_TABLE", "bench-history"),
-                    ("HISTORY_MESSAGES", "50"),
-                    ("HISTORY_RETENTION_SECONDS", "86400"),
-                    ("ROOM", "default/bench"),
-                ])
-                .into_iter()
-                .flatten(),
-        )
+        .envs(extra_env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -253,12 +266,7 @@ async fn message_through_function(history: bool) -> (Duration, Vec<String>) {
     let callback = format!("http://{connections_addr}/dev");
     let mut environment = vec![("TABLE_NAME", "bench"), ("CALLBACK_URL", callback.as_str())];
     if history {
-        environment.extend([
-            ("HISTORY_TABLE", "bench-history"),
-            ("HISTORY_MESSAGES", "50"),
-            ("HISTORY_RETENTION_SECONDS", "86400"),
-            ("ROOM", "default/bench"),
-        ]);
+        environment.extend(HISTORY_ENV.iter().copied());
     }
     let config = FunctionConfig::from_lookup(|name| {
         environment
