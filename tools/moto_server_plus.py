@@ -39,13 +39,14 @@ STAGE_FIELDS = {
 }
 
 
-def _stage(response, api_id):
-    return response.apigatewayv2_backend.get_stage(api_id, unquote(response.path.split("/")[5]))
+def _stage(response):
+    # /v2/apis/{apiId}/stages/{stageName}[/accesslogsettings]
+    path = response.path.split("/")
+    return response.apigatewayv2_backend.get_stage(path[3], unquote(path[5]))
 
 
 def update_stage(self):
-    # /v2/apis/{apiId}/stages/{stageName}
-    stage = _stage(self, self.path.split("/")[3])
+    stage = _stage(self)
     for field, value in json.loads(self.body or "{}").items():
         if field in STAGE_FIELDS:
             setattr(stage, STAGE_FIELDS[field], value)
@@ -54,8 +55,7 @@ def update_stage(self):
 
 
 def delete_access_log_settings(self):
-    # /v2/apis/{apiId}/stages/{stageName}/accesslogsettings
-    stage = _stage(self, self.path.split("/")[3])
+    stage = _stage(self)
     stage.access_log_settings = None
     stage.updated = datetime.now()
     # moto takes the status from the headers, not from the tuple.

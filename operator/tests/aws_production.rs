@@ -7,7 +7,7 @@
 mod aws_support;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
-use aws_support::{Inventory, names, provider, room, sdk, status_of};
+use aws_support::{Inventory, converge, names, provider, room, sdk, status_of};
 use chatroom_operator::crd::{AccessLogSpec, AuthSpec, ChatRoom, DomainSpec, JwtSpec};
 use chatroom_operator::providers::aws::AwsProvider;
 
@@ -139,12 +139,9 @@ async fn access_logs_go_to_a_log_group_of_the_rooms_own_with_the_asked_retention
     let provider = provider().await;
     let mut room = room("logged");
     room.spec.access_log = Some(AccessLogSpec { retention_days: 30 });
-    let names = names(&room);
 
-    let converged = provider.converge(&room).await;
-    assert!(converged.failure().is_none(), "{:?}", converged.failure());
-    let status = status_of(&converged);
-    let api = status.api_id.clone().unwrap();
+    converge(&provider, &mut room).await;
+    let api = room.status.as_ref().and_then(|s| s.api_id.clone()).unwrap();
     let sdk = sdk().await;
     let stages = aws_sdk_apigatewayv2::Client::new(&sdk)
         .get_stages()
@@ -155,7 +152,7 @@ async fn access_logs_go_to_a_log_group_of_the_rooms_own_with_the_asked_retention
     let settings = stages.items()[0]
         .access_log_settings()
         .expect("the stage logs access");
-    let group = format!("/aws/apigateway/{}", names.api);
+    let group = names(&room).access_log_group();
     assert!(
         settings
             .destination_arn()
@@ -174,32 +171,17 @@ async fn access_logs_go_to_a_log_group_of_the_rooms_own_with_the_asked_retention
     ] {
         assert!(format.get(field).is_some(), "{field} is logged: {format}");
     }
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let retention = |logs: aws_sdk_cloudwatchlogs::Client, group: String| async move {
-        logs.describe_log_groups()
-            .log_group_name_prefix(&group)
-            .send()
-            .await
-            .unwrap()
-            .log_groups()
-            .iter()
-            .find(|g| g.log_group_name() == Some(group.as_str()))
-            .map(|g| g.retention_in_days())
-    };
-    assert_eq!(retention(logs.clone(), group.clone()).await, Some(Some(30)));
+    assert_eq!(Inventory::of(&room).await.access_log_group, Some(30));
 
-    room.status = Some(status);
-    provider.calls().clear();
-    assert!(provider.converge(&room).await.failure().is_none());
+    reconcile(&provider, &mut room).await;
     assert_eq!(provider.calls().mutating(), []);
 
     provider.delete(&room).await.unwrap();
+    let left = Inventory::of(&room).await;
     assert_eq!(
-        retention(logs, group).await,
-        None,
+        left.access_log_group, None,
         "the access log group went with the room"
     );
-    let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");
 }
 
@@ -212,9 +194,7 @@ fn mutations(provider: &AwsProvider) -> Vec<String> {
 /// One reconcile from a clean call log; the room keeps the status it reports.
 async fn reconcile(provider: &AwsProvider, room: &mut ChatRoom) {
     provider.calls().clear();
-    let converged = provider.converge(room).await;
-    assert!(converged.failure().is_none(), "{:?}", converged.failure());
-    room.status = Some(status_of(&converged));
+    converge(provider, room).await;
 }
 
 #[tokio::test]
@@ -222,11 +202,8 @@ async fn reconcile(provider: &AwsProvider, room: &mut ChatRoom) {
 async fn access_logs_turned_on_and_off_for_a_room_that_exists_change_its_stage_in_place() {
     let provider = provider().await;
     let mut room = room("relogged");
-    let names = names(&room);
-    let group = format!("/aws/apigateway/{}", names.api);
-    let converged = provider.converge(&room).await;
-    assert!(converged.failure().is_none(), "{:?}", converged.failure());
-    room.status = Some(status_of(&converged));
+    let group = names(&room).access_log_group();
+    converge(&provider, &mut room).await;
     let api = room.status.as_ref().and_then(|s| s.api_id.clone()).unwrap();
     let apigw = aws_sdk_apigatewayv2::Client::new(&sdk().await);
     let stage_logs_to = |apigw: aws_sdk_apigatewayv2::Client, api: String| async move {

@@ -11,12 +11,12 @@ mod iam;
 
 use std::collections::BTreeSet;
 
-use aws_support::{names, provider, provider_with_zip, room, sdk, status_of};
+use aws_support::{converge, names, provider, provider_with_zip, room, sdk};
 use chatroom_operator::crd::{
     AccessLogSpec, AuthSpec, BillingMode, ChatRoom, DeletionPolicy, DomainSpec, HistorySpec,
     JwtSpec, ThrottlingSpec,
 };
-use chatroom_operator::providers::aws::{AwsProvider, RecordedRequest};
+use chatroom_operator::providers::aws::RecordedRequest;
 use iam::evaluate::{Authorization, Decision, Policy, strings};
 use iam::requests::{ACCOUNT, Model, authorizations, describe};
 use iam::sar::{KNOWN_TO_AWS, Reference};
@@ -39,13 +39,6 @@ fn model(room: &ChatRoom) -> Model {
         tags,
         boundary: BOUNDARY.into(),
     }
-}
-
-/// Converges `room` and, as the controller does, keeps the status it reports.
-async fn converge(provider: &AwsProvider, room: &mut ChatRoom) {
-    let report = provider.converge(room).await;
-    assert!(report.failure().is_none(), "{:?}", report.failure());
-    room.status = Some(status_of(&report));
 }
 
 /// Every path the provider has, recorded request by request.
@@ -151,8 +144,9 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
     // settings), a new retention, turned off (DeleteAccessLogSettings, the group goes), turned
     // on again for a stage that exists (UpdateStage), and the room's delete.
     let mut logged = aws_support::room("iam-logged");
-    for retention_days in [7, 30, 0, 7] {
-        logged.spec.access_log = (retention_days > 0).then_some(AccessLogSpec { retention_days });
+    for retention_days in [Some(7), Some(30), None, Some(7)] {
+        logged.spec.access_log =
+            retention_days.map(|retention_days| AccessLogSpec { retention_days });
         converge(&first, &mut logged).await;
     }
     first.delete(&logged).await.unwrap();

@@ -38,6 +38,14 @@ pub fn room(test: &str) -> ChatRoom {
     room
 }
 
+/// Converges `room`, which must succeed, and keeps the status it reports, as the controller
+/// does.
+pub async fn converge(provider: &AwsProvider, room: &mut ChatRoom) {
+    let report = provider.converge(room).await;
+    assert!(report.failure().is_none(), "{:?}", report.failure());
+    room.status = Some(status_of(&report));
+}
+
 /// The status a first reconcile (generation 1) writes for `report`.
 pub fn status_of(report: &Report) -> ChatRoomStatus {
     status_from(None, report, Some(1))
