@@ -123,10 +123,13 @@ pub struct ChatRoomSpec {
 
     /// Extra tags for every AWS resource of this room.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend(
-        "maxProperties" = MAX_USER_TAGS,
-        "x-kubernetes-validations" = tag_rules()
-    ))]
+    #[schemars(
+        transform = bounded_tag_values,
+        extend(
+            "maxProperties" = MAX_USER_TAGS,
+            "x-kubernetes-validations" = tag_rules()
+        )
+    )]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -281,7 +284,9 @@ pub struct JwtSpec {
     #[schemars(
         length(min = 1, max = 2048),
         extend("x-kubernetes-validations" = [{
-            "rule": "self.startsWith('https://') || self.matches('^http://(localhost|127\\.[0-9.]+|\\[::1\\])(:[0-9]+)?(/.*)?$')",
+            // A raw CEL string (r'…'): in a plain one `\.` is no escape and the rule does not
+            // compile. Loopback as jwks_uri_problem() reads it: localhost, 127.x.y.z, [::1].
+            "rule": "self.startsWith('https://') || self.matches(r'^http://(localhost|127(\\.[0-9]{1,3}){3}|\\[::1\\])(:[0-9]{1,5})?(/.*)?$')",
             "message": "must be an https URL (plain http only to a loopback address)"
         }])
     )]
@@ -516,6 +521,16 @@ fn retention_rules() -> serde_json::Value {
         "rule": rule,
         "message": "must be from 1h to 30d",
     }])
+}
+
+/// Tag values bounded in the schema itself: the API server prices a CEL rule by the longest
+/// string it may walk, and prices a string with no `maxLength` at the request's size (~3 MiB),
+/// which put the tag rules ten times over the per-rule budget.
+fn bounded_tag_values(schema: &mut schemars::Schema) {
+    schema.insert(
+        "additionalProperties".to_owned(),
+        serde_json::json!({ "type": "string", "maxLength": MAX_TAG_VALUE_CHARS }),
+    );
 }
 
 /// The CEL rule the API server checks `spec.tags` with: the constants above, as CEL.

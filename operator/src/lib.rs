@@ -18,4 +18,4 @@ pub mod report;
 pub mod status;
 mod telemetry;
 mod token_bucket;
-mod validate;
+pub mod validate;
