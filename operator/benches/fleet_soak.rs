@@ -16,6 +16,8 @@ mod binary;
 mod fleet;
 #[path = "../tests/rbac/mod.rs"]
 mod rbac;
+#[path = "../tests/replica/mod.rs"]
+mod replica;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -23,9 +25,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use apiserver::ApiServer;
-use apiserver::replica::{NAMESPACE, Replica, ready_url};
+use apiserver::replica::{NAMESPACE, ready_url};
 use clap::Parser;
 use fleet::{Counters, busiest_second, is_api_gateway, is_mutating, memory_kib};
+use replica::Replica;
 use serde_json::json;
 
 #[derive(Parser)]

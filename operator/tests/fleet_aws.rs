@@ -1,24 +1,24 @@
 //! A fleet in steady state: `run --provider aws` with 40 rooms and a 2 s resync, against the
-//! HTTP test API server and moto, with the default rate limits. Once every room is Ready, the
+//! real kube-apiserver and moto, with the default rate limits. Once every room is Ready, the
 //! operator's own metrics show over 40 s: no listing of APIs, no mutating call, at most 4 API
 //! Gateway requests per reconcile, never more than 10 API Gateway requests in any one second,
 //! and the resync stretched so that steady state takes half of API Gateway's rate limit.
 
-mod apiserver;
 mod aws_support;
 mod binary;
+mod cluster;
 mod fleet;
-mod rbac;
+mod replica;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use apiserver::ApiServer;
-use apiserver::replica::{NAMESPACE, Replica, ready_url};
 use aws_support::Inventory;
 use chatroom_operator::crd::{ChatRoom, ChatRoomSpec};
 use chatroom_operator::providers::aws::STEADY_STATE_REQUESTS;
+use cluster::Cluster;
 use fleet::{Counters, busiest_second, is_api_gateway, is_mutating, sample};
+use replica::Replica;
 use serde_json::json;
 
 const ROOMS: usize = 40;
@@ -27,19 +27,21 @@ const ROOMS: usize = 40;
 #[ignore = "needs moto; run through scripts/test.sh"]
 async fn a_fleet_in_steady_state_lists_nothing_changes_nothing_and_stays_under_the_rate() {
     let prefix = format!("fleet-{}", std::process::id());
-    let cluster = ApiServer::new("fleet");
+    let cluster = Cluster::new("fleet");
     let names: Vec<String> = (0..ROOMS).map(|i| format!("{prefix}-{i}")).collect();
     for name in &names {
-        cluster.add_room(NAMESPACE, name, json!({}));
+        cluster.add_room(name, json!({}));
     }
     let zip = cluster.dir().join("bootstrap.zip");
     std::fs::write(&zip, b"bootstrap.zip for the fleet").unwrap();
-    let kubeconfig = cluster.kubeconfig("one", NAMESPACE).await;
+    let kubeconfig = cluster::admin_kubeconfig();
     let operator = |pod: &str, limits: &str| {
         Replica::aws(
             &kubeconfig,
             pod,
             &[
+                "--watch-namespace",
+                &cluster.namespace,
                 "--handler-zip",
                 zip.to_str().unwrap(),
                 "--cluster-name",
@@ -62,7 +64,7 @@ async fn a_fleet_in_steady_state_lists_nothing_changes_nothing_and_stays_under_t
     );
     cluster
         .wait_until("every room is Ready", Duration::from_secs(120), |c| {
-            names.iter().all(|name| ready_url(c, name).is_some())
+            c.ready_rooms().len() == names.len()
         })
         .await;
     let (exit, _, log) = builder.terminate(Duration::from_secs(30)).await;
@@ -135,17 +137,17 @@ async fn a_fleet_in_steady_state_lists_nothing_changes_nothing_and_stays_under_t
     );
 
     for name in &names {
-        cluster.delete_room(NAMESPACE, name);
+        cluster.delete_room(name);
     }
     cluster
         .wait_until("every room is deleted", Duration::from_secs(240), |c| {
-            names.iter().all(|name| c.room(NAMESPACE, name).is_none())
+            c.room_names().is_empty()
         })
         .await;
     let (exit, _, log) = replica.terminate(Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}:\n{log}");
     let mut room = ChatRoom::new(&names[0], ChatRoomSpec::default());
-    room.metadata.namespace = Some(NAMESPACE.into());
+    room.metadata.namespace = Some(cluster.namespace.clone());
     assert!(Inventory::in_cluster("fleet", &room).await.is_empty());
 }
 

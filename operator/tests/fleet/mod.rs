@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::apiserver::replica::Replica;
+use crate::replica::Replica;
 
 /// One scrape of the counters that matter for a fleet.
 #[derive(Debug, Default)]

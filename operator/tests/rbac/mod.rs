@@ -1,5 +1,6 @@
-//! What the operator does to the Kubernetes API, as (resource, verb) pairs: recorded from the
-//! real binary by tests/run_cluster.rs, granted by the chart's RBAC (tests/chart.rs).
+//! What the operator does to the Kubernetes API, as (resource, verb) pairs: read from a real
+//! kube-apiserver's audit log by tests/run_cluster.rs and tests/run_cluster_aws.rs, and granted,
+//! exactly, by the chart's RBAC (tests/chart.rs).
 #![allow(dead_code)]
 
 /// The watch lists and watches rooms; the finalizer helper and the status write patch; the
