@@ -435,3 +435,54 @@ async fn in_the_cluster_connections_answers_only_the_secrets_keys_and_only_on_it
     let (status, _, log) = replica.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "{log}");
 }
+
+/// Another controller's finalizer on the same room: the operator adds its own beside it and,
+/// on deletion, removes only its own (JSON patches that the server checks against the list as
+/// it stands), so the room stays until the other controller lets go too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_finalizer_is_kept_and_the_room_waits_for_it() {
+    let cluster = Cluster::new("finalizers");
+    cluster.install_chart(&["--set", "provider=local"]);
+    let room = json!({
+        "apiVersion": "chatroom.dev/v1alpha1",
+        "kind": "ChatRoom",
+        "metadata": { "name": "lobby", "finalizers": ["example.com/audit"] },
+        "spec": {},
+    });
+    let out = cluster.kubectl_with_input(&["create", "-f", "-"], &room.to_string());
+    assert!(out.status.success(), "{}", cluster::stderr(&out));
+    let (replica, token) = start(&cluster, "one", &[]);
+    cluster
+        .wait_until("lobby is Ready", PATIENCE, |c| {
+            c.ready_url("lobby").is_some()
+        })
+        .await;
+    assert_eq!(
+        cluster.room("lobby").unwrap()["metadata"]["finalizers"],
+        json!(["example.com/audit", "chatroom.dev/cleanup"])
+    );
+    let url = cluster.ready_url("lobby").unwrap();
+
+    cluster.delete_room("lobby");
+    cluster
+        .wait_until("only the other finalizer is left", PATIENCE, |c| {
+            c.room("lobby")
+                .is_some_and(|r| r["metadata"]["finalizers"] == json!(["example.com/audit"]))
+        })
+        .await;
+    assert!(
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .is_err(),
+        "the room is still served after its cleanup"
+    );
+    cluster.update_finalizers("lobby", json!([]));
+    cluster
+        .wait_until("the room is gone", PATIENCE, |c| c.room("lobby").is_none())
+        .await;
+
+    let (status, _, log) = replica.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}:\n{log}");
+    assert!(!log.contains("reconcile failed"), "{log}");
+    assert_nothing_forbidden(&cluster.audit_of_tokens(&[&token]), &log);
+}

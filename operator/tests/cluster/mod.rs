@@ -406,3 +406,11 @@ impl Cluster {
             .collect()
     }
 }
+
+impl Cluster {
+    /// Sets the room's finalizers, as another controller (or a person) would.
+    pub fn update_finalizers(&self, name: &str, finalizers: Value) {
+        let patch = json!({ "metadata": { "finalizers": finalizers } }).to_string();
+        self.ok(&["patch", "chatroom", name, "--type", "merge", "-p", &patch]);
+    }
+}
