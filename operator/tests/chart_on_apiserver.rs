@@ -94,3 +94,63 @@ fn the_chart_installs_with_the_aws_values_and_with_the_local_values() {
     assert!(kept.status.success(), "uninstall deleted the CRD");
     assert_eq!(kinds_in(&cluster, &aws), Vec::<String>::new());
 }
+
+/// The GitOps examples' Argo CD Application and Flux HelmRelease are judged by CRDs this
+/// machine cannot have (their controllers' own); what they would apply can be: the chart
+/// rendered with each one's values, as those tools render it, and applied server-side (Argo
+/// CD's `ServerSideApply=true`) with `--dry-run=server`.
+#[test]
+fn what_the_argo_cd_and_flux_examples_would_apply_is_accepted_by_the_api_server() {
+    let cluster = Cluster::new("gitops");
+    let root = chatroom_testkit::repo_root();
+    let argo: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(
+        &std::fs::read_to_string(root.join("examples/gitops/argocd/operator.yaml")).unwrap(),
+    )
+    .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+    .collect();
+    let flux: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("examples/gitops/flux/operator/helmrelease.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let operator_app = argo
+        .iter()
+        .find(|app| app["spec"]["source"]["path"] == "charts/chatroom-operator")
+        .expect("an Application of the chart");
+    for (tool, values) in [
+        (
+            "argocd",
+            &operator_app["spec"]["source"]["helm"]["valuesObject"],
+        ),
+        ("flux", &flux["spec"]["values"]),
+    ] {
+        assert!(values.is_mapping(), "{tool}: no values");
+        let file = cluster.dir().join(format!("{tool}-values.yaml"));
+        std::fs::write(&file, serde_yaml::to_string(values).unwrap()).unwrap();
+        let rendered = Command::new(std::env::var("HELM").unwrap_or_else(|_| "helm".into()))
+            .args(["template", "chatroom-operator"])
+            .arg(root.join("charts/chatroom-operator"))
+            .args(["--namespace", &cluster.namespace, "-f"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(rendered.status.success(), "{tool}: {}", stderr(&rendered));
+        let out = cluster.kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--dry-run=server",
+                "-f",
+                "-",
+            ],
+            &stdout(&rendered),
+        );
+        assert!(out.status.success(), "{tool}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("deployment.apps/chatroom-operator serverside-applied"),
+            "{tool}: {}",
+            stdout(&out)
+        );
+    }
+}
