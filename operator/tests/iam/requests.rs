@@ -140,7 +140,21 @@ fn lambda(op: &str, request: &RecordedRequest, region: &str, model: &Model) -> V
     if op == "CreateFunction" && !request_tags.is_empty() {
         // "To add tags when you create a function, you need lambda:TagResource."
         // https://docs.aws.amazon.com/lambda/latest/dg/attribute-based-access-control.html
-        found.push(authorize("lambda:TagResource".into(), &resource, context));
+        found.push(authorize(
+            "lambda:TagResource".into(),
+            &resource,
+            context.clone(),
+        ));
+    }
+    if op == "GetFunction" {
+        // "Lambda returns tag data only if you have explicit allow permissions for
+        // lambda:ListTags": without it the ownership check finds no tags on our own function.
+        // https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html
+        found.push(authorize(
+            "lambda:ListTags".into(),
+            &resource,
+            context.clone(),
+        ));
     }
     // Creating a function, or changing its role, passes the role to Lambda.
     // https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
