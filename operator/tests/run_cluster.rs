@@ -486,3 +486,54 @@ async fn another_finalizer_is_kept_and_the_room_waits_for_it() {
     assert!(!log.contains("reconcile failed"), "{log}");
     assert_nothing_forbidden(&cluster.audit_of_tokens(&[&token]), &log);
 }
+
+/// A leader that dies without a word (SIGKILL: an OOM kill, a lost node) never releases its
+/// Lease: the standby takes it over once it has expired, against the real server's
+/// server-side-apply field ownership of the dead holder's fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_a_killed_leader_within_the_lease() {
+    let cluster = Cluster::new("killed");
+    cluster.install_chart(&[
+        "--set",
+        "provider=local",
+        "--set",
+        "leaderElection.enabled=true",
+    ]);
+    cluster.add_room("lobby", json!({}));
+    let election = ["--leader-elect", "--lease-duration", "3s"];
+    let (first, _) = start(&cluster, "first", &election);
+    cluster
+        .wait_until("first leads and lobby is Ready", PATIENCE, |c| {
+            c.lease_holder("chatroom-operator").as_deref() == Some("first")
+                && c.ready_url("lobby").is_some()
+        })
+        .await;
+    let (second, _) = start(&cluster, "second", &election);
+    second.wait_ready().await;
+
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    cluster
+        .wait_until(
+            "second takes the dead leader's lease over",
+            Duration::from_secs(15),
+            |c| c.lease_holder("chatroom-operator").as_deref() == Some("second"),
+        )
+        .await;
+    let took = started.elapsed();
+    cluster.add_room("patio", json!({}));
+    cluster
+        .wait_until("the new leader reconciles patio", PATIENCE, |c| {
+            c.ready_url("patio").is_some()
+        })
+        .await;
+    // The lease lasts 3 s; the standby checks it about every second.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let (status, _, log) = second.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}:\n{log}");
+    drop(first);
+}
