@@ -83,6 +83,16 @@ impl Refused {
         }
     }
 
+    /// AWS's answer to a signature that does not cover the host, as reported in
+    /// aws/aws-sdk-js-v3#3796 (403 `InvalidSignatureException`).
+    fn host_not_signed() -> Self {
+        Self {
+            error_type: "InvalidSignatureException",
+            message: "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+                .into(),
+        }
+    }
+
     fn mismatch() -> Self {
         Self {
             error_type: "InvalidSignatureException",
@@ -124,7 +134,26 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, Refused> {
             })
     };
     let credential = field("Credential")?;
-    let signed_headers = field("SignedHeaders")?;
+    let signed_headers: Vec<&str> = field("SignedHeaders")?.split(';').collect();
+    // Names as the SDKs write them: lower case, each once. Anything else is no signature an
+    // SDK made, and would reach the signer as input it does not expect.
+    let mut seen = std::collections::BTreeSet::new();
+    for name in &signed_headers {
+        let well_formed = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !well_formed || !seen.insert(*name) {
+            return Err(Refused::incomplete(format!(
+                "SignedHeaders must be distinct lower-case header names; got {name:?}"
+            )));
+        }
+    }
+    // The SDK's signer panics on a request without an authority (aws-sigv4 1.6.4,
+    // canonical_request.rs), and AWS refuses such a signature anyway.
+    if !seen.contains("host") {
+        return Err(Refused::host_not_signed());
+    }
     let signature = field("Signature")?;
     let scope: Vec<&str> = credential.split('/').collect();
     let [access_key_id, date, region, service, "aws4_request"] = scope[..] else {
@@ -137,7 +166,7 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, Refused> {
         date,
         region,
         service,
-        signed_headers: signed_headers.split(';').collect(),
+        signed_headers,
         signature,
     })
 }
@@ -161,6 +190,14 @@ fn verify_for(
     let Some(authorization) = header("authorization") else {
         return Err(Refused::missing());
     };
+    // Two of either would leave the gateway to pick one; AWS refuses the request instead.
+    for name in ["authorization", "x-amz-date"] {
+        if request.headers.get_all(name).iter().count() > 1 {
+            return Err(Refused::incomplete(format!(
+                "the request carries more than one {name} header"
+            )));
+        }
+    }
     let authorization = parse_authorization(authorization)?;
     if authorization.access_key_id != keys.access_key_id
         || request.headers.contains_key("x-amz-security-token")
@@ -460,5 +497,64 @@ mod tests {
         let refused = check(&request, b"", now).unwrap_err();
         assert_eq!(refused.error_type, "IncompleteSignatureException");
         assert!(refused.message.contains("SignedHeaders"), "{refused}");
+    }
+
+    /// A current date, the right key id and `SignedHeaders` without `host` once made the SDK's
+    /// signer panic inside the gateway (the connection dropped with no answer, a panic in the
+    /// log); and a repeated `Authorization` or `X-Amz-Date` was read at its first value, where
+    /// AWS refuses it. Each is now a 403 in AWS's shape.
+    #[test]
+    fn malformed_or_ambiguous_signing_input_is_refused_never_a_panic() {
+        let now = SystemTime::now();
+        let amz_date = chrono::DateTime::<chrono::Utc>::from(now)
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let scope = format!(
+            "AKIDEXAMPLE/{}/us-east-1/execute-api/aws4_request",
+            &amz_date[..8]
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-date", HeaderValue::from_str(&amz_date).unwrap());
+        for (signed_headers, answer) in [
+            ("x-amz-date", "InvalidSignatureException"),
+            ("", "IncompleteSignatureException"),
+            ("host;host;x-amz-date", "IncompleteSignatureException"),
+            ("Host;x-amz-date", "IncompleteSignatureException"),
+            ("host;;x-amz-date", "IncompleteSignatureException"),
+        ] {
+            headers.insert(
+                "authorization",
+                HeaderValue::from_str(&format!(
+                    "AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders={signed_headers}, Signature=00"
+                ))
+                .unwrap(),
+            );
+            headers.insert("host", HeaderValue::from_static("127.0.0.1:8081"));
+            let request = (
+                Method::POST,
+                "/a/b/c/@connections/x".parse().unwrap(),
+                headers.clone(),
+            );
+            let refused = check(&request, b"", now).unwrap_err();
+            assert_eq!(
+                refused.error_type, answer,
+                "SignedHeaders={signed_headers}: {refused}"
+            );
+        }
+
+        let mut request = signed(&keys().secret_access_key, now, b"");
+        assert_eq!(check(&request, b"", now), Ok(()));
+        for repeated in ["authorization", "x-amz-date"] {
+            let mut twice = request.clone();
+            let value = twice.2.get(repeated).unwrap().clone();
+            twice.2.append(repeated, value);
+            let refused = check(&twice, b"", now).unwrap_err();
+            assert_eq!(
+                refused.error_type, "IncompleteSignatureException",
+                "{repeated}"
+            );
+        }
+        request.2.remove("host");
+        assert_eq!(check(&request, b"", now), Err(Refused::mismatch()));
     }
 }
