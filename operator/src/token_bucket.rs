@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use governor::Quota;
 
-/// A bucket that refills at `per_second` and holds `burst` tokens (at least one). Rates too
-/// small or too large for governor's nanosecond clock are held to 1 per 100 s and 1 per ns.
+/// The slowest rate a bucket keeps: one an hour. The gateway refuses to start with a slower
+/// account rate; a room's `spec.throttling` slower than this is held to it.
+pub const MIN_RATE_PER_SECOND: f64 = 1.0 / 3600.0;
+
+/// A bucket that refills at `per_second` and holds `burst` tokens (at least one). Rates
+/// outside one an hour and one a nanosecond are held to those.
 pub fn quota(per_second: f64, burst: u32) -> Quota {
     let per_second = if per_second.is_finite() {
-        per_second.clamp(0.01, 1e9)
+        per_second.clamp(MIN_RATE_PER_SECOND, 1e9)
     } else {
         1e9
     };

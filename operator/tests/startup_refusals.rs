@@ -77,7 +77,7 @@ fn limits_that_cannot_work_are_refused_by_flag() {
         ),
         (
             vec!["--memory-budget-bytes", "0"],
-            "--memory-budget: must be above 0",
+            "--memory-budget-bytes: 0 is less than one connection needs",
         ),
         (
             vec![
@@ -91,6 +91,14 @@ fn limits_that_cannot_work_are_refused_by_flag() {
         (
             vec!["--new-connections-per-second", "0"],
             "--new-connections-per-second",
+        ),
+        (
+            vec!["--memory-budget-bytes", "1"],
+            "--memory-budget-bytes: 1 is less than one connection needs",
+        ),
+        (
+            vec!["--account-rate-limit", "1e-300"],
+            "--account-rate-limit: must be at least one request an hour",
         ),
     ] {
         let mut args = vec![room.as_str()];

@@ -77,11 +77,22 @@ impl Limits {
             ("--max-frame-bytes", self.max_frame_bytes),
             ("--outbound-queue-frames", self.outbound_queue_frames),
             ("--outbound-queue-bytes", self.outbound_queue_bytes),
-            ("--memory-budget", self.memory_budget_bytes),
         ] {
             if bytes == 0 {
                 fail(flag, "must be above 0".to_owned());
             }
+        }
+        // One connection's reserve and one largest message queued for it: below that the
+        // gateway would start and refuse every client.
+        let one_connection = super::budget::CONNECTION_RESERVE_BYTES + self.max_message_bytes;
+        if self.memory_budget_bytes < one_connection {
+            fail(
+                "--memory-budget-bytes",
+                format!(
+                    "{} is less than one connection needs ({} bytes: its reserve and one --max-message-bytes message)",
+                    self.memory_budget_bytes, one_connection
+                ),
+            );
         }
         if self.max_frame_bytes > self.max_message_bytes {
             fail(
@@ -116,10 +127,16 @@ impl Limits {
         if self.new_connections_per_second == 0 {
             fail("--new-connections-per-second", "must be above 0".to_owned());
         }
-        if !(self.account_rate_limit.is_finite() && self.account_rate_limit > 0.0) {
+        if !(self.account_rate_limit.is_finite()
+            && self.account_rate_limit >= crate::token_bucket::MIN_RATE_PER_SECOND)
+        {
             fail(
                 "--account-rate-limit",
-                format!("must be above 0, got {}", self.account_rate_limit),
+                format!(
+                    "must be at least one request an hour ({:.6}/s), got {}",
+                    crate::token_bucket::MIN_RATE_PER_SECOND,
+                    self.account_rate_limit
+                ),
             );
         }
         if self.account_burst_limit == 0 {
@@ -157,7 +174,7 @@ mod tests {
             [
                 "--max-message-bytes",
                 "--outbound-queue-bytes",
-                "--memory-budget",
+                "--memory-budget-bytes",
                 "--max-frame-bytes",
                 "--new-connections-per-second",
                 "--account-burst-limit"
@@ -183,6 +200,25 @@ mod tests {
             flags(&limits),
             ["--idle-timeout", "--max-connection-duration"]
         );
+    }
+
+    #[test]
+    fn a_budget_below_one_connection_and_a_rate_below_one_an_hour_are_refused() {
+        let limits = Limits {
+            memory_budget_bytes: 1,
+            account_rate_limit: 1e-300,
+            ..Limits::default()
+        };
+        assert_eq!(
+            flags(&limits),
+            ["--memory-budget-bytes", "--account-rate-limit"]
+        );
+        let least = Limits {
+            memory_budget_bytes: super::super::budget::CONNECTION_RESERVE_BYTES + 128 * 1024,
+            account_rate_limit: 1.0 / 3600.0,
+            ..Limits::default()
+        };
+        assert_eq!(least.problems(), []);
     }
 
     #[test]
