@@ -5,8 +5,9 @@
 //! - A name is trimmed and in Unicode Normalization Form C: `é` typed as one character or as
 //!   `e` and a combining accent is the same name.
 //! - A name holds no control characters, no bidirectional controls (which can make `ada` show
-//!   as another name, or reverse what follows it) and no zero-width or other invisible
-//!   formatting characters (which make `ada` and `a\u{200b}da` look alike).
+//!   as another name, or reverse what follows it) and nothing else Unicode's data says is
+//!   invisible or formatting (default-ignorable code points, format characters, separators
+//!   other than the plain space), which make `ada` and `a\u{200b}da` look alike.
 //!
 //! # Caveats
 //! - Names that only look alike in a given font (Latin `a` and Cyrillic `а`) stay apart:
@@ -38,23 +39,30 @@ pub fn display_name(raw: Option<&str>) -> Result<Option<String>, String> {
     Ok(Some(name))
 }
 
-/// Bidirectional controls and zero-width or invisible formatting characters (Unicode
-/// general category Cf, and the invisible fillers).
+/// What cannot be seen, or changes how its neighbours are seen, by Unicode's own data:
+/// default-ignorable code points (zero-width characters, joiners, variation selectors, the
+/// combining grapheme joiner, Hangul fillers, tags, …), format characters (bidirectional
+/// controls, U+0600 and other prepended marks), private-use, surrogate and unassigned code
+/// points, line and paragraph separators, and every space but U+0020.
 fn is_invisible(c: char) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c) {
+        return true;
+    }
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
     matches!(
-        c,
-        '\u{00AD}'                  // soft hyphen
-            | '\u{061C}'            // Arabic letter mark
-            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
-            | '\u{180E}'            // Mongolian vowel separator
-            | '\u{200B}'..='\u{200F}' // zero-width space, non-joiner, joiner; LRM, RLM
-            | '\u{202A}'..='\u{202E}' // embeddings and overrides
-            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, isolates, …
-            | '\u{FEFF}'            // zero-width no-break space
-            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
-            | '\u{1D173}'..='\u{1D17A}' // musical formatting
-            | '\u{E0000}'..='\u{E007F}' // tags
-    )
+        category,
+        GeneralCategory::Format
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    ) || (category == GeneralCategory::SpaceSeparator && c != ' ')
+        // The braille blank is a symbol (So) that draws nothing: Unicode has no property for
+        // "renders as blank", so it is the one character named here.
+        || c == '\u{2800}'
 }
 
 #[cfg(test)]
@@ -69,6 +77,15 @@ mod tests {
         assert_eq!(display_name(Some("   ")), Ok(None));
         assert_eq!(display_name(None), Ok(None));
         assert_eq!(display_name(Some("Zoë 🎉")), Ok(Some("Zoë 🎉".into())));
+        for name in [
+            "Ada Lovelace",
+            "Đặng Thị",
+            "محمد",
+            "李小龙",
+            "O'Brien-Smith",
+        ] {
+            assert_eq!(display_name(Some(name)), Ok(Some(name.into())), "{name}");
+        }
     }
 
     #[test]
@@ -81,6 +98,19 @@ mod tests {
             "ada\u{FEFF}",         // BOM inside (trim keeps it)
             "a\u{200D}da",         // joiner
             "ada\u{0007}",         // control
+            "a\u{034F}da",         // combining grapheme joiner
+            "ada\u{FE0F}",         // variation selector 16
+            "ada\u{E0100}",        // variation selector 17
+            "ada\u{180B}",         // Mongolian free variation selector
+            "ada\u{17B4}",         // Khmer inherent vowel
+            "\u{2800}",            // braille blank
+            "\u{0600}ada",         // Arabic number sign (prepended format character)
+            "ada\u{13430}",        // Egyptian hieroglyph format control
+            "ada\u{1BCA0}",        // shorthand format control
+            "a\u{00A0}da",         // no-break space inside a name
+            "a\u{2028}da",         // line separator
+            "a\u{E000}da",         // private use
+            "a\u{0378}da",         // unassigned
         ] {
             let refused = display_name(Some(name)).unwrap_err();
             assert!(refused.contains("invisible"), "{name:?}: {refused}");
