@@ -2,21 +2,32 @@
 //! most every [`FRESH_FOR`], and sooner when a token names a key the copy lacks (the issuer
 //! rotated), but not more than once per [`UNKNOWN_KEY_REFETCH`] — a stream of tokens with
 //! made-up `kid`s must not turn into a stream of requests to the issuer.
+//!
+//! # Guarantees
+//! - A token whose key is at hand is decided at once, even while the copy is being fetched
+//!   again: a stale copy is refreshed in the background and used meanwhile.
+//! - One fetch at a time: tokens that need the issuer wait for the fetch under way instead
+//!   of starting their own.
+//! - While the issuer cannot be reached and the key a token names is not at hand, the answer
+//!   is [`Lookup::Unavailable`] (a server error, as AWS answers an authorizer that fails),
+//!   never [`Lookup::Unknown`]; a failed fetch is tried again after [`RETRY_AFTER_FAILURE`].
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// How long a fetched key set is used before it is fetched again.
 pub const FRESH_FOR: Duration = Duration::from_secs(10 * 60);
 /// The shortest time between two fetches caused by unknown key ids.
 pub const UNKNOWN_KEY_REFETCH: Duration = Duration::from_secs(30);
+/// How long after a failed fetch the issuer is asked again (meanwhile: server errors).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Where key sets come from: HTTPS in production, memory in tests.
 pub trait KeySource: Send + Sync {
@@ -40,15 +51,29 @@ pub struct Key {
 }
 
 pub struct JwksCache<K> {
+    shared: Arc<Shared<K>>,
+}
+
+struct Shared<K> {
     uri: String,
     source: K,
+    /// Held only to read or replace the copy, never across a fetch.
     state: Mutex<State>,
+    /// Held across a fetch: one at a time.
+    fetching: tokio::sync::Mutex<()>,
+    /// A background refresh is wanted or under way.
+    refreshing: AtomicBool,
 }
 
 #[derive(Default)]
 struct State {
     keys: HashMap<String, Arc<Key>>,
+    /// The last fetch that succeeded.
     fetched_at: Option<Instant>,
+    /// The last fetch, whatever came of it.
+    attempted_at: Option<Instant>,
+    /// Why the last fetch failed; `None` once one succeeds.
+    failure: Option<FetchError>,
 }
 
 /// Why no key was found for a `kid`.
@@ -56,60 +81,117 @@ struct State {
 pub enum Lookup {
     /// The issuer publishes no usable key by that id.
     Unknown,
-    /// The key set could not be fetched, and none is at hand.
+    /// The key set could not be fetched, and the key is not at hand.
     Unavailable(FetchError),
 }
 
-impl<K: KeySource> JwksCache<K> {
+/// What the copy says about one `kid`, read in one short lock.
+struct View {
+    key: Option<Arc<Key>>,
+    stale: bool,
+    may_fetch: bool,
+    failure: Option<FetchError>,
+}
+
+impl<K: KeySource + 'static> JwksCache<K> {
     pub fn new(uri: impl Into<String>, source: K) -> Self {
         Self {
-            uri: uri.into(),
-            source,
-            state: Mutex::new(State::default()),
+            shared: Arc::new(Shared {
+                uri: uri.into(),
+                source,
+                state: Mutex::new(State::default()),
+                fetching: tokio::sync::Mutex::new(()),
+                refreshing: AtomicBool::new(false),
+            }),
         }
     }
 
     /// The key `kid` names. A fetch that fails keeps the keys already at hand: an issuer
-    /// that is briefly down does not lock everyone out.
+    /// that is briefly down does not lock out the tokens they can check.
     pub async fn key(&self, kid: &str) -> Result<Arc<Key>, Lookup> {
-        let mut state = self.state.lock().await;
-        let stale = state.fetched_at.is_none_or(|at| at.elapsed() >= FRESH_FOR);
-        if stale && let Err(error) = self.refresh(&mut state).await {
-            if state.keys.is_empty() {
-                return Err(Lookup::Unavailable(error));
+        let view = self.shared.view(kid);
+        if let Some(key) = view.key {
+            if view.stale {
+                self.refresh_in_background();
             }
-            tracing::warn!(%error, "keeping the keys fetched before");
+            return Ok(key);
         }
-        if let Some(key) = state.keys.get(kid) {
-            return Ok(key.clone());
+        // Nothing at hand decides this token: ask the issuer, after any fetch under way.
+        let one_at_a_time = self.shared.fetching.lock().await;
+        let view = self.shared.view(kid);
+        if view.key.is_none() && view.may_fetch {
+            self.shared.refresh().await;
         }
-        let may_refetch = state
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= UNKNOWN_KEY_REFETCH);
-        if !stale && may_refetch {
-            if let Err(error) = self.refresh(&mut state).await {
-                tracing::warn!(%error, "could not look for a new key");
-            }
-            if let Some(key) = state.keys.get(kid) {
-                return Ok(key.clone());
-            }
+        drop(one_at_a_time);
+        let view = self.shared.view(kid);
+        match (view.key, view.failure) {
+            (Some(key), _) => Ok(key),
+            (None, Some(failure)) => Err(Lookup::Unavailable(failure)),
+            (None, None) => Err(Lookup::Unknown),
         }
-        Err(Lookup::Unknown)
     }
 
-    async fn refresh(&self, state: &mut State) -> Result<(), FetchError> {
-        // Counted as a fetch even when it fails, so a failing issuer is not asked again at
-        // once by every token.
-        state.fetched_at = Some(Instant::now());
-        let body = self.source.fetch(&self.uri).await?;
-        let set: JwkSet =
-            serde_json::from_slice(&body).map_err(|error| FetchError::NotAKeySet {
+    fn refresh_in_background(&self) {
+        if self.shared.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let one_at_a_time = shared.fetching.lock().await;
+            if shared.view("").stale {
+                shared.refresh().await;
+            }
+            drop(one_at_a_time);
+            shared.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl<K: KeySource> Shared<K> {
+    fn view(&self, kid: &str) -> View {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let since = |at: Option<Instant>, wait: Duration| at.is_none_or(|at| at.elapsed() >= wait);
+        let stale = since(state.fetched_at, FRESH_FOR);
+        let may_fetch = match &state.failure {
+            Some(_) => since(state.attempted_at, RETRY_AFTER_FAILURE),
+            None if stale => true,
+            None => since(state.attempted_at, UNKNOWN_KEY_REFETCH),
+        };
+        View {
+            key: state.keys.get(kid).cloned(),
+            stale,
+            may_fetch,
+            failure: state.failure.clone(),
+        }
+    }
+
+    async fn refresh(&self) {
+        // Counted as an attempt even when it fails, so a failing issuer is not asked again
+        // at once by every token.
+        self.lock_state().attempted_at = Some(Instant::now());
+        let fetched = self.source.fetch(&self.uri).await.and_then(|body| {
+            serde_json::from_slice::<JwkSet>(&body).map_err(|error| FetchError::NotAKeySet {
                 uri: self.uri.clone(),
                 reason: error.to_string(),
-            })?;
-        state.keys = usable_keys(&set);
-        tracing::info!(uri = %self.uri, keys = state.keys.len(), "fetched the issuer's keys");
-        Ok(())
+            })
+        });
+        let mut state = self.lock_state();
+        match fetched {
+            Ok(set) => {
+                state.keys = usable_keys(&set);
+                state.fetched_at = Some(Instant::now());
+                state.failure = None;
+                tracing::info!(uri = %self.uri, keys = state.keys.len(), "fetched the issuer's keys");
+            }
+            Err(error) => {
+                tracing::warn!(%error, keys_at_hand = state.keys.len(), "could not fetch the issuer's keys");
+                state.failure = Some(error);
+            }
+        }
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -51,7 +51,7 @@ pub struct Verifier<K> {
     keys: JwksCache<K>,
 }
 
-impl<K: KeySource> Verifier<K> {
+impl<K: KeySource + 'static> Verifier<K> {
     pub fn new(settings: JwtSettings, source: K) -> Self {
         let keys = JwksCache::new(settings.jwks_uri.clone(), source);
         Self { settings, keys }
@@ -139,8 +139,8 @@ fn refusal(kind: &ErrorKind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
     use chatroom_testkit::jwt::{AUDIENCE, ISSUER, claims, jwks, now, sign, sign_as};
     use serde_json::json;
@@ -172,7 +172,7 @@ mod tests {
         }
     }
 
-    impl KeySource for &Keys {
+    impl KeySource for Arc<Keys> {
         async fn fetch(&self, uri: &str) -> Result<Vec<u8>, FetchError> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             let body = self.body.lock().unwrap().clone();
@@ -201,8 +201,8 @@ mod tests {
 
     #[tokio::test]
     async fn rs256_and_es256_tokens_from_the_issuer_let_their_holder_in() {
-        let keys = Keys::serving(&["rsa-a", "ec-c"]);
-        let verifier = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::serving(&["rsa-a", "ec-c"]));
+        let verifier = Verifier::new(settings(), keys.clone());
         for kid in ["rsa-a", "ec-c"] {
             let identity = verifier.verify(&sign(kid, &claims("user-1", "Ada"))).await;
             assert_eq!(
@@ -219,8 +219,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_forged_expired_early_or_misaddressed_token_is_refused() {
-        let keys = Keys::serving(&["rsa-a", "ec-c"]);
-        let verifier = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::serving(&["rsa-a", "ec-c"]));
+        let verifier = Verifier::new(settings(), keys.clone());
         let refused = |why: &'static str| Err(Denied::Refused(why));
         let cases = [
             (
@@ -274,8 +274,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_clock_may_be_a_minute_off_either_way() {
-        let keys = Keys::serving(&["rsa-a"]);
-        let verifier = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::serving(&["rsa-a"]));
+        let verifier = Verifier::new(settings(), keys.clone());
         let half = CLOCK_SKEW as i64 / 2;
         let just_expired = with(|c| c["exp"] = json!(now() - half));
         let almost_valid = with(|c| c["nbf"] = json!(now() + half));
@@ -286,8 +286,8 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_algorithm_a_key_was_published_for_is_accepted() {
-        let keys = Keys::serving(&["rsa-a", "ec-c"]);
-        let verifier = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::serving(&["rsa-a", "ec-c"]));
+        let verifier = Verifier::new(settings(), keys.clone());
         // An ES256 token naming the RSA key, and the RSA key's public half as an HMAC secret
         // (the classic confusion): neither gets in.
         let es256_as_rsa = sign_as("ec-c", "rsa-a", &claims("u", "Ada"));
@@ -323,8 +323,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_rotated_key_is_fetched_but_made_up_kids_do_not_flood_the_issuer() {
-        let keys = Keys::serving(&["rsa-a"]);
-        let verifier = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::serving(&["rsa-a"]));
+        let verifier = Verifier::new(settings(), keys.clone());
         let ada = claims("user-1", "Ada");
         assert!(verifier.verify(&sign("rsa-a", &ada)).await.is_ok());
 
@@ -349,8 +349,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_issuer_that_is_down_is_a_server_error_until_keys_are_at_hand() {
-        let keys = Keys::default();
-        let verifier = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::default());
+        let verifier = Verifier::new(settings(), keys.clone());
         let token = sign("rsa-a", &claims("user-1", "Ada"));
         let down = verifier.verify(&token).await.unwrap_err();
         assert!(down.is_server_error(), "{down}");
@@ -364,10 +364,72 @@ mod tests {
         assert!(verifier.verify(&token).await.is_ok());
     }
 
+    /// After a failed fetch a valid token used to get 401 for 30 s: the copy counted as
+    /// fresh, so its key was "unknown". While the keys cannot be had, the answer is a server
+    /// error, and the issuer is asked again a few seconds later, not at every token.
+    #[tokio::test(start_paused = true)]
+    async fn while_the_issuer_is_unreachable_valid_tokens_get_server_errors_never_refusals() {
+        let keys = Arc::new(Keys::default());
+        let verifier = Verifier::new(settings(), keys.clone());
+        let token = sign("rsa-a", &claims("user-1", "Ada"));
+        for _ in 0..10 {
+            let down = verifier.verify(&token).await.unwrap_err();
+            assert!(down.is_server_error(), "{down}");
+        }
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 1);
+
+        keys.serve(&["rsa-a"]);
+        tokio::time::advance(crate::auth::jwks::RETRY_AFTER_FAILURE).await;
+        assert!(verifier.verify(&token).await.is_ok());
+        assert_eq!(keys.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    /// A key set that takes the issuer seconds to send (a token with a new `kid` makes the
+    /// room fetch it) must not hold up tokens whose keys are at hand, and tokens that need
+    /// the issuer share the one fetch.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_fetch_holds_up_only_the_tokens_that_need_it_and_happens_once() {
+        struct Slow(Arc<Keys>);
+        impl KeySource for Slow {
+            async fn fetch(&self, uri: &str) -> Result<Vec<u8>, FetchError> {
+                if self.0.fetches.load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+                }
+                self.0.clone().fetch(uri).await
+            }
+        }
+        let keys = Arc::new(Keys::serving(&["rsa-a"]));
+        let verifier = Arc::new(Verifier::new(settings(), Slow(keys.clone())));
+        let ada = claims("user-1", "Ada");
+        assert!(verifier.verify(&sign("rsa-a", &ada)).await.is_ok());
+        keys.serve(&["rsa-a", "rsa-b"]);
+        tokio::time::advance(UNKNOWN_KEY_REFETCH).await;
+
+        let waiting: Vec<_> = (0..3)
+            .map(|_| {
+                let verifier = verifier.clone();
+                let from_b = sign("rsa-b", &ada);
+                tokio::spawn(async move { verifier.verify(&from_b).await.is_ok() })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let started = tokio::time::Instant::now();
+        assert!(verifier.verify(&sign("rsa-a", &ada)).await.is_ok());
+        assert_eq!(tokio::time::Instant::now(), started, "a known key waited");
+        for task in waiting {
+            assert!(task.await.unwrap(), "a token from the new key");
+        }
+        assert_eq!(
+            keys.fetches.load(Ordering::SeqCst),
+            2,
+            "one fetch for all three"
+        );
+    }
+
     #[tokio::test]
     async fn the_name_comes_from_the_name_claim_else_sub_and_is_checked_like_a_chosen_name() {
-        let keys = Keys::serving(&["rsa-a"]);
-        let by_default = Verifier::new(settings(), &keys);
+        let keys = Arc::new(Keys::serving(&["rsa-a"]));
+        let by_default = Verifier::new(settings(), keys.clone());
         let nameless = with(|c| {
             c.as_object_mut().unwrap().remove("name");
         });
@@ -376,7 +438,7 @@ mod tests {
 
         let mut custom = settings();
         custom.name_claim = Some("preferred_username".into());
-        let by_claim = Verifier::new(custom, &keys);
+        let by_claim = Verifier::new(custom, keys.clone());
         let named = with(|c| c["preferred_username"] = json!(" ada.l "));
         let identity = by_claim.verify(&sign("rsa-a", &named)).await.unwrap();
         assert_eq!(identity.name, "ada.l");

@@ -52,7 +52,7 @@ pub enum AuthorizerError {
 }
 
 /// The answer to one authorizer request; why a token was refused is logged, never the token.
-pub async fn authorize<K: KeySource>(
+pub async fn authorize<K: KeySource + 'static>(
     verifier: &Verifier<K>,
     request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
