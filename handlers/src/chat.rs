@@ -282,7 +282,11 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
                 .await;
             return Ok(response(413, None));
         }
-        if let Some((history, settings)) = &self.history {
+        let kept = frame.to_json();
+        // A message no history answer could hold is delivered but not kept (history.rs).
+        if let Some((history, settings)) = &self.history
+            && crate::history::fits_in_an_answer(&kept)
+        {
             let request_id = event
                 .request_context
                 .request_id
@@ -291,7 +295,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             let entry = HistoryEntry::new(
                 received.timestamp_millis(),
                 request_id,
-                frame.to_json(),
+                kept,
                 settings.retention,
             );
             // The message still goes out: a room that cannot write its history keeps talking.

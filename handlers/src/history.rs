@@ -5,6 +5,9 @@
 //! - Every broadcast message is appended once, before it is posted to anyone.
 //! - An answer holds the newest messages still within the retention, oldest first, no more
 //!   than asked and never more bytes than one post may carry.
+//! - A message too large to fit in any answer on its own (with the history frame around it,
+//!   over one post) is delivered live but never kept: it cannot push older messages out, and
+//!   a newcomer is answered the ones before it.
 //!
 //! # Caveats
 //! - Expiry is read-side: DynamoDB's TTL deletes late (up to days), so reads skip expired
@@ -80,20 +83,36 @@ pub struct HistorySettings {
 /// The most messages `spec.history.messages` may ask for.
 pub const MAX_HISTORY_MESSAGES: usize = 200;
 
-/// The answer to `history`: the newest of `newest_first` that fit in one post, oldest first.
-/// An entry that is not a message frame (never written by this crate) is skipped.
-pub fn history_frame(newest_first: Vec<HistoryEntry>) -> ChatFrame {
-    let empty = ChatFrame::History {
+/// The bytes of a history answer that holds no message.
+fn empty_answer_bytes() -> usize {
+    ChatFrame::History {
         messages: Vec::new(),
-    };
-    let mut bytes = empty.to_json().len();
+    }
+    .to_json()
+    .len()
+}
+
+/// Whether a message frame fits in a history answer at all.
+pub fn fits_in_an_answer(frame_json: &str) -> bool {
+    empty_answer_bytes() + frame_json.len() <= MAX_POST_BYTES
+}
+
+/// The answer to `history`: the newest of `newest_first` that fit in one post, oldest first.
+/// An entry that is not a message frame (never written by this crate), or that could never
+/// fit in an answer, is skipped.
+pub fn history_frame(newest_first: Vec<HistoryEntry>) -> ChatFrame {
+    let mut bytes = empty_answer_bytes();
     let mut messages = Vec::new();
     for entry in newest_first {
         let Ok(frame @ ChatFrame::Message { .. }) = serde_json::from_str::<ChatFrame>(&entry.frame)
         else {
             continue;
         };
-        let size = frame.to_json().len() + usize::from(!messages.is_empty());
+        let json = frame.to_json();
+        if !fits_in_an_answer(&json) {
+            continue;
+        }
+        let size = json.len() + usize::from(!messages.is_empty());
         if bytes + size > MAX_POST_BYTES {
             break;
         }
@@ -136,6 +155,9 @@ impl MemoryHistory {
 
 impl HistoryStore for MemoryHistory {
     async fn append(&self, entry: HistoryEntry) -> Result<(), StoreError> {
+        if !fits_in_an_answer(&entry.frame) {
+            return Ok(());
+        }
         let mut entries = self.lock();
         entries.push_back(entry);
         let mut bytes: usize = entries.iter().map(|e| e.frame.len()).sum();
@@ -237,6 +259,32 @@ mod tests {
             3,
             "three 40 KiB messages fit in 128 KiB, four do not"
         );
+    }
+
+    /// One message of about 128 KB used to push every older one out of the ring, and could
+    /// not be answered itself: newcomers got an empty history.
+    #[tokio::test]
+    async fn one_message_too_large_for_any_answer_empties_nothing() {
+        let history = MemoryHistory::new(50);
+        for (at, text) in [(1, "one"), (2, "two")] {
+            let entry = HistoryEntry::new(at, "r", message(text), HOUR);
+            history.append(entry).await.unwrap();
+        }
+        let huge = message(&"x".repeat(MAX_POST_BYTES - 100));
+        assert!(!fits_in_an_answer(&huge));
+        history
+            .append(HistoryEntry::new(3, "r", huge.clone(), HOUR))
+            .await
+            .unwrap();
+        let newest = history.newest(50, 10).await.unwrap();
+        assert_eq!(texts(&history_frame(newest)), ["one", "two"]);
+
+        // A store that kept it anyway (DynamoDB, written before this rule) is read past it.
+        let newest_first = vec![
+            HistoryEntry::new(3, "r", huge, HOUR),
+            HistoryEntry::new(2, "r", message("two"), HOUR),
+        ];
+        assert_eq!(texts(&history_frame(newest_first)), ["two"]);
     }
 
     #[test]
