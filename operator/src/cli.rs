@@ -257,6 +257,13 @@ pub struct LimitArgs {
     /// How many of them may come at once above the rate.
     #[arg(long, env = "ACCOUNT_BURST_LIMIT", default_value_t = 5_000)]
     pub account_burst_limit: u32,
+    /// Requests per second one connection may make on routes other than the message route
+    /// (`who`, `history`, `$default`); more get "Too Many Requests".
+    #[arg(long, env = "CONNECTION_QUERY_RATE", default_value_t = 10.0)]
+    pub connection_query_rate: f64,
+    /// How many of them may come at once above that rate.
+    #[arg(long, env = "CONNECTION_QUERY_BURST", default_value_t = 20)]
+    pub connection_query_burst: u32,
 }
 
 impl LimitArgs {
@@ -273,6 +280,8 @@ impl LimitArgs {
             new_connections_per_second: self.new_connections_per_second,
             account_rate_limit: self.account_rate_limit,
             account_burst_limit: self.account_burst_limit,
+            connection_query_rate: self.connection_query_rate,
+            connection_query_burst: self.connection_query_burst,
         }
     }
 }

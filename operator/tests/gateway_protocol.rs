@@ -278,3 +278,50 @@ async fn the_clients_port_serves_no_connections_api_and_no_room_list_unless_aske
         200
     );
 }
+
+/// `who` and `history` answer only their sender, and each answer costs the gateway a whole
+/// frame: one connection asking as fast as it can is held to its own query rate, while its
+/// broadcasts and other connections' queries go on.
+#[tokio::test]
+async fn one_connection_asking_who_as_fast_as_it_can_is_held_to_its_own_query_rate() {
+    let limits = Limits {
+        connection_query_rate: 1.0,
+        connection_query_burst: 3,
+        ..Limits::default()
+    };
+    let (_gateway, url) = TestGateway::with_room(limits, ChatRoomSpec::default()).await;
+    let mut ada = connect(&format!("{url}?name=ada")).await;
+    let mut bob = connect(&format!("{url}?name=bob")).await;
+
+    const ASKED: usize = 10;
+    let started = tokio::time::Instant::now();
+    for _ in 0..ASKED {
+        send_text(&mut ada, r#"{"action":"who"}"#).await;
+    }
+    let (mut answered, mut refused) = (0, 0);
+    while answered + refused < ASKED {
+        let frame = next_json(&mut ada).await;
+        match (frame["type"].as_str(), frame["message"].as_str()) {
+            (Some("who"), _) => answered += 1,
+            (_, Some("Too Many Requests")) => refused += 1,
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    let refilled = started.elapsed().as_secs_f64().ceil() as usize;
+    assert!(
+        (3..=3 + refilled).contains(&answered),
+        "{answered} of {ASKED} answered"
+    );
+    assert!(refused >= ASKED - 3 - refilled);
+
+    // bob's bucket is his own, and ada's broadcasts are not queries.
+    send_text(&mut bob, r#"{"action":"who"}"#).await;
+    assert_eq!(next_json(&mut bob).await["type"], "who");
+    for i in 0..5 {
+        let message = format!(r#"{{"action":"onMessage","message":"m{i}"}}"#);
+        send_text(&mut ada, &message).await;
+    }
+    for i in 0..5 {
+        assert_eq!(next_json(&mut bob).await["message"], format!("m{i}"));
+    }
+}

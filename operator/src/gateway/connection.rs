@@ -34,6 +34,8 @@ pub struct Session {
     /// What the room's authorizer said about the connection, for every event's
     /// `requestContext.authorizer`.
     pub authorizer: Option<HashMap<String, serde_json::Value>>,
+    /// This connection's own bucket for the routes that answer only it.
+    pub queries: Arc<throttle::Throttle>,
 }
 
 /// A connection reachable through the registry, waiting for its socket.
@@ -220,6 +222,13 @@ impl Session {
         let domain_name = self.gateway.domain_name().to_owned();
         let event = events::text_message(&self.context(&domain_name), &route, text);
         let request_id = event.request_context.request_id.clone().unwrap_or_default();
+        // `who` or `history` as fast as a client can send costs the gateway a whole answer
+        // each: one connection may not spend the account's rate on them.
+        let query = self.room.broadcast_route.as_deref() != Some(route.as_str());
+        if query && !self.queries.allows() {
+            let _ = handle.send(self.error_frame("Too Many Requests", &request_id));
+            return;
+        }
         if !throttle::allowed(self.gateway.account_throttle(), self.room.throttle.as_ref()) {
             // As API Gateway: the message reaches no route, and only its sender hears why.
             let _ = handle.send(self.error_frame("Too Many Requests", &request_id));

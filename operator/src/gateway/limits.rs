@@ -35,6 +35,12 @@ pub struct Limits {
     /// checked as well.
     pub account_rate_limit: f64,
     pub account_burst_limit: u32,
+    /// Requests per second one connection may make on every route but the room's broadcast
+    /// route (`who`, `history`, `$default`: answers to the sender alone, which AWS does not
+    /// limit below the account's rate), and the burst above it. Past it the sender gets API
+    /// Gateway's "Too Many Requests" frame.
+    pub connection_query_rate: f64,
+    pub connection_query_burst: u32,
 }
 
 impl Default for Limits {
@@ -51,6 +57,8 @@ impl Default for Limits {
             new_connections_per_second: 500,
             account_rate_limit: 10_000.0,
             account_burst_limit: 5_000,
+            connection_query_rate: 10.0,
+            connection_query_burst: 20,
         }
     }
 }
@@ -141,6 +149,20 @@ impl Limits {
         }
         if self.account_burst_limit == 0 {
             fail("--account-burst-limit", "must be above 0".to_owned());
+        }
+        if !(self.connection_query_rate.is_finite()
+            && self.connection_query_rate >= crate::token_bucket::MIN_RATE_PER_SECOND)
+        {
+            fail(
+                "--connection-query-rate",
+                format!(
+                    "must be at least one request an hour, got {}",
+                    self.connection_query_rate
+                ),
+            );
+        }
+        if self.connection_query_burst == 0 {
+            fail("--connection-query-burst", "must be above 0".to_owned());
         }
         problems
     }

@@ -49,6 +49,9 @@ pub struct Room {
     pub integration: Arc<dyn Integration>,
     /// The stage's throttling (`spec.throttling`), on top of the account's.
     pub throttle: Option<Throttle>,
+    /// The route whose messages go to everyone; every other route is also held to the
+    /// per-connection query rate (`Limits::connection_query_rate`).
+    pub broadcast_route: Option<String>,
     /// The `$connect` route's authorizer (`spec.auth.jwt`).
     pub authorizer: Option<Arc<Verifier<HttpsKeySource>>>,
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -97,6 +98,10 @@ pub async fn room_endpoint(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         authorizer,
+        queries: Arc::new(throttle::Throttle::new(
+            gateway.limits().connection_query_rate,
+            gateway.limits().connection_query_burst,
+        )),
     };
     let domain_name = gateway.domain_name().to_owned();
     let context = session.context(&domain_name);

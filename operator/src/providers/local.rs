@@ -127,6 +127,7 @@ impl LocalProvider {
                 .throttling
                 .as_ref()
                 .map(|t| stage_throttle(t.burst_limit, t.rate_limit)),
+            broadcast_route: Some(spec.message_route.clone()),
             authorizer,
         });
         served.insert(

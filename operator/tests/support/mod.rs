@@ -117,6 +117,7 @@ impl TestGateway {
             routes: vec!["onMessage".into()],
             integration: script,
             throttle: None,
+            broadcast_route: Some("onMessage".into()),
             authorizer,
         });
         self.gateway.websocket_url(&key)
