@@ -36,6 +36,25 @@ pub enum Command {
     /// Run the Kubernetes controller: reconcile ChatRooms from the cluster.
     // Boxed: by far the largest set of flags.
     Run(Box<RunArgs>),
+    /// A token issuer on loopback for trying rooms with spec.auth.jwt offline: serves its key
+    /// set and prints tokens. For development only, never production.
+    DevIssuer(DevIssuerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DevIssuerArgs {
+    /// Where it serves /jwks.json and /token?name=…: a loopback address only.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Print a token for this name (repeat for more).
+    #[arg(long, default_values_t = ["ada".to_owned(), "bob".to_owned()])]
+    pub name: Vec<String>,
+    /// The tokens' audience (`aud`).
+    #[arg(long, default_value = "chat")]
+    pub audience: String,
+    /// How long a token is valid.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub valid_for: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -3,6 +3,7 @@
 
 mod apply;
 mod aws;
+mod dev_issuer;
 mod gateway;
 mod local;
 mod run;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => Box::pin(apply::apply(args)).await,
         Command::Delete(args) => Box::pin(apply::delete(args)).await,
         Command::Run(args) => Box::pin(run::run(*args)).await,
+        Command::DevIssuer(args) => dev_issuer::run(args).await,
     }
 }
 
