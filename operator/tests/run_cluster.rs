@@ -26,6 +26,31 @@ fn start(cluster: &Cluster, pod: &str, extra: &[&str]) -> (Replica, String) {
     (Replica::local(&kubeconfig, pod, &args), token_id)
 }
 
+const ELECTION: [&str; 3] = ["--leader-elect", "--lease-duration", "3s"];
+
+/// The chart with leader election, the room `lobby`, and two replicas: `first` leading with
+/// lobby Ready, `second` standing by and ready. Each with its token id.
+async fn leader_and_standby(cluster: &Cluster) -> ((Replica, String), (Replica, String)) {
+    cluster.install_chart(&[
+        "--set",
+        "provider=local",
+        "--set",
+        "leaderElection.enabled=true",
+    ]);
+    cluster.add_room("lobby", json!({}));
+    let first = start(cluster, "first", &ELECTION);
+    cluster
+        .wait_until("first leads and lobby is Ready", PATIENCE, |c| {
+            c.lease_holder("chatroom-operator").as_deref() == Some("first")
+                && c.ready_url("lobby").is_some()
+        })
+        .await;
+    let second = start(cluster, "second", &ELECTION);
+    // Ready while standing by, or a rolling update would wait for it forever.
+    second.0.wait_ready().await;
+    (first, second)
+}
+
 fn assert_nothing_forbidden(events: &[Value], log: &str) {
     let refused = forbidden(events);
     assert!(refused.is_empty(), "the API server refused: {refused:#?}");
@@ -165,25 +190,7 @@ async fn a_spec_change_and_a_deletion_in_the_cluster_reach_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
     let cluster = Cluster::new("election");
-    cluster.install_chart(&[
-        "--set",
-        "provider=local",
-        "--set",
-        "leaderElection.enabled=true",
-    ]);
-    cluster.add_room("lobby", json!({}));
-    let election = ["--leader-elect", "--lease-duration", "3s"];
-    let (first, first_token) = start(&cluster, "first", &election);
-    cluster
-        .wait_until("first leads and lobby is Ready", PATIENCE, |c| {
-            c.lease_holder("chatroom-operator").as_deref() == Some("first")
-                && c.ready_url("lobby").is_some()
-        })
-        .await;
-
-    let (second, second_token) = start(&cluster, "second", &election);
-    // Ready while standing by, or a rolling update would wait for it forever.
-    second.wait_ready().await;
+    let ((first, first_token), (second, second_token)) = leader_and_standby(&cluster).await;
     assert_eq!(second.leader_gauge().await, "chatroom_leader 0");
     cluster.add_room("garden", json!({ "stage": "v1" }));
     cluster
@@ -304,11 +311,7 @@ async fn a_leader_that_loses_its_lease_stops_and_exits_non_zero() {
         "leaderElection.enabled=true",
     ]);
     cluster.add_room("lobby", json!({}));
-    let (mut leader, _) = start(
-        &cluster,
-        "leader",
-        &["--leader-elect", "--lease-duration", "3s"],
-    );
+    let (mut leader, _) = start(&cluster, "leader", &ELECTION);
     cluster
         .wait_until("the leader serves lobby", PATIENCE, |c| {
             c.ready_url("lobby").is_some()
@@ -493,23 +496,7 @@ async fn another_finalizer_is_kept_and_the_room_waits_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_from_a_killed_leader_within_the_lease() {
     let cluster = Cluster::new("killed");
-    cluster.install_chart(&[
-        "--set",
-        "provider=local",
-        "--set",
-        "leaderElection.enabled=true",
-    ]);
-    cluster.add_room("lobby", json!({}));
-    let election = ["--leader-elect", "--lease-duration", "3s"];
-    let (first, _) = start(&cluster, "first", &election);
-    cluster
-        .wait_until("first leads and lobby is Ready", PATIENCE, |c| {
-            c.lease_holder("chatroom-operator").as_deref() == Some("first")
-                && c.ready_url("lobby").is_some()
-        })
-        .await;
-    let (second, _) = start(&cluster, "second", &election);
-    second.wait_ready().await;
+    let ((first, _), (second, _)) = leader_and_standby(&cluster).await;
 
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &first.pid().to_string()])
