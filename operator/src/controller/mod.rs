@@ -15,7 +15,7 @@ use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 
-use crate::crd::ChatRoom;
+use crate::crd::{ChatRoom, ChatRoomSpec};
 use crate::reconcile::{self, Provider};
 use crate::report::Outcome;
 use crate::status::is_ready;
@@ -115,11 +115,18 @@ impl Context {
         }
     }
 
-    fn fleet_size(&self) -> usize {
-        let reconciled = self.metrics.room_count();
-        self.watched
-            .get()
-            .map_or(reconciled, |rooms| rooms.len().max(reconciled))
+    /// What one steady-state reconcile of every room costs the AWS provider's scarcest rate:
+    /// each room as the watch has it, by what its spec turns on; rooms reconciled but not (yet)
+    /// in the store count as plain ones.
+    fn fleet_cost(&self, aws: &crate::providers::aws::AwsProvider) -> Duration {
+        let rooms = self.watched.get().map(Store::state).unwrap_or_default();
+        let unseen = self.metrics.room_count().saturating_sub(rooms.len());
+        let plain = ChatRoomSpec::default();
+        let fleet = rooms
+            .iter()
+            .map(|room| &room.spec)
+            .chain(std::iter::repeat_n(&plain, unseen));
+        aws.steady_state_cost(fleet)
     }
 
     /// The next resync, spread so that rooms created together (or all of them, after the
@@ -128,7 +135,7 @@ impl Context {
     /// allow: the other half stays for rooms being created or changed.
     fn next_resync(&self) -> Duration {
         let floor = match &self.provider {
-            Provider::Aws(aws) => steady_state_floor(self.fleet_size(), aws.steady_state_cost()),
+            Provider::Aws(aws) => steady_state_floor(self.fleet_cost(aws)),
             Provider::Local(_) => Duration::ZERO,
         };
         let resync = self.resync.max(floor);

@@ -80,10 +80,10 @@ impl Schedule {
     }
 }
 
-/// The shortest resync at which `rooms` rooms, each costing `per_room` of the scarcest rate
-/// limit in steady state, use half of it.
-pub fn steady_state_floor(rooms: usize, per_room: Duration) -> Duration {
-    per_room.saturating_mul(u32::try_from(rooms).unwrap_or(u32::MAX)) * 2
+/// The shortest resync at which a fleet whose steady state costs `fleet_cost` of the scarcest
+/// rate limit uses half of it.
+pub fn steady_state_floor(fleet_cost: Duration) -> Duration {
+    fleet_cost.saturating_mul(2)
 }
 
 /// `resync` scaled into [1 - jitter, 1 + jitter) by `unit` in [0, 1).
@@ -128,10 +128,10 @@ mod tests {
     fn a_large_fleet_resyncs_no_faster_than_half_the_rate_allows() {
         // 4 API Gateway requests per room at 5 per second: 0.8 s of the budget per room.
         let per_room = Duration::from_millis(800);
-        assert_eq!(steady_state_floor(40, per_room), Duration::from_secs(64));
-        assert_eq!(steady_state_floor(0, per_room), Duration::ZERO);
+        assert_eq!(steady_state_floor(per_room * 40), Duration::from_secs(64));
+        assert_eq!(steady_state_floor(Duration::ZERO), Duration::ZERO);
         assert_eq!(
-            Duration::from_secs(300).max(steady_state_floor(100, per_room)),
+            Duration::from_secs(300).max(steady_state_floor(per_room * 100)),
             Duration::from_secs(300),
             "100 rooms fit the default 5 min resync"
         );

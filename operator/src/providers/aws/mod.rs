@@ -56,20 +56,33 @@ use crate::report::Report;
 /// which the operator's policy lets it pass to Lambda.
 pub const DEFAULT_ALLOWED_ROLE_ARNS: &str = "arn:*:iam::*:role/chatroom-*";
 
-/// The most requests one Ready room's reconcile makes, by `--aws-rate-limit` service: reads
-/// only. API Gateway: GetApi, GetIntegrations, GetRoutes, GetStages; DynamoDB: DescribeTable,
-/// ListTagsOfResource, DescribeTimeToLive (3), DescribeContinuousBackups with point-in-time
-/// recovery on, and the same 3 for a history table; IAM: GetRole, GetRolePolicy; Lambda:
-/// GetFunction, GetPolicy; Logs: DescribeLogGroups, ListTagsForResource. tests/fleet_aws.rs
-/// holds the operator to these.
-pub const STEADY_STATE_REQUESTS: [(&str, u32); 6] = [
-    ("apigateway", 4),
-    ("dynamodb", 7),
-    ("iam", 2),
-    ("lambda", 2),
-    ("logs", 2),
-    ("sts", 0),
-];
+/// The most requests a Ready room's reconcile makes, by `--aws-rate-limit` service: reads only,
+/// and only those its spec turns on. Every room: API Gateway GetApi, GetIntegrations, GetRoutes,
+/// GetStages; DynamoDB DescribeTable, ListTagsOfResource, DescribeTimeToLive; IAM GetRole,
+/// GetRolePolicy (not for a role the spec brings); Lambda GetFunction, GetPolicy; Logs
+/// DescribeLogGroups, ListTagsForResource (the function's log group). `auth`: GetAuthorizer;
+/// `domain`: GetDomainName, GetApiMappings; `accessLog`: the access log group's two reads;
+/// point-in-time recovery: DescribeContinuousBackups; `history`: its table's three. So from 4
+/// to 7 API Gateway reads and from 2 to 4 Logs reads. tests/fleet_aws.rs holds the operator to
+/// these.
+pub fn steady_state_requests(spec: &ChatRoomSpec) -> [(&'static str, u32); 6] {
+    let on = |feature: bool, reads: u32| if feature { reads } else { 0 };
+    [
+        (
+            "apigateway",
+            4 + on(spec.auth.is_some(), 1) + on(spec.domain.is_some(), 2),
+        ),
+        (
+            "dynamodb",
+            3 + on(spec.connection_table.point_in_time_recovery, 1)
+                + on(spec.history_settings().is_some(), 3),
+        ),
+        ("iam", on(spec.function.role_arn.is_none(), 2)),
+        ("lambda", 2),
+        ("logs", 2 + on(spec.access_log.is_some(), 2)),
+        ("sts", 0),
+    ]
+}
 
 /// Tags as AWS takes them: key → value, sorted for stable requests.
 pub type Tags = BTreeMap<String, String>;
@@ -235,10 +248,13 @@ impl AwsProvider {
         &self.calls
     }
 
-    /// How long one room's steady-state reconcile holds the scarcest rate limit: with the
-    /// defaults, API Gateway's (4 reads at 5 per second).
-    pub fn steady_state_cost(&self) -> Duration {
-        steady_state_cost(&self.settings.rate_limits)
+    /// How long one steady-state reconcile of every room in `fleet` holds the scarcest rate
+    /// limit: with the defaults and plain rooms, API Gateway's (4 reads each at 5 per second).
+    pub fn steady_state_cost<'a>(
+        &self,
+        fleet: impl IntoIterator<Item = &'a ChatRoomSpec>,
+    ) -> Duration {
+        steady_state_cost(&self.settings.rate_limits, fleet)
     }
 
     fn clients(&self, region: &str) -> Clients {
@@ -363,12 +379,24 @@ impl AwsProvider {
     }
 }
 
-/// The longest any one service's steady-state requests of one room take at its rate.
-fn steady_state_cost(limits: &RateLimits) -> Duration {
-    STEADY_STATE_REQUESTS
+/// The longest any one service's steady-state requests of the whole fleet take at its rate.
+fn steady_state_cost<'a>(
+    limits: &RateLimits,
+    fleet: impl IntoIterator<Item = &'a ChatRoomSpec>,
+) -> Duration {
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for spec in fleet {
+        for (service, requests) in steady_state_requests(spec) {
+            *totals.entry(service).or_default() += u64::from(requests);
+        }
+    }
+    totals
         .iter()
         .map(|(service, requests)| {
-            Duration::from_secs_f64(f64::from(*requests) / limits.per_second(service).max(0.01))
+            // Counts of requests, far below 2^52: exact as f64.
+            #[allow(clippy::cast_precision_loss)]
+            let requests = *requests as f64;
+            Duration::from_secs_f64(requests / limits.per_second(service).max(0.01))
         })
         .max()
         .unwrap_or_default()
@@ -409,15 +437,67 @@ mod tests {
 
     #[test]
     fn the_steady_state_costs_the_time_of_the_scarcest_rate() {
+        let plain = ChatRoomSpec::default();
         let api_gateway = Duration::from_millis(800);
-        assert_eq!(steady_state_cost(&RateLimits::default()), api_gateway);
+        assert_eq!(
+            steady_state_cost(&RateLimits::default(), [&plain]),
+            api_gateway
+        );
         let slow_logs = RateLimits::with(&["logs=0.5".parse().unwrap()]);
-        assert_eq!(steady_state_cost(&slow_logs), Duration::from_secs(4));
+        assert_eq!(
+            steady_state_cost(&slow_logs, [&plain]),
+            Duration::from_secs(4)
+        );
         let fast_api = RateLimits::with(&["apigateway=100".parse().unwrap()]);
         assert_eq!(
-            steady_state_cost(&fast_api),
-            Duration::from_millis(700),
-            "then DynamoDB's (at most) 7 reads at 10 per second"
+            steady_state_cost(&fast_api, [&plain]),
+            Duration::from_secs_f64(2.0 / 3.0),
+            "then CloudWatch Logs' 2 reads at 3 per second"
+        );
+        assert_eq!(
+            steady_state_cost(&RateLimits::default(), []),
+            Duration::ZERO
+        );
+    }
+
+    /// A room with auth, a domain and access logs reads 7 API Gateway and 4 Logs resources in
+    /// steady state, not the 4 and 2 of a plain room; the fleet's budget counts each room's.
+    #[test]
+    fn each_room_counts_what_its_features_read() {
+        use crate::crd::{AccessLogSpec, AuthSpec, DomainSpec, HistorySpec, JwtSpec};
+        let full = ChatRoomSpec {
+            auth: Some(AuthSpec {
+                jwt: JwtSpec {
+                    issuer: "https://login.example.com/".into(),
+                    audiences: vec!["chat".into()],
+                    jwks_uri: "https://login.example.com/jwks.json".into(),
+                    identity_source: "querystring.token".into(),
+                    name_claim: None,
+                },
+            }),
+            domain: Some(DomainSpec {
+                name: "chat.example.com".into(),
+                certificate_arn: "arn:aws:acm:eu-west-1:123456789012:certificate/0a".into(),
+                base_path: String::new(),
+            }),
+            access_log: Some(AccessLogSpec { retention_days: 7 }),
+            history: Some(HistorySpec {
+                messages: 50,
+                retention: "24h".into(),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        let reads: BTreeMap<_, _> = steady_state_requests(&full).into_iter().collect();
+        assert_eq!(
+            (reads["apigateway"], reads["logs"], reads["dynamodb"]),
+            (7, 4, 6)
+        );
+        let plain = ChatRoomSpec::default();
+        let fleet = [&plain, &full, &full];
+        // 4 + 7 + 7 = 18 API Gateway reads at 5 per second.
+        assert_eq!(
+            steady_state_cost(&RateLimits::default(), fleet),
+            Duration::from_millis(3600)
         );
     }
 
