@@ -28,15 +28,20 @@ fn start(cluster: &Cluster, pod: &str, extra: &[&str]) -> (Replica, String) {
 
 const ELECTION: [&str; 3] = ["--leader-elect", "--lease-duration", "3s"];
 
-/// The chart with leader election, the room `lobby`, and two replicas: `first` leading with
-/// lobby Ready, `second` standing by and ready. Each with its token id.
-async fn leader_and_standby(cluster: &Cluster) -> ((Replica, String), (Replica, String)) {
+/// The chart for the local provider with leader election (its Lease Role).
+fn install_chart_with_election(cluster: &Cluster) {
     cluster.install_chart(&[
         "--set",
         "provider=local",
         "--set",
         "leaderElection.enabled=true",
     ]);
+}
+
+/// The chart with leader election, the room `lobby`, and two replicas: `first` leading with
+/// lobby Ready, `second` standing by and ready. Each with its token id.
+async fn leader_and_standby(cluster: &Cluster) -> ((Replica, String), (Replica, String)) {
+    install_chart_with_election(cluster);
     cluster.add_room("lobby", json!({}));
     let first = start(cluster, "first", &ELECTION);
     cluster
@@ -304,12 +309,7 @@ fn granted_by_chart(cluster: &Cluster) -> BTreeSet<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_loses_its_lease_stops_and_exits_non_zero() {
     let cluster = Cluster::new("lost");
-    cluster.install_chart(&[
-        "--set",
-        "provider=local",
-        "--set",
-        "leaderElection.enabled=true",
-    ]);
+    install_chart_with_election(&cluster);
     cluster.add_room("lobby", json!({}));
     let (mut leader, _) = start(&cluster, "leader", &ELECTION);
     cluster

@@ -135,34 +135,25 @@ impl Limits {
         if self.new_connections_per_second == 0 {
             fail("--new-connections-per-second", "must be above 0".to_owned());
         }
-        if !(self.account_rate_limit.is_finite()
-            && self.account_rate_limit >= crate::token_bucket::MIN_RATE_PER_SECOND)
-        {
-            fail(
-                "--account-rate-limit",
-                format!(
-                    "must be at least one request an hour ({:.6}/s), got {}",
-                    crate::token_bucket::MIN_RATE_PER_SECOND,
-                    self.account_rate_limit
-                ),
-            );
+        let min_rate = crate::token_bucket::MIN_RATE_PER_SECOND;
+        for (flag, rate) in [
+            ("--account-rate-limit", self.account_rate_limit),
+            ("--connection-query-rate", self.connection_query_rate),
+        ] {
+            if !(rate.is_finite() && rate >= min_rate) {
+                fail(
+                    flag,
+                    format!("must be at least one request an hour ({min_rate:.6}/s), got {rate}"),
+                );
+            }
         }
-        if self.account_burst_limit == 0 {
-            fail("--account-burst-limit", "must be above 0".to_owned());
-        }
-        if !(self.connection_query_rate.is_finite()
-            && self.connection_query_rate >= crate::token_bucket::MIN_RATE_PER_SECOND)
-        {
-            fail(
-                "--connection-query-rate",
-                format!(
-                    "must be at least one request an hour, got {}",
-                    self.connection_query_rate
-                ),
-            );
-        }
-        if self.connection_query_burst == 0 {
-            fail("--connection-query-burst", "must be above 0".to_owned());
+        for (flag, burst) in [
+            ("--account-burst-limit", self.account_burst_limit),
+            ("--connection-query-burst", self.connection_query_burst),
+        ] {
+            if burst == 0 {
+                fail(flag, "must be above 0".to_owned());
+            }
         }
         problems
     }

@@ -86,10 +86,8 @@ pub fn validate(room: &ChatRoom) -> Result<(), InvalidSpec> {
     }
 }
 
-pub(crate) fn is_tag_text(s: &str) -> bool {
-    TAG_CHARACTERS
-        .as_ref()
-        .is_some_and(|pattern| pattern.is_match(s))
+fn is_tag_text(s: &str) -> bool {
+    matches(&TAG_CHARACTERS, s)
 }
 
 fn is_stage(s: &str) -> bool {

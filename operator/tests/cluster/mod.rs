@@ -283,15 +283,6 @@ impl Cluster {
             .output()
             .unwrap()
     }
-
-    /// What `user` asked of the server, as the audit log recorded it (one JSON object a
-    /// request, at the Metadata level: verb, objectRef, responseStatus, user).
-    pub fn audit_of_user(&self, user: &str) -> Vec<Value> {
-        audit_events()
-            .into_iter()
-            .filter(|event| event["user"]["username"] == user)
-            .collect()
-    }
 }
 
 impl Drop for Cluster {
