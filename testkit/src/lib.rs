@@ -2,6 +2,7 @@
 //! configuration for it, a connections table as the operator makes it, and where the
 //! repository is.
 
+pub mod iam_gate;
 pub mod jwt;
 
 use std::path::PathBuf;
@@ -17,12 +18,33 @@ pub fn moto_endpoint() -> String {
         .expect("set MOTO_ENDPOINT to a running moto_server (scripts/test.sh does)")
 }
 
-/// An SDK configuration for us-east-1 with dummy credentials and quick retries, pointed at
-/// `endpoint` (moto, or a stand-in of the test's own) when given.
+/// The access key id of the account's owner: the tests' own credentials, with which they set up
+/// and inspect moto. The IAM gate in front of moto (tools/iam-gate) lets them through
+/// unchecked and counts them.
+pub const OWNER_ACCESS_KEY_ID: &str = "testing";
+
+/// The access key id the IAM gate knows as the operator (tools/iam-gate/principals.json): every
+/// request signed with it is authorized against docs/iam-policy.json, as AWS would, before moto
+/// sees it.
+pub const OPERATOR_ACCESS_KEY_ID: &str = "AKIACHATROOMOPERATOR";
+
+/// An SDK configuration for us-east-1 with the owner's dummy credentials and quick retries,
+/// pointed at `endpoint` (moto, or a stand-in of the test's own) when given.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    sdk_config_as(OWNER_ACCESS_KEY_ID, endpoint).await
+}
+
+/// [`sdk_config`] signed with `access_key_id`.
+pub async fn sdk_config_as(access_key_id: &str, endpoint: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            "testing",
+            None,
+            None,
+            "tests",
+        ))
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(2)
@@ -34,9 +56,14 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
-/// An SDK configuration pointed at moto.
+/// An SDK configuration pointed at moto, as the account's owner.
 pub async fn moto_sdk_config() -> SdkConfig {
     sdk_config(Some(&moto_endpoint())).await
+}
+
+/// An SDK configuration pointed at moto, as the operator: held to docs/iam-policy.json.
+pub async fn operator_sdk_config() -> SdkConfig {
+    sdk_config_as(OPERATOR_ACCESS_KEY_ID, Some(&moto_endpoint())).await
 }
 
 /// The workspace's root directory.
@@ -45,11 +72,21 @@ pub fn repo_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
-/// The environment that points a child process's AWS SDK at moto, with dummy credentials.
+/// The environment that points a child process's AWS SDK at moto, with the owner's dummy
+/// credentials.
 pub fn moto_env() -> [(&'static str, String); 4] {
+    moto_env_as(OWNER_ACCESS_KEY_ID)
+}
+
+/// The environment that points the operator's AWS SDK at moto, held to docs/iam-policy.json.
+pub fn operator_moto_env() -> [(&'static str, String); 4] {
+    moto_env_as(OPERATOR_ACCESS_KEY_ID)
+}
+
+fn moto_env_as(access_key_id: &str) -> [(&'static str, String); 4] {
     [
         ("AWS_ENDPOINT_URL", moto_endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_ACCESS_KEY_ID", access_key_id.to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
     ]

@@ -9,9 +9,42 @@ use chatroom_operator::status::status_from;
 
 pub const CLUSTER: &str = "test-cluster";
 
+/// Auth with a JWT issuer, the token in the query string.
+pub fn jwt() -> chatroom_operator::crd::AuthSpec {
+    chatroom_operator::crd::AuthSpec {
+        jwt: chatroom_operator::crd::JwtSpec {
+            issuer: "https://login.example.com/".into(),
+            audiences: vec!["chat".into()],
+            jwks_uri: "https://login.example.com/.well-known/jwks.json".into(),
+            identity_source: "querystring.token".into(),
+            name_claim: None,
+        },
+    }
+}
+
+/// The API's `$connect` route, as API Gateway answers it.
+pub async fn connect_route(
+    apigw: &aws_sdk_apigatewayv2::Client,
+    api: &str,
+) -> aws_sdk_apigatewayv2::types::Route {
+    let routes = apigw.get_routes().api_id(api).send().await.unwrap();
+    routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("$connect"))
+        .expect("$connect exists")
+        .clone()
+}
+
 pub use chatroom_testkit::moto_sdk_config as sdk;
 
 pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
+    provider_as(chatroom_testkit::OPERATOR_ACCESS_KEY_ID, zip).await
+}
+
+/// The operator with `zip`, signing with `access_key_id`: the IAM gate in front of moto holds
+/// it to the policies it knows for that key.
+pub async fn provider_as(access_key_id: &str, zip: &[u8]) -> AwsProvider {
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
     settings.role_propagation_attempts = 1;
     // moto has no quotas; the rate limits have tests of their own.
@@ -20,7 +53,9 @@ pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
         .map(|service| format!("{service}=10000").parse().unwrap())
         .collect();
     settings.rate_limits = chatroom_operator::providers::aws::RateLimits::with(&unlimited);
-    AwsProvider::new(sdk().await, settings)
+    let endpoint = chatroom_testkit::moto_endpoint();
+    let sdk = chatroom_testkit::sdk_config_as(access_key_id, Some(&endpoint)).await;
+    AwsProvider::new(sdk, settings)
 }
 
 pub async fn provider() -> AwsProvider {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::evaluate::{Authorization, glob};
+use super::{Authorization, glob};
 
 pub struct Reference {
     data: Value,

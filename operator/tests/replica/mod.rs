@@ -51,7 +51,7 @@ impl Replica {
         command
             .args(["--provider", "aws"])
             .args(extra)
-            .envs(chatroom_testkit::moto_env());
+            .envs(chatroom_testkit::operator_moto_env());
         Self::spawn(command, metrics, 0)
     }
 

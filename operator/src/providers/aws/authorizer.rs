@@ -2,10 +2,13 @@
 //! function, invoked with the connection request before `$connect`.
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-lambda-auth.html>
 //!
-//! The authorizer is found by the id the `$connect` route names (GetRoutes, which the routes
-//! step reads anyway), not by listing the API's authorizers: a steady reconcile pays one
-//! GetAuthorizer. A crash between CreateAuthorizer and the route's update leaves one unused
-//! authorizer inside the room's own API, which goes with the API.
+//! The authorizer is named for its room (the function's name) and found by the id the
+//! `$connect` route names (GetRoutes, which the routes step reads anyway): a steady reconcile
+//! pays one GetAuthorizer. Only when the route names none that fits is it looked for by name
+//! (GetAuthorizers): a stop between CreateAuthorizer and the route's update leaves one that no
+//! route names, and API Gateway refuses a second authorizer of the same name in an API
+//! ("Authorizer name must be unique", aws/aws-cdk#13711), so that orphan is adopted, never
+//! made again. The API is the room's own (checked before this step), so is what it holds.
 //!
 //! The function's one invoke permission (`{apiId}/*`) covers the authorizer's source ARN
 //! `{apiId}/authorizers/{id}`, so no second statement is needed.
@@ -19,7 +22,9 @@ use super::error::{AwsError, On, Step, absent_if_not_found};
 use super::integration;
 use crate::crd::ChatRoomSpec;
 
-pub const NAME: &str = "chatroom-jwt";
+/// Authorizers in one API: API Gateway allows 10 by default, so one page holds them; the
+/// bound keeps a listing of a strange API finite.
+const MAX_AUTHORIZER_PAGES: usize = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredAuthorizer {
@@ -91,10 +96,15 @@ pub async fn converge(
 ) -> Result<Converged<Option<String>>, AwsError> {
     let apigw = &room.clients.apigateway;
     let wanted = desired(room.spec, room.partition(), &room.region, function_arn);
-    let observed = match current {
+    let name = &room.names.function;
+    let mut observed = match current {
         Some(id) => observe(apigw, api_id, id).await?,
         None => None,
     };
+    if wanted.is_some() && observed.as_ref().is_none_or(|found| !found.request_type) {
+        let orphan = find_by_name(apigw, api_id, name).await?;
+        observed = orphan.or(observed);
+    }
     let changes = diff(observed.as_ref(), wanted.as_ref());
     let fail = On::new(Step::Authorizer, api_id);
     let mut id = observed.as_ref().map(|found| found.id.clone());
@@ -104,7 +114,7 @@ pub async fn converge(
                 let created = apigw
                     .create_authorizer()
                     .api_id(api_id)
-                    .name(NAME)
+                    .name(name)
                     .authorizer_type(AuthorizerType::Request)
                     .authorizer_uri(&wanted.uri)
                     .identity_source(&wanted.identity_source)
@@ -150,6 +160,37 @@ pub async fn remove(room: &RoomContext<'_>, api_id: &str, id: &str) -> Result<()
         .send()
         .await;
     absent_if_not_found(deleted.map_err(|e| On::new(Step::Authorizer, api_id).err(e))).map(drop)
+}
+
+/// The API's authorizer called `name`, if there is one.
+async fn find_by_name(
+    apigw: &Client,
+    api_id: &str,
+    name: &str,
+) -> Result<Option<ObservedAuthorizer>, AwsError> {
+    let mut next_token = None;
+    for _ in 0..MAX_AUTHORIZER_PAGES {
+        let page = apigw
+            .get_authorizers()
+            .api_id(api_id)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| On::new(Step::Authorizer, api_id).err(e))?;
+        if let Some(found) = page.items().iter().find(|a| a.name() == Some(name)) {
+            return Ok(found.authorizer_id().map(|id| ObservedAuthorizer {
+                id: id.to_owned(),
+                request_type: found.authorizer_type() == Some(&AuthorizerType::Request),
+                uri: found.authorizer_uri().map(str::to_owned),
+                identity_source: found.identity_source().to_vec(),
+            }));
+        }
+        next_token = page.next_token().map(str::to_owned);
+        if next_token.is_none() {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 async fn observe(

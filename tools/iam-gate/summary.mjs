@@ -1,0 +1,48 @@
+// Sums up the IAM gate's log after a run: how many requests were authorized, by whom, and
+// every one that was denied without the test expecting it. Exits 1 if there is any.
+//   node tools/iam-gate/summary.mjs target/iam-gate.jsonl
+import { readFileSync } from 'node:fs'
+
+const file = process.argv[2]
+if (!file) {
+  console.error('usage: summary.mjs LOG')
+  process.exit(2)
+}
+let checked = 0
+let evaluations = 0
+let unchecked = 0
+let expected = 0
+let answeredWithoutTags = 0
+const unexpected = []
+const actions = new Set()
+for (const line of readFileSync(file, 'utf8').split('\n')) {
+  if (!line) continue
+  const record = JSON.parse(line)
+  if (record.unchecked) {
+    unchecked++
+    continue
+  }
+  checked++
+  for (const a of record.authorizations ?? []) {
+    evaluations++
+    actions.add(a.action)
+    if (a.whenDenied && a.decision !== 'Allowed') answeredWithoutTags++
+  }
+  if (!record.denied) continue
+  if (record.expected) expected++
+  else unexpected.push(record)
+}
+console.log(
+  `IAM gate: ${checked} requests authorized by the simulator (${evaluations} evaluations, ${actions.size} actions), ` +
+    `${unexpected.length} denied unexpectedly, ${expected} denied as tests expected, ` +
+    `${answeredWithoutTags} answered without tags (GetFunction without lambda:ListTags); ` +
+    `${unchecked} requests were the tests' own (account owner, unchecked)`,
+)
+for (const record of unexpected.slice(0, 50)) {
+  const refused = (record.authorizations ?? []).filter((a) => a.decision !== 'Allowed' && !a.whenDenied)
+  console.log(
+    `  denied: ${record.service} ${record.operation}: ` +
+      (record.unmapped ?? refused.map((a) => `${a.action} on ${a.resource} (${a.decision}${a.error ? ': ' + a.error : ''})`).join('; ')),
+  )
+}
+process.exit(unexpected.length > 0 ? 1 : 0)
