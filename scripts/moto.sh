@@ -1,6 +1,7 @@
 # Sourced: start_moto starts moto (from tools/venv) on a free loopback port and the IAM gate
 # (tools/iam-gate) in front of it, exports MOTO_ENDPOINT (the gate: every AWS test's requests
-# are authorized as AWS would before moto sees them), MOTO_DIRECT (moto itself) and
+# are authorized as AWS would, and their parameters checked against AWS's service models,
+# before moto sees them), MOTO_DIRECT (moto itself) and
 # IAM_GATE_LOG, and leaves both pids in moto_pids for the caller to stop.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -25,8 +26,10 @@ start_moto() {
   gate_port=$(free_port)
   export IAM_GATE_LOG="$PWD/target/iam-gate.jsonl"
   : > "$IAM_GATE_LOG"
+  botocore_data=$(tools/venv/bin/python -c 'import os, botocore; print(os.path.join(os.path.dirname(botocore.__file__), "data"))')
   node tools/iam-gate/gate.mjs --listen "$gate_port" --upstream "http://127.0.0.1:$port" \
     --principals tools/iam-gate/principals.json --log "$IAM_GATE_LOG" --root "$PWD" \
+    --botocore-data "$botocore_data" \
     > "${log%.log}-iam-gate.log" 2>&1 &
   moto_pids+=($!)
   wait_for_port "$gate_port"

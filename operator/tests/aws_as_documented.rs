@@ -135,3 +135,76 @@ async fn an_authorizer_left_by_an_interrupted_set_up_is_adopted_not_made_again()
     );
     operator.delete(&lobby).await.unwrap();
 }
+
+/// moto accepts almost any parameter; the gate checks each request against AWS's published
+/// service model (botocore's data) and answers as AWS would. DynamoDB refuses a provisioned
+/// table with 0 read capacity units (ProvisionedThroughput: minimum 1).
+#[tokio::test]
+#[ignore = "needs moto behind the IAM gate; run through scripts/test.sh"]
+async fn a_parameter_aws_refuses_is_refused_in_awss_words_though_moto_takes_it() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    let create = |client: aws_sdk_dynamodb::Client, name: String| async move {
+        client
+            .create_table()
+            .table_name(name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .provisioned_throughput(
+                ProvisionedThroughput::builder()
+                    .read_capacity_units(0)
+                    .write_capacity_units(1)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+    };
+    let name = format!("zero-reads-{}", std::process::id());
+    let direct = std::env::var("MOTO_DIRECT").expect("scripts/moto.sh sets MOTO_DIRECT");
+    let moto = aws_sdk_dynamodb::Client::new(&chatroom_testkit::sdk_config(Some(&direct)).await);
+    create(moto.clone(), format!("{name}-moto"))
+        .await
+        .expect("moto alone takes it");
+
+    // A principal of the test's own that may do anything: the refusal is the parameter's, and
+    // the suite's summary counts it as expected.
+    const KEY: &str = "AKIAEXPECTSINVALIDPARAMETERS";
+    register_principal(
+        KEY,
+        "arn:aws:iam::123456789012:role/anything",
+        vec![policy(
+            "allow everything",
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+            }),
+        )],
+        true,
+    );
+    let endpoint = chatroom_testkit::moto_endpoint();
+    let gated =
+        aws_sdk_dynamodb::Client::new(&chatroom_testkit::sdk_config_as(KEY, Some(&endpoint)).await);
+    let refused = create(gated, name).await.expect_err("AWS refuses it");
+    let service = refused.into_service_error();
+    assert_eq!(service.meta().code(), Some("ValidationException"));
+    assert_eq!(
+        service.meta().message(),
+        Some(
+            "1 validation error detected: Value '0' at 'provisionedThroughput.readCapacityUnits' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        )
+    );
+}

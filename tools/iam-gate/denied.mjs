@@ -55,3 +55,42 @@ export function deniedAnswer(service, message, requestId) {
     }
   }
 }
+
+// AWS's answer to a request that breaks its input's constraints: "1 validation error detected:
+// Value 'x' at 'functionName' failed to satisfy constraint: …", under each service's own code.
+export function invalidAnswer(service, problems, requestId) {
+  const count = problems.length
+  const message = `${count} validation error${count === 1 ? '' : 's'} detected: ${problems.join('; ')}`
+  const json = (type, body) => [
+    400,
+    { 'content-type': type, 'x-amzn-requestid': requestId },
+    JSON.stringify(body),
+  ]
+  const rest = (code, body) => [
+    400,
+    { 'content-type': 'application/json', 'x-amzn-errortype': code, 'x-amzn-requestid': requestId },
+    JSON.stringify(body),
+  ]
+  switch (service) {
+    case 'dynamodb':
+      return json('application/x-amz-json-1.0', { __type: 'com.amazon.coral.validate#ValidationException', message })
+    case 'logs':
+      // https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
+      return json('application/x-amz-json-1.1', { __type: 'InvalidParameterException', message })
+    case 'lambda':
+      return rest('ValidationException', { Type: 'User', message })
+    case 'apigateway':
+    case 'execute-api':
+      // API Gateway's documented answer to a bad input is BadRequestException.
+      return rest('BadRequestException', { message })
+    default: {
+      // https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html: ValidationError
+      const escaped = message.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
+      return [
+        400,
+        { 'content-type': 'text/xml' },
+        `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>${escaped}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+      ]
+    }
+  }
+}

@@ -23,7 +23,8 @@ import { runSimulation, runUnsafeSimulation } from '@cloud-copilot/iam-simulate'
 
 import { ACCOUNT, authorizationsFor } from './authorizations.mjs'
 import { correctForSimulator } from './corrections.mjs'
-import { deniedAnswer, deniedMessage } from './denied.mjs'
+import { deniedAnswer, deniedMessage, invalidAnswer } from './denied.mjs'
+import { parameterChecker } from './parameters.mjs'
 import { resourceReader } from './resources.mjs'
 import { fillGaps } from './sar-gaps.mjs'
 
@@ -33,10 +34,12 @@ const { values: args } = parseArgs({
     upstream: { type: 'string' },
     principals: { type: 'string' },
     log: { type: 'string' },
+    // botocore's data directory: AWS's service models, for the parameter checks.
+    'botocore-data': { type: 'string' },
     root: { type: 'string', default: process.cwd() },
   },
 })
-for (const required of ['listen', 'upstream', 'principals', 'log']) {
+for (const required of ['listen', 'upstream', 'principals', 'log', 'botocore-data']) {
   if (!args[required]) {
     console.error(`iam-gate: --${required} is required`)
     process.exit(2)
@@ -68,6 +71,7 @@ const file = JSON.parse(readFileSync(args.principals, 'utf8'))
 for (const [key, spec] of Object.entries(file.principals)) addPrincipal(key, spec, args.principals)
 
 const upstream = new URL(args.upstream)
+const parameters = parameterChecker(args['botocore-data'])
 const resourceKeys = resourceReader(upstream)
 const log = createWriteStream(args.log, { flags: 'a' })
 let sequence = 0
@@ -197,23 +201,21 @@ async function handle(request, response) {
   const scope = credentialScope(request.headers)
   const principal = scope && principals.get(scope.accessKeyId)
   const record = { seq: ++sequence, principal: scope?.accessKeyId ?? null, service: scope?.service ?? null }
+  const url = new URL(request.url, 'http://gate')
+  const asking = {
+    method: request.method,
+    path: decodePath(url.pathname),
+    rawPath: url.pathname,
+    query: url.searchParams,
+    headers: request.headers,
+    body,
+    service: scope?.service,
+    region: scope?.region,
+  }
   let stripTags = false
   let denial = null
   if (principal) {
-    const url = new URL(request.url, 'http://gate')
-    const asked = await authorizationsFor(
-      {
-        method: request.method,
-        path: decodePath(url.pathname),
-        rawPath: url.pathname,
-        query: url.searchParams,
-        headers: request.headers,
-        body,
-        service: scope.service,
-        region: scope.region,
-      },
-      resourceKeys,
-    )
+    const asked = await authorizationsFor(asking, resourceKeys)
     record.arn = principal.arn
     record.operation = asked.operation
     record.authorizations = []
@@ -243,10 +245,21 @@ async function handle(request, response) {
   } else {
     record.unchecked = true
   }
+  // Authorized (or the owner's): the parameters next, as AWS's service model constrains them.
+  const invalid = !denial && scope ? parameters.checkRequest(asking) : null
+  if (invalid) {
+    record.invalid = invalid
+    if (principal?.expectDenials) record.expected = true
+  }
   log.write(JSON.stringify(record) + '\n')
 
   if (denial) {
     const [status, headers, text] = deniedAnswer(scope.service, denial.message, randomUUID())
+    send(response, status, headers, text)
+    return
+  }
+  if (invalid) {
+    const [status, headers, text] = invalidAnswer(scope.service, invalid.problems, randomUUID())
     send(response, status, headers, text)
     return
   }

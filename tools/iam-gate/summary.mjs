@@ -1,5 +1,6 @@
-// Sums up the IAM gate's log after a run: how many requests were authorized, by whom, and
-// every one that was denied without the test expecting it. Exits 1 if there is any.
+// Sums up the IAM gate's log after a run: how many requests were authorized and checked, and
+// every one refused (denied, or invalid for AWS's service model) without the test expecting
+// it. Exits 1 if there is any.
 //   node tools/iam-gate/summary.mjs target/iam-gate.jsonl
 import { readFileSync } from 'node:fs'
 
@@ -13,11 +14,16 @@ let evaluations = 0
 let unchecked = 0
 let expected = 0
 let answeredWithoutTags = 0
+let invalidExpected = 0
 const unexpected = []
 const actions = new Set()
 for (const line of readFileSync(file, 'utf8').split('\n')) {
   if (!line) continue
   const record = JSON.parse(line)
+  if (record.invalid) {
+    if (record.expected) invalidExpected++
+    else unexpected.push(record)
+  }
   if (record.unchecked) {
     unchecked++
     continue
@@ -34,12 +40,17 @@ for (const line of readFileSync(file, 'utf8').split('\n')) {
 }
 console.log(
   `IAM gate: ${checked} requests authorized by the simulator (${evaluations} evaluations, ${actions.size} actions), ` +
-    `${unexpected.length} denied unexpectedly, ${expected} denied as tests expected, ` +
+    `${unexpected.length} refused unexpectedly (denied or invalid), ${expected} denied as tests expected, ` +
     `${answeredWithoutTags} answered without tags (GetFunction without lambda:ListTags); ` +
-    `${unchecked} requests were the tests' own (account owner, unchecked)`,
+    `${unchecked} requests were the tests' own (account owner: parameters checked, IAM not); ` +
+    `${invalidExpected} refused for their parameters as tests expected`,
 )
 for (const record of unexpected.slice(0, 50)) {
   const refused = (record.authorizations ?? []).filter((a) => a.decision !== 'Allowed' && !a.whenDenied)
+  if (record.invalid) {
+    console.log(`  invalid: ${record.service} ${record.invalid.operation}: ${record.invalid.problems.join('; ')}`)
+    continue
+  }
   console.log(
     `  denied: ${record.service} ${record.operation}: ` +
       (record.unmapped ?? refused.map((a) => `${a.action} on ${a.resource} (${a.decision}${a.error ? ': ' + a.error : ''})`).join('; ')),
