@@ -39,6 +39,24 @@ pub enum Command {
     /// A token issuer on loopback for trying rooms with spec.auth.jwt offline: serves its key
     /// set and prints tokens. For development only, never production.
     DevIssuer(DevIssuerArgs),
+    /// Print the operator's IAM policies for one cluster (docs/iam-policy*.json are the ones
+    /// for the cluster `default` in `aws`): a JSON object of policy name → document, or one
+    /// document with --document.
+    IamPolicy(IamPolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IamPolicyArgs {
+    /// The cluster the operator runs for, as `run`/`apply` take it: every grant AWS evaluates
+    /// on tags names it.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+    /// The AWS partition: aws, aws-cn or aws-us-gov.
+    #[arg(long, default_value = "aws")]
+    pub partition: String,
+    /// Print only this policy's document (for `aws iam create-policy --policy-document`).
+    #[arg(long)]
+    pub document: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -151,8 +169,9 @@ pub struct AwsArgs {
     /// A bootstrap.zip for rooms with `spec.function.architecture: arm64`.
     #[arg(long, env = "HANDLER_ZIP_ARM64")]
     pub handler_zip_arm64: Option<PathBuf>,
-    /// Tagged on every resource, so operators of different clusters never take each other's.
-    #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
+    /// Tagged on every resource, so operators of different clusters never take each other's;
+    /// the operator's IAM policy names it (`chatroom-operator iam-policy --cluster-name`).
+    #[arg(long, env = "CLUSTER_NAME", default_value = "default", value_parser = cluster_name)]
     pub cluster_name: String,
     /// Permissions boundary ARN for the IAM roles the operator creates (default: the policy
     /// chatroom-room-boundary in the operator's own account, as docs/iam-policy.json demands).
@@ -303,6 +322,13 @@ impl LimitArgs {
             connection_query_burst: self.connection_query_burst,
         }
     }
+}
+
+/// A cluster name the operator's IAM policy can name (see `iam-policy`).
+fn cluster_name(value: &str) -> Result<String, String> {
+    crate::providers::aws::operator_policy::check_cluster_name(value)
+        .map(|()| value.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

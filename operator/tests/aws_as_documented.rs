@@ -3,7 +3,6 @@
 //! test shows the failure with what the operator had before, then that the fix holds.
 
 mod aws_support;
-mod iam;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
 use aws_support::{
@@ -20,26 +19,28 @@ use chatroom_testkit::iam_gate::{policy, register_principal};
 async fn without_list_tags_get_function_answers_no_tags_and_a_room_breaks_on_its_second_reconcile()
 {
     const KEY: &str = "AKIAPOLICYWITHOUTLISTTAGS";
-    let mut before = iam::read_policy("docs/iam-policy.json");
+    let mut before = aws_support::operator_policies(aws_support::CLUSTER);
     let mut removed = 0;
-    for statement in before["Statement"].as_array_mut().unwrap() {
-        if let Some(actions) = statement["Action"].as_array_mut() {
-            let len = actions.len();
-            actions.retain(|a| a != "lambda:ListTags");
-            removed += len - actions.len();
+    for (_, document) in &mut before {
+        for statement in document["Statement"].as_array_mut().unwrap() {
+            if let Some(actions) = statement["Action"].as_array_mut() {
+                let len = actions.len();
+                actions.retain(|a| a != "lambda:ListTags");
+                removed += len - actions.len();
+            }
         }
     }
     assert_eq!(
         removed, 1,
-        "docs/iam-policy.json grants lambda:ListTags once"
+        "the operator's policies grant lambda:ListTags once"
     );
     register_principal(
         KEY,
         "arn:aws:sts::123456789012:assumed-role/chatroom-operator/before-list-tags",
-        vec![policy(
-            "docs/iam-policy.json without lambda:ListTags",
-            before,
-        )],
+        before
+            .into_iter()
+            .map(|(name, document)| policy(&format!("{name} without lambda:ListTags"), document))
+            .collect(),
         true,
     );
 

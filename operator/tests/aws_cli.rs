@@ -1,5 +1,6 @@
 //! `chatroom-operator apply` and `delete` against moto, as a pipeline would run them.
 
+mod aws_support;
 mod binary;
 
 use std::process::{Command, Output};
@@ -10,7 +11,7 @@ fn run(args: &[&str]) -> Output {
     let mut command: Command = binary();
     command
         .args(args)
-        .envs(chatroom_testkit::operator_moto_env())
+        .envs(aws_support::operator_moto_env("ci"))
         .env("RUST_LOG", "info");
     command.output().unwrap()
 }
@@ -146,7 +147,14 @@ fn a_room_aws_refuses_exits_non_zero_with_the_aws_error() {
         "  function:\n    roleArn: arn:aws:iam::123456789012:role/chatroom-not-there\n",
     );
 
-    let applied = run(&["apply", &room, "--handler-zip", &files.zip()]);
+    let applied = run(&[
+        "apply",
+        &room,
+        "--handler-zip",
+        &files.zip(),
+        "--cluster-name",
+        "ci",
+    ]);
 
     assert_eq!(applied.status.code(), Some(1));
     let stderr = text(&applied.stderr);

@@ -460,7 +460,10 @@ async fn a_second_cluster_neither_changes_nor_deletes_the_first_clusters_room() 
 
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(b"other".to_vec())), "other");
     settings.role_propagation_attempts = 1;
-    let second = AwsProvider::new(chatroom_testkit::operator_sdk_config().await, settings);
+    let endpoint = chatroom_testkit::moto_endpoint();
+    let theirs_sdk =
+        chatroom_testkit::sdk_config_as(&aws_support::operator_key("other"), Some(&endpoint)).await;
+    let second = AwsProvider::new(theirs_sdk, settings);
     let mut theirs = room.clone();
     theirs.spec.connection_table.point_in_time_recovery = true;
     theirs.spec.function.memory_mb = 512;

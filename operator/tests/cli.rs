@@ -21,6 +21,38 @@ fn the_committed_crd_is_what_the_types_generate() {
     );
 }
 
+#[test]
+fn the_committed_iam_policies_are_what_iam_policy_prints_for_the_default_cluster() {
+    for (document, file) in [
+        ("chatroom-operator", "docs/iam-policy.json"),
+        (
+            "chatroom-operator-apigateway",
+            "docs/iam-policy-apigateway.json",
+        ),
+    ] {
+        let output = binary()
+            .args(["iam-policy", "--document", document])
+            .env_remove("CLUSTER_NAME")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let committed = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        assert!(
+            String::from_utf8(output.stdout).unwrap() == committed,
+            "{file} is out of date: run `cargo run -p chatroom-operator -- iam-policy --document {document} > {file}`"
+        );
+    }
+    let refused = binary()
+        .args(["iam-policy", "--cluster-name", "a<b"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cluster name \"a<b\""),
+        "{refused:?}"
+    );
+}
+
 /// `kubectl explain` has something to say about every field.
 #[test]
 fn every_field_of_the_crd_has_a_description() {

@@ -53,6 +53,7 @@ async fn a_fleet_in_steady_state_lists_nothing_changes_nothing_and_stays_under_t
                 "--aws-rate-limit",
                 limits,
             ],
+            aws_support::operator_moto_env("fleet"),
         )
     };
 

@@ -1,4 +1,5 @@
-//! docs/iam-policy.json, the operator's own policy, held to every HTTP request the operator
+//! The operator's own policies (docs/iam-policy*.json for the cluster `default`; `iam-policy`
+//! for any other), held to every HTTP request the operator
 //! sends: each path of the provider runs against moto (apply, steady state, drift repair, a
 //! lifted boundary, adoption, new code, crash points, delete) behind the IAM gate
 //! (tools/iam-gate), which authorizes each request with an independent IAM simulator and AWS's
@@ -28,11 +29,13 @@ const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/chatroom-room-boundary"
 /// scenarios below sent.
 const PATHS_KEY: &str = "AKIAPOLICYTESTPATHS";
 
-fn shipped_policy() -> Vec<Value> {
-    vec![policy(
-        "docs/iam-policy.json",
-        iam::read_policy("docs/iam-policy.json"),
-    )]
+/// The operator's policies for the suite's cluster, as `iam-policy --cluster-name` prints them
+/// (tests/cli.rs keeps docs/iam-policy*.json equal to those of the cluster `default`).
+fn operator_policies() -> Vec<Value> {
+    aws_support::operator_policies(aws_support::CLUSTER)
+        .into_iter()
+        .map(|(name, document)| policy(&name, document))
+        .collect()
 }
 
 /// Every path the provider has, run as [`PATHS_KEY`] behind the IAM gate.
@@ -40,7 +43,7 @@ async fn run_every_path() {
     register_principal(
         PATHS_KEY,
         "arn:aws:sts::123456789012:assumed-role/chatroom-operator/policy-test",
-        shipped_policy(),
+        operator_policies(),
         false,
     );
     let provider = || provider_as(PATHS_KEY, b"bootstrap.zip v1");
@@ -234,7 +237,7 @@ async fn the_policy_allows_exactly_the_requests_the_operator_sends() {
     );
     assert!(
         refused.is_empty(),
-        "docs/iam-policy.json does not allow:\n{}",
+        "the operator's policies do not allow:\n{}",
         refused.into_iter().collect::<Vec<_>>().join("\n")
     );
     assert!(
@@ -242,11 +245,11 @@ async fn the_policy_allows_exactly_the_requests_the_operator_sends() {
         "the scenarios exercised {} actions: {actions:?}",
         actions.len()
     );
-    // Every Allow in the policy is used: nothing is granted that the operator never asks for.
-    for statement in iam::read_policy("docs/iam-policy.json")["Statement"]
-        .as_array()
-        .unwrap()
+    // Every Allow in the policies is used: nothing is granted that the operator never asks for.
+    let documents = operator_policies();
+    for statement in documents
         .iter()
+        .flat_map(|p| p["policy"]["Statement"].as_array().unwrap())
         .filter(|s| s["Effect"] == "Allow")
     {
         for action in strings(&statement["Action"]) {
@@ -286,7 +289,7 @@ impl std::fmt::Display for Asked<'_> {
 
 fn decide(asked: &Asked) -> String {
     simulate(
-        shipped_policy(),
+        operator_policies(),
         Vec::new(),
         asked.action,
         &asked.resource,
@@ -306,11 +309,14 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
         "aws:ResourceTag/chatroom.dev/managed-by",
         "chatroom-operator",
     );
+    // The suite's cluster: every grant on tags names it.
+    let tagged_here = ("aws:RequestTag/chatroom.dev/cluster", aws_support::CLUSTER);
+    let ours_here = ("aws:ResourceTag/chatroom.dev/cluster", aws_support::CLUSTER);
     let bounded = ("iam:PermissionsBoundary", BOUNDARY);
     let function = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:chatroom-default-lobby-x");
     let allowed = [
-        authorization("iam:CreateRole", &role, &[tagged, bounded]),
-        authorization("iam:PutRolePolicy", &role, &[ours, bounded]),
+        authorization("iam:CreateRole", &role, &[tagged, tagged_here, bounded]),
+        authorization("iam:PutRolePolicy", &role, &[ours, ours_here, bounded]),
         authorization(
             "iam:PassRole",
             &role,
@@ -319,7 +325,11 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
         authorization(
             "lambda:AddPermission",
             &function,
-            &[("lambda:Principal", "apigateway.amazonaws.com"), ours],
+            &[
+                ("lambda:Principal", "apigateway.amazonaws.com"),
+                ours,
+                ours_here,
+            ],
         ),
     ];
     for request in &allowed {
@@ -331,15 +341,23 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
     );
     let refused = [
         // A role without the boundary, or under another one, could run code with any power.
-        authorization("iam:CreateRole", &role, &[tagged]),
-        authorization("iam:CreateRole", &role, &[tagged, admin_boundary]),
-        authorization("iam:PutRolePolicy", &role, &[ours]),
+        authorization("iam:CreateRole", &role, &[tagged, tagged_here]),
+        authorization(
+            "iam:CreateRole",
+            &role,
+            &[tagged, tagged_here, admin_boundary],
+        ),
+        authorization("iam:PutRolePolicy", &role, &[ours, ours_here]),
         authorization(
             "iam:PutRolePermissionsBoundary",
             &role,
-            &[ours, admin_boundary],
+            &[ours, ours_here, admin_boundary],
         ),
-        authorization("iam:DeleteRolePermissionsBoundary", &role, &[ours, bounded]),
+        authorization(
+            "iam:DeleteRolePermissionsBoundary",
+            &role,
+            &[ours, ours_here, bounded],
+        ),
         authorization("iam:CreatePolicyVersion", BOUNDARY, &[]),
         // Roles go to Lambda only, and only the operator's own.
         authorization(
@@ -356,12 +374,12 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
         authorization(
             "lambda:AddPermission",
             &function,
-            &[("lambda:Principal", "*"), ours],
+            &[("lambda:Principal", "*"), ours, ours_here],
         ),
         authorization(
             "lambda:AddPermission",
             &function,
-            &[("lambda:Principal", "s3.amazonaws.com"), ours],
+            &[("lambda:Principal", "s3.amazonaws.com"), ours, ours_here],
         ),
         // What is not tagged as the operator's is neither made nor changed nor deleted.
         authorization("lambda:CreateFunction", &function, &[]),
@@ -380,6 +398,23 @@ fn the_policy_refuses_every_escalation_it_is_meant_to() {
             "apigateway:POST",
             "arn:aws:apigateway:us-east-1::/apis",
             &[],
+        ),
+        // Another cluster's rooms: neither made nor changed.
+        authorization(
+            "dynamodb:CreateTable",
+            &format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/chatroom-default-lobby-x"),
+            &[tagged, ("aws:RequestTag/chatroom.dev/cluster", "other")],
+        ),
+        authorization(
+            "lambda:UpdateFunctionCode",
+            &function,
+            &[ours, ("aws:ResourceTag/chatroom.dev/cluster", "other")],
+        ),
+        // An API that is not the operator's cannot be tagged into its reach.
+        authorization(
+            "apigateway:POST",
+            "arn:aws:apigateway:us-east-1::/tags/arn%3Aaws%3Aapigateway%3Aus-east-1%3A%3A%2Fapis%2Fforeign",
+            &[tagged, tagged_here],
         ),
         // Nothing outside the operator's names.
         authorization(
@@ -460,7 +495,11 @@ fn parliament_finds_nothing_unjustified() {
     let reference = Reference::load();
     let parliament = std::env::var("PARLIAMENT")
         .expect("set PARLIAMENT to the parliament executable (scripts/test.sh does)");
-    for file in ["docs/iam-policy.json", "docs/permissions-boundary.json"] {
+    for file in [
+        "docs/iam-policy.json",
+        "docs/iam-policy-apigateway.json",
+        "docs/permissions-boundary.json",
+    ] {
         let text = iam::read_policy(file).to_string();
         let output = std::process::Command::new(&parliament)
             .args(["--json", "--string", &text])

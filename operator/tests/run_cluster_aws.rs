@@ -39,6 +39,7 @@ async fn a_cluster_room_becomes_an_aws_room_and_its_deletion_leaves_nothing() {
             "--cluster-name",
             "ci",
         ],
+        aws_support::operator_moto_env("ci"),
     );
 
     cluster

@@ -35,6 +35,27 @@ pub fn register_principal(
     assert_eq!(status, 204, "the IAM gate refused the principal: {body}");
 }
 
+/// Registers the operator of `cluster` with its managed policies (`(name, document)`, as
+/// `chatroom-operator iam-policy --cluster-name` prints them) and answers the access key that
+/// signs as it.
+pub fn register_operator(cluster: &str, policies: Vec<(String, Value)>) -> String {
+    let tag: String = cluster
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let key = format!("AKIAOPERATOR-{tag}");
+    register_principal(
+        &key,
+        &format!("arn:aws:sts::123456789012:assumed-role/chatroom-operator-{tag}/operator"),
+        policies
+            .into_iter()
+            .map(|(name, document)| policy(&name, document))
+            .collect(),
+        false,
+    );
+    key
+}
+
 /// The simulator's decision (`Allowed`, `ImplicitlyDenied`, `ExplicitlyDenied`) for `action` on
 /// `resource` with the context keys `context`, under `identity_policies` and within
 /// `boundary` (none when empty).

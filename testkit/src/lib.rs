@@ -23,11 +23,6 @@ pub fn moto_endpoint() -> String {
 /// unchecked and counts them.
 pub const OWNER_ACCESS_KEY_ID: &str = "testing";
 
-/// The access key id the IAM gate knows as the operator (tools/iam-gate/principals.json): every
-/// request signed with it is authorized against docs/iam-policy.json, as AWS would, before moto
-/// sees it.
-pub const OPERATOR_ACCESS_KEY_ID: &str = "AKIACHATROOMOPERATOR";
-
 /// An SDK configuration for us-east-1 with the owner's dummy credentials and quick retries,
 /// pointed at `endpoint` (moto, or a stand-in of the test's own) when given.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
@@ -61,11 +56,6 @@ pub async fn moto_sdk_config() -> SdkConfig {
     sdk_config(Some(&moto_endpoint())).await
 }
 
-/// An SDK configuration pointed at moto, as the operator: held to docs/iam-policy.json.
-pub async fn operator_sdk_config() -> SdkConfig {
-    sdk_config_as(OPERATOR_ACCESS_KEY_ID, Some(&moto_endpoint())).await
-}
-
 /// The workspace's root directory.
 pub fn repo_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -78,12 +68,8 @@ pub fn moto_env() -> [(&'static str, String); 4] {
     moto_env_as(OWNER_ACCESS_KEY_ID)
 }
 
-/// The environment that points the operator's AWS SDK at moto, held to docs/iam-policy.json.
-pub fn operator_moto_env() -> [(&'static str, String); 4] {
-    moto_env_as(OPERATOR_ACCESS_KEY_ID)
-}
-
-fn moto_env_as(access_key_id: &str) -> [(&'static str, String); 4] {
+/// The environment that points a child process's AWS SDK at moto, signing with `access_key_id`.
+pub fn moto_env_as(access_key_id: &str) -> [(&'static str, String); 4] {
     [
         ("AWS_ENDPOINT_URL", moto_endpoint()),
         ("AWS_ACCESS_KEY_ID", access_key_id.to_owned()),

@@ -231,6 +231,11 @@ async function apigateway(request, resourceKeys) {
   if (taggable && request.method !== 'POST') {
     Object.assign(context, resourceTagContext((await resourceKeys('apigateway', path, request.region)).tags))
   }
+  // /tags/{resource-arn}: the tags that count are those of the resource being tagged.
+  if (segments[0] === 'tags') {
+    const target = segments.slice(1).join('/').split('::')[1]
+    if (target) Object.assign(context, resourceTagContext((await resourceKeys('apigateway', target, request.region)).tags))
+  }
   const found = [authorize(`apigateway:${request.method}`, resource, context)]
   if (Object.keys(requestTags).length > 0) {
     // A request that carries tags is also authorised as apigateway:TagResource on its own

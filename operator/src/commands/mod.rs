@@ -5,6 +5,7 @@ mod apply;
 mod aws;
 mod dev_issuer;
 mod gateway;
+mod iam_policy;
 mod local;
 mod run;
 mod signal;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Delete(args) => Box::pin(apply::delete(args)).await,
         Command::Run(args) => Box::pin(run::run(*args)).await,
         Command::DevIssuer(args) => dev_issuer::run(args).await,
+        Command::IamPolicy(args) => iam_policy::print(&args),
     }
 }
 

@@ -39,7 +39,27 @@ pub async fn connect_route(
 pub use chatroom_testkit::moto_sdk_config as sdk;
 
 pub async fn provider_with_zip(zip: &[u8]) -> AwsProvider {
-    provider_as(chatroom_testkit::OPERATOR_ACCESS_KEY_ID, zip).await
+    provider_as(&operator_key(CLUSTER), zip).await
+}
+
+/// The access key the IAM gate holds to the operator's policies for `cluster`, exactly as
+/// `chatroom-operator iam-policy --cluster-name` prints them.
+pub fn operator_key(cluster: &str) -> String {
+    chatroom_testkit::iam_gate::register_operator(cluster, operator_policies(cluster))
+}
+
+/// The operator's managed policies for `cluster` in `aws`, by name.
+pub fn operator_policies(cluster: &str) -> Vec<(String, serde_json::Value)> {
+    chatroom_operator::providers::aws::operator_policy::operator_policies("aws", cluster)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.to_owned(), p.document))
+        .collect()
+}
+
+/// The environment of an operator process of `cluster` against moto, behind the IAM gate.
+pub fn operator_moto_env(cluster: &str) -> [(&'static str, String); 4] {
+    chatroom_testkit::moto_env_as(&operator_key(cluster))
 }
 
 /// The operator with `zip`, signing with `access_key_id`: the IAM gate in front of moto holds

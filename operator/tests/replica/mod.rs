@@ -44,14 +44,20 @@ impl Replica {
         replica
     }
 
-    /// `run --provider aws` against moto (`MOTO_ENDPOINT`, which scripts/test.sh sets).
-    pub fn aws(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
+    /// `run --provider aws` against moto (`MOTO_ENDPOINT`, which scripts/test.sh sets), with
+    /// the AWS environment `aws_env` (`aws_support::operator_moto_env` for its cluster).
+    pub fn aws(
+        kubeconfig: &Path,
+        pod: &str,
+        extra: &[&str],
+        aws_env: [(&'static str, String); 4],
+    ) -> Self {
         let metrics = free_port();
         let mut command = Self::command(kubeconfig, pod, metrics);
         command
             .args(["--provider", "aws"])
             .args(extra)
-            .envs(chatroom_testkit::operator_moto_env());
+            .envs(aws_env);
         Self::spawn(command, metrics, 0)
     }
 

@@ -22,6 +22,7 @@ mod handler_zip;
 mod integration;
 mod log_group;
 mod naming;
+pub mod operator_policy;
 mod permission;
 mod pipeline;
 pub mod rate_limit;
