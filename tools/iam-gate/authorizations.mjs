@@ -5,6 +5,8 @@
 // simulator to say; this module only says what is asked.
 
 export const ACCOUNT = '123456789012'
+const API_GATEWAY_SERVICE = 'ops.apigateway.amazonaws.com'
+const API_GATEWAY_SLR = 'AWSServiceRoleForAPIGateway'
 
 // One request as the gate received it.
 //   { method, path (without the query), query (URLSearchParams), headers, body (Buffer),
@@ -237,6 +239,24 @@ async function apigateway(request, resourceKeys) {
     if (target) Object.assign(context, resourceTagContext((await resourceKeys('apigateway', target, request.region)).tags))
   }
   const found = [authorize(`apigateway:${request.method}`, resource, context)]
+  // "When you create an API, custom domain name, or VPC link …, API Gateway creates the
+  // service-linked role for you" — with the caller's iam:CreateServiceLinkedRole, the first
+  // time in an account. https://docs.aws.amazon.com/apigateway/latest/developerguide/using-service-linked-roles.html#create-slr
+  if (request.method === 'POST' && ['/apis', '/domainnames', '/vpclinks'].includes(path)) {
+    found.push(
+      authorize(
+        'iam:CreateServiceLinkedRole',
+        `arn:aws:iam::${ACCOUNT}:role/aws-service-role/${API_GATEWAY_SERVICE}/${API_GATEWAY_SLR}`,
+        { 'iam:AWSServiceName': API_GATEWAY_SERVICE },
+        {
+          serviceLinkedRole: { name: API_GATEWAY_SLR, service: API_GATEWAY_SERVICE },
+          // What API Gateway answers (HumanCellAtlas/data-store#1726,
+          // amplify-education/serverless-domain-manager#112).
+          deniedMessage: 'Caller does not have permissions to create a Service Linked Role.',
+        },
+      ),
+    )
+  }
   if (Object.keys(requestTags).length > 0) {
     // A request that carries tags is also authorised as apigateway:TagResource on its own
     // resource, though the Service Authorization Reference lists no such action: "is not

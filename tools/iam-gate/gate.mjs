@@ -224,9 +224,18 @@ async function handle(request, response) {
       denial = { message: asked.unmapped }
     }
     for (const authorization of asked.authorizations) {
+      const linked = authorization.serviceLinkedRole
+      if (linked && (await resourceKeys('iam-role', linked.name)).exists) {
+        // The account has it already: nothing to create, nothing to authorize.
+        record.authorizations.push({ ...authorization, decision: 'NotNeeded' })
+        continue
+      }
       const outcome = await decide(principal, authorization)
       record.authorizations.push({ ...authorization, ...outcome })
-      if (outcome.decision === 'Allowed') continue
+      if (outcome.decision === 'Allowed') {
+        if (linked) await resourceKeys.createServiceLinkedRole(linked.name, linked.service)
+        continue
+      }
       if (authorization.whenDenied === 'strip-tags') {
         stripTags = true
         continue
@@ -236,7 +245,7 @@ async function handle(request, response) {
           message:
             outcome.decision === 'Error'
               ? `the IAM simulator could not evaluate ${authorization.action} on ${authorization.resource}: ${outcome.error}`
-              : deniedMessage(principal.arn, authorization, outcome.decision),
+              : (authorization.deniedMessage ?? deniedMessage(principal.arn, authorization, outcome.decision)),
         }
       }
     }

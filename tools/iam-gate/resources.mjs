@@ -23,6 +23,12 @@ export function resourceReader(upstream) {
       }),
       body: JSON.stringify(body),
     })
+  const iam = (params) =>
+    call('/', {
+      method: 'POST',
+      headers: headers('us-east-1', 'iam', { 'content-type': 'application/x-www-form-urlencoded' }),
+      body: new URLSearchParams({ ...params, Version: '2010-05-08' }).toString(),
+    })
   const parse = (text) => {
     try {
       return text ? JSON.parse(text) : null
@@ -31,7 +37,21 @@ export function resourceReader(upstream) {
     }
   }
 
-  return async function resourceKeys(kind, id, region) {
+  // A service-linked role as IAM makes it for `service`, in moto (whose own
+  // CreateServiceLinkedRole names API Gateway's role AWSServiceRoleForApigateway_Ops).
+  resourceKeys.createServiceLinkedRole = async (name, service) =>
+    iam({
+      Action: 'CreateRole',
+      RoleName: name,
+      Path: `/aws-service-role/${service}/`,
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: service }, Action: 'sts:AssumeRole' }],
+      }),
+    })
+  return resourceKeys
+
+  async function resourceKeys(kind, id, region) {
     switch (kind) {
       case 'dynamodb': {
         const answer = parse(
@@ -57,19 +77,15 @@ export function resourceReader(upstream) {
         return { tags: answer?.tags ?? {} }
       }
       case 'iam-role': {
-        const xml = await call('/', {
-          method: 'POST',
-          headers: headers('us-east-1', 'iam', { 'content-type': 'application/x-www-form-urlencoded' }),
-          body: new URLSearchParams({ Action: 'GetRole', RoleName: id, Version: '2010-05-08' }).toString(),
-        })
-        if (!xml) return { tags: {} }
+        const xml = await iam({ Action: 'GetRole', RoleName: id })
+        if (!xml) return { tags: {}, exists: false }
         const tags = {}
         const tagList = /<Tags>([\s\S]*?)<\/Tags>/.exec(xml)?.[1] ?? ''
         for (const member of tagList.matchAll(/<member>\s*<Key>([\s\S]*?)<\/Key>\s*<Value>([\s\S]*?)<\/Value>\s*<\/member>/g)) {
           tags[unescapeXml(member[1])] = unescapeXml(member[2])
         }
         const boundary = /<PermissionsBoundaryArn>([\s\S]*?)<\/PermissionsBoundaryArn>/.exec(xml)?.[1]
-        return { tags, boundary: boundary && unescapeXml(boundary) }
+        return { tags, boundary: boundary && unescapeXml(boundary), exists: true }
       }
       default:
         return { tags: {} }

@@ -263,7 +263,8 @@ impl Grants<'_> {
         ]
     }
 
-    /// API Gateway authorises its own API by HTTP method on the resource's path.
+    /// API Gateway authorises its own API by HTTP method on the resource's path; its
+    /// service-linked role is made with the operator's permission too.
     fn api_gateway(&self) -> Vec<Value> {
         let p = self.p;
         let path = |path: &str| format!("arn:{p}:apigateway:*::{path}");
@@ -298,6 +299,18 @@ impl Grants<'_> {
                 "Action": ["apigateway:PATCH", "apigateway:DELETE"],
                 "Resource": [path("/apis/*"), path("/domainnames/*")],
                 "Condition": self.owned(),
+            }),
+            json!({
+                // The first API or custom domain of an account makes API Gateway's
+                // service-linked role, with the caller's permission.
+                // https://docs.aws.amazon.com/apigateway/latest/developerguide/using-service-linked-roles.html#create-slr
+                "Sid": "LetApiGatewayMakeItsServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": format!(
+                    "arn:{p}:iam::*:role/aws-service-role/ops.apigateway.amazonaws.com/AWSServiceRoleForAPIGateway"
+                ),
+                "Condition": { "StringEquals": { "iam:AWSServiceName": "ops.apigateway.amazonaws.com" } },
             }),
             json!({
                 // Routes, integrations, authorizers and API mappings carry no tags.
