@@ -43,8 +43,10 @@ pub const DOMAIN_NAME_PATTERN: &str =
     r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$";
 pub const CERTIFICATE_ARN_PATTERN: &str =
     r"^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:certificate/[A-Za-z0-9-]{1,128}$";
-/// An API mapping key: empty (the domain's root) or one path segment.
-pub const BASE_PATH_PATTERN: &str = r"^[A-Za-z0-9._~-]{0,128}$";
+/// An API mapping key: empty (the domain's root) or one path segment of what a WebSocket API's
+/// mapping may hold: "letters, numbers, and the following characters: $-_.+!*'()", at most 300.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-mappings.html#websocket-api-mappings-restrictions>
+pub const BASE_PATH_PATTERN: &str = r"^[A-Za-z0-9$_.+!*'()-]{0,300}$";
 pub const MAX_RETENTION_HOURS: u64 = 30 * 24;
 
 /// A serverless, real-time WebSocket chat room.
@@ -333,8 +335,8 @@ pub struct DomainSpec {
     /// A regional ACM certificate for the domain, in the room's region.
     #[schemars(regex(pattern = CERTIFICATE_ARN_PATTERN))]
     pub certificate_arn: String,
-    /// The path under the domain that leads to this room (the API mapping key); empty for
-    /// the domain's root.
+    /// The path under the domain that leads to this room (the API mapping key): one segment of
+    /// at most 300 letters, digits and $ - _ . + ! * ' ( ); empty for the domain's root.
     #[serde(default)]
     #[schemars(regex(pattern = BASE_PATH_PATTERN))]
     pub base_path: String,

@@ -320,7 +320,7 @@ fn domain_base_path(room: &ChatRoom, f: &mut Findings) {
         f.fail(
             "spec.domain.basePath",
             format!(
-                "must be empty or one path segment of letters, digits and . _ ~ -, got {:?}",
+                "must be empty or one path segment of at most 300 letters, digits and $ - _ . + ! * ' ( ) (what API Gateway takes for a WebSocket API's mapping), got {:?}",
                 domain.base_path
             ),
         );

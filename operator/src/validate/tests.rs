@@ -194,6 +194,35 @@ fn auth_domain_and_access_log_fields_are_checked_and_named() {
     );
 }
 
+/// "API mappings must contain only letters, numbers, and the following characters:
+/// $-_.+!*'()", at most 300 (WebSocket API mappings' restrictions).
+#[test]
+fn a_base_path_is_what_api_gateway_takes_for_a_websocket_mapping() {
+    let with_base_path = |base_path: &str| {
+        let spec = ChatRoomSpec {
+            domain: Some(crate::crd::DomainSpec {
+                name: "chat.example.com".into(),
+                certificate_arn: "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d".into(),
+                base_path: base_path.into(),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        validate(&room(spec))
+    };
+    let longest = "a".repeat(300);
+    for taken in ["", "lobby", "v1.0+beta", "$chat_(1)!*'-", longest.as_str()] {
+        assert_eq!(with_base_path(taken), Ok(()), "{taken:?}");
+    }
+    let too_long = "a".repeat(301);
+    for refused in ["a~b", "a/b", "a b", "ä", "%20", too_long.as_str()] {
+        assert_eq!(
+            fields(with_base_path(refused)),
+            ["spec.domain.basePath"],
+            "{refused:?}"
+        );
+    }
+}
+
 #[test]
 fn history_is_up_to_200_messages_kept_1h_to_30d_and_its_routes_are_taken() {
     let history = |messages: i32, retention: &str| ChatRoomSpec {
