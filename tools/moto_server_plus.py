@@ -26,6 +26,10 @@ What AWS answers and moto does not (docs/aws-conformance.md cites each):
   authorizer '{name}', is referenced in route: {routeKey}" (anomalyco/sst#5586). moto deletes
   it and leaves the route naming nothing that exists.
 
+And one moto bug: its DeleteDomainName deletes the domain's API mappings while iterating over
+them, so it answers 500 ("dictionary changed size during iteration") whenever the domain still
+has one, and only a retry succeeds. Fixed here by iterating over a copy.
+
 Run exactly as moto_server: `python tools/moto_server_plus.py -H 127.0.0.1 -p PORT`.
 """
 
@@ -36,6 +40,7 @@ from urllib.parse import unquote
 import moto
 from moto.apigatewayv2 import urls
 from moto.apigatewayv2.exceptions import APIGatewayV2Error, BadRequestException
+from moto.apigatewayv2.models import ApiGatewayV2Backend
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.server import main
 
@@ -136,6 +141,18 @@ def update_route(self):
     return answer
 
 
+def delete_domain_name(self, domain_name):
+    if domain_name not in self.domain_names:
+        # moto's own error for it, raised by its original.
+        return _delete_domain_name(self, domain_name)
+    for mapping_id, mapping in list(self.api_mappings.items()):
+        if mapping.domain_name == domain_name:
+            del self.api_mappings[mapping_id]
+    del self.domain_names[domain_name]
+
+
+_delete_domain_name = ApiGatewayV2Backend.delete_domain_name
+ApiGatewayV2Backend.delete_domain_name = delete_domain_name
 ApiGatewayV2Response.get_authorizers = get_authorizers
 ApiGatewayV2Response.create_authorizer = create_authorizer
 ApiGatewayV2Response.delete_authorizer = delete_authorizer
