@@ -182,9 +182,10 @@ pub struct AwsArgs {
     #[arg(long, env = "ALLOWED_ROLE_ARNS", value_delimiter = ',', default_value = crate::providers::aws::DEFAULT_ALLOWED_ROLE_ARNS)]
     pub allowed_role_arns: Vec<String>,
     /// Requests per second the operator may send one AWS service, as SERVICE=RATE (services:
-    /// apigateway, dynamodb, iam, lambda, logs, sts); repeat for several. Defaults: about half
-    /// of AWS's control-plane quotas (apigateway=5, dynamodb=10, iam=5, lambda=10, logs=3,
-    /// sts=5), leaving the rest to the account's other users.
+    /// apigateway, apigateway-domains, dynamodb, iam, lambda, logs, sts); repeat for several.
+    /// Defaults: about half of AWS's control-plane quotas (apigateway=5, dynamodb=10, iam=5,
+    /// lambda=10, logs=3, sts=5), leaving the rest to the account's other users; custom-domain
+    /// creates, updates and deletes at AWS's one per 30 s (apigateway-domains=0.0333).
     #[arg(
         long = "aws-rate-limit",
         env = "AWS_RATE_LIMITS",

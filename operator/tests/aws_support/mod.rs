@@ -68,7 +68,7 @@ pub async fn provider_as(access_key_id: &str, zip: &[u8]) -> AwsProvider {
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
     settings.role_propagation_attempts = 1;
     // moto has no quotas; the rate limits have tests of their own.
-    let unlimited: Vec<_> = ["apigateway", "dynamodb", "iam", "lambda", "logs", "sts"]
+    let unlimited: Vec<_> = chatroom_operator::providers::aws::rate_limit::SERVICES
         .iter()
         .map(|service| format!("{service}=10000").parse().unwrap())
         .collect();

@@ -222,8 +222,13 @@ impl HttpClients {
                 None => rate_limit::rate_limited_client(bucket),
             }
         };
+        let api_gateway = rate_limit::api_gateway_client(
+            sdk.http_client(),
+            rate_limit::bucket(limits.per_second("apigateway")),
+            rate_limit::bucket(limits.per_second(rate_limit::DOMAIN_MUTATIONS)),
+        );
         Self {
-            apigateway: client("apigateway"),
+            apigateway: api_gateway,
             dynamodb: client("dynamodb"),
             iam: client("iam"),
             lambda: client("lambda"),

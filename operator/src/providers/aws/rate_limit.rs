@@ -31,8 +31,23 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-/// The services the operator calls, by the name `--aws-rate-limit` takes.
-pub const SERVICES: [&str; 6] = ["apigateway", "dynamodb", "iam", "lambda", "logs", "sts"];
+/// The services the operator calls, by the name `--aws-rate-limit` takes, and API Gateway's
+/// custom-domain mutations, which have a quota of their own.
+pub const SERVICES: [&str; 7] = [
+    "apigateway",
+    DOMAIN_MUTATIONS,
+    "dynamodb",
+    "iam",
+    "lambda",
+    "logs",
+    "sts",
+];
+
+/// CreateDomainName, UpdateDomainName and DeleteDomainName: API Gateway allows one every 30 s
+/// per account ("API Gateway quotas for creating, deploying and managing an API",
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>). They wait for
+/// this bucket as well as API Gateway's.
+pub const DOMAIN_MUTATIONS: &str = "apigateway-domains";
 
 /// Requests per second per service. The defaults are about half of AWS's documented control
 /// plane quotas (API Gateway: 10 requests per second per account for all management
@@ -45,6 +60,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self(BTreeMap::from([
             ("apigateway", 5.0),
+            (DOMAIN_MUTATIONS, 1.0 / 30.0),
             ("dynamodb", 10.0),
             ("iam", 5.0),
             ("lambda", 10.0),
@@ -116,6 +132,23 @@ fn quota(per_second: f64) -> Quota {
 /// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from the environment)
 /// with every request first waiting for a token of `bucket`.
 pub fn rate_limited_client(bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpClient {
+    limit(default_client(), bucket)
+}
+
+/// [`rate_limited_client`] for API Gateway: custom-domain mutations also wait for `domains`.
+pub fn api_gateway_client(
+    given: Option<SharedHttpClient>,
+    bucket: Arc<DefaultDirectRateLimiter>,
+    domains: Arc<DefaultDirectRateLimiter>,
+) -> SharedHttpClient {
+    SharedHttpClient::new(RateLimited {
+        inner: given.unwrap_or_else(default_client),
+        bucket,
+        domains: Some(domains),
+    })
+}
+
+fn default_client() -> SharedHttpClient {
     let inner = Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector =
             ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
@@ -126,18 +159,39 @@ pub fn rate_limited_client(bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpC
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.build()
     });
-    SharedHttpClient::new(RateLimited { inner, bucket })
+    SharedHttpClient::new(inner)
 }
 
 /// Wraps any client (the tests' own, too) in `bucket`.
 pub fn limit(inner: SharedHttpClient, bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpClient {
-    SharedHttpClient::new(RateLimited { inner, bucket })
+    SharedHttpClient::new(RateLimited {
+        inner,
+        bucket,
+        domains: None,
+    })
+}
+
+/// Whether a request to API Gateway v2 (its URI, or just the path) creates, changes or deletes
+/// a custom domain (not one of its API mappings).
+pub fn is_domain_mutation(method: &str, uri: &str) -> bool {
+    let path = match uri.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => uri,
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v2", "domainnames"] => method == "POST",
+        ["v2", "domainnames", _] => matches!(method, "PATCH" | "DELETE"),
+        _ => false,
+    }
 }
 
 #[derive(Clone)]
 struct RateLimited {
     inner: SharedHttpClient,
     bucket: Arc<DefaultDirectRateLimiter>,
+    domains: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 impl fmt::Debug for RateLimited {
@@ -155,6 +209,7 @@ impl HttpClient for RateLimited {
         SharedHttpConnector::new(RateLimitedConnector {
             inner: self.inner.http_connector(settings, components),
             bucket: self.bucket.clone(),
+            domains: self.domains.clone(),
         })
     }
 }
@@ -163,6 +218,7 @@ impl HttpClient for RateLimited {
 struct RateLimitedConnector {
     inner: SharedHttpConnector,
     bucket: Arc<DefaultDirectRateLimiter>,
+    domains: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 impl fmt::Debug for RateLimitedConnector {
@@ -176,7 +232,14 @@ impl HttpConnector for RateLimitedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let inner = self.inner.clone();
         let bucket = self.bucket.clone();
+        let domains = self
+            .domains
+            .clone()
+            .filter(|_| is_domain_mutation(request.method(), request.uri()));
         HttpConnectorFuture::new(async move {
+            if let Some(domains) = domains {
+                domains.until_ready().await;
+            }
             bucket.until_ready().await;
             inner.call(request).await
         })
@@ -212,6 +275,34 @@ mod tests {
         let limits = RateLimits::with(&["apigateway=8".parse().unwrap()]);
         assert_eq!(limits.per_second("apigateway"), 8.0);
         assert_eq!(limits.per_second("dynamodb"), 10.0);
+    }
+
+    #[test]
+    fn custom_domain_mutations_are_told_from_everything_else() {
+        for (method, path) in [
+            ("POST", "/v2/domainnames"),
+            ("PATCH", "/v2/domainnames/chat.example.com"),
+            ("DELETE", "/v2/domainnames/chat.example.com"),
+            (
+                "DELETE",
+                "https://apigateway.eu-west-1.amazonaws.com/v2/domainnames/chat.example.com",
+            ),
+        ] {
+            assert!(is_domain_mutation(method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            ("GET", "/v2/domainnames/chat.example.com"),
+            ("POST", "/v2/domainnames/chat.example.com/apimappings"),
+            ("DELETE", "/v2/domainnames/chat.example.com/apimappings/abc"),
+            ("POST", "/v2/apis"),
+        ] {
+            assert!(!is_domain_mutation(method, path), "{method} {path}");
+        }
+        assert_eq!(
+            RateLimits::default().per_second(DOMAIN_MUTATIONS),
+            1.0 / 30.0
+        );
+        assert!("apigateway-domains=0.05".parse::<RateLimit>().is_ok());
     }
 
     #[test]
