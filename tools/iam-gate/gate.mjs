@@ -214,6 +214,8 @@ async function handle(request, response) {
   }
   let stripTags = false
   let denial = null
+  // Made once the whole request is let through: a refused CreateApi makes nothing.
+  let serviceLinkedRole = null
   if (principal) {
     const asked = await authorizationsFor(asking, resourceKeys)
     record.arn = principal.arn
@@ -233,7 +235,7 @@ async function handle(request, response) {
       const outcome = await decide(principal, authorization)
       record.authorizations.push({ ...authorization, ...outcome })
       if (outcome.decision === 'Allowed') {
-        if (linked) await resourceKeys.createServiceLinkedRole(linked.name, linked.service)
+        if (linked) serviceLinkedRole = linked
         continue
       }
       if (authorization.whenDenied === 'strip-tags') {
@@ -248,6 +250,9 @@ async function handle(request, response) {
               : (authorization.deniedMessage ?? deniedMessage(principal.arn, authorization, outcome.decision)),
         }
       }
+    }
+    if (serviceLinkedRole && !denial) {
+      await resourceKeys.createServiceLinkedRole(serviceLinkedRole.name, serviceLinkedRole.service)
     }
     record.denied = Boolean(denial)
     if (denial && principal.expectDenials) record.expected = true
