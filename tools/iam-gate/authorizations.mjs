@@ -81,22 +81,39 @@ function authorize(action, resource, context = {}, extra = {}) {
   return { action, resource, context, ...extra }
 }
 
+// `{service}:{operation}` on a resource that carries tags (a DynamoDB table, a Lambda function,
+// a log group): the request's tags, and, unless the operation creates it, the tags the resource
+// has now. Creating one with tags is also `{service}:TagResource`, as each service documents:
+// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Tagging.Operations.html,
+// https://docs.aws.amazon.com/lambda/latest/dg/attribute-based-access-control.html ("To add
+// tags when you create a function, you need lambda:TagResource"),
+// https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html
+// ("you must have both logs:CreateLogGroup and logs:TagResource").
+async function onTaggedResource(request, resourceKeys, { service, operation, creates, resource, requestTags, extraContext = {} }) {
+  const context = { ...requestTagContext(requestTags), ...extraContext }
+  if (operation !== creates) {
+    Object.assign(context, resourceTagContext((await resourceKeys(service, resource, request.region)).tags))
+  }
+  const found = [authorize(`${service}:${operation}`, resource, context)]
+  if (operation === creates && Object.keys(requestTags).length > 0) {
+    found.push(authorize(`${service}:TagResource`, resource, context))
+  }
+  return { context, found }
+}
+
 async function dynamodb(request, resourceKeys) {
   const operation = target(request)
   const body = json(request)
   const resource =
     body.ResourceArn ?? `arn:aws:dynamodb:${request.region}:${ACCOUNT}:table/${body.TableName ?? ''}`
   const requestTags = Object.fromEntries((body.Tags ?? []).map((t) => [t.Key, t.Value]))
-  const context = requestTagContext(requestTags)
-  if (operation !== 'CreateTable') {
-    Object.assign(context, resourceTagContext((await resourceKeys('dynamodb', resource, request.region)).tags))
-  }
-  const found = [authorize(`dynamodb:${operation}`, resource, context)]
-  // Creating with tags also needs dynamodb:TagResource.
-  // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Tagging.Operations.html
-  if (operation === 'CreateTable' && Object.keys(requestTags).length > 0) {
-    found.push(authorize('dynamodb:TagResource', resource, context))
-  }
+  const { found } = await onTaggedResource(request, resourceKeys, {
+    service: 'dynamodb',
+    operation,
+    creates: 'CreateTable',
+    resource,
+    requestTags,
+  })
   return { operation, authorizations: found }
 }
 
@@ -163,18 +180,14 @@ async function lambda(request, resourceKeys) {
     }
   }
   if (!operation) return unmapped(request, `${request.method} ${request.path}`)
-  const requestTags = body.Tags ?? {}
-  const context = requestTagContext(requestTags)
-  if (body.Principal) context['lambda:Principal'] = body.Principal
-  if (operation !== 'CreateFunction') {
-    Object.assign(context, resourceTagContext((await resourceKeys('lambda', resource, request.region)).tags))
-  }
-  const found = [authorize(`lambda:${operation}`, resource, context)]
-  if (operation === 'CreateFunction' && Object.keys(requestTags).length > 0) {
-    // "To add tags when you create a function, you need lambda:TagResource."
-    // https://docs.aws.amazon.com/lambda/latest/dg/attribute-based-access-control.html
-    found.push(authorize('lambda:TagResource', resource, context))
-  }
+  const { context, found } = await onTaggedResource(request, resourceKeys, {
+    service: 'lambda',
+    operation,
+    creates: 'CreateFunction',
+    resource,
+    requestTags: body.Tags ?? {},
+    extraContext: body.Principal ? { 'lambda:Principal': body.Principal } : {},
+  })
   if (operation === 'GetFunction') {
     // "Lambda returns tag data only if you have explicit allow permissions for
     // lambda:ListTags": without it GetFunction still answers, with no tags.
@@ -200,17 +213,13 @@ async function logs(request, resourceKeys) {
   const resource = body.resourceArn
     ? body.resourceArn.replace(/:\*$/, '')
     : `arn:aws:logs:${request.region}:${ACCOUNT}:log-group:${body.logGroupName ?? ''}`
-  const requestTags = body.tags ?? {}
-  const context = requestTagContext(requestTags)
-  if (operation !== 'CreateLogGroup') {
-    Object.assign(context, resourceTagContext((await resourceKeys('logs', resource, request.region)).tags))
-  }
-  const found = [authorize(`logs:${operation}`, resource, context)]
-  if (operation === 'CreateLogGroup' && Object.keys(requestTags).length > 0) {
-    // "To create a log group with tags, you must have both logs:CreateLogGroup and
-    // logs:TagResource." https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html
-    found.push(authorize('logs:TagResource', resource, context))
-  }
+  const { found } = await onTaggedResource(request, resourceKeys, {
+    service: 'logs',
+    operation,
+    creates: 'CreateLogGroup',
+    resource,
+    requestTags: body.tags ?? {},
+  })
   return { operation, authorizations: found }
 }
 

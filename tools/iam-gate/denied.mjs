@@ -1,5 +1,6 @@
-// AWS's AccessDenied answer, in each service's protocol, so that a client sees what AWS would
-// send it.
+// AWS's answers to a refused request, in each service's protocol, so that a client sees what
+// AWS would send it: AccessDenied for what IAM does not allow, the service's validation error
+// for what breaks its input's constraints.
 
 // "User: {principal} is not authorized to perform: {action} on resource: {resource} because no
 // identity-based policy allows the {action} action" (or "with an explicit deny in …").
@@ -8,51 +9,27 @@ export function deniedMessage(principal, authorization, decision) {
   const why =
     decision === 'ExplicitlyDenied'
       ? 'with an explicit deny in an identity-based policy'
-      : decision === 'BoundaryDenied'
-        ? 'because no permissions boundary allows the ' + authorization.action + ' action'
-        : `because no identity-based policy allows the ${authorization.action} action`
+      : `because no identity-based policy allows the ${authorization.action} action`
   return `User: ${principal} is not authorized to perform: ${authorization.action} on resource: ${authorization.resource} ${why}`
 }
 
-// [status, headers, body] for the request's service.
+// [status, headers, body] of AccessDenied for the request's service.
 export function deniedAnswer(service, message, requestId) {
+  const answer = protocol(requestId)
   switch (service) {
     case 'dynamodb':
       // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
-      return [
-        400,
-        { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': requestId },
-        JSON.stringify({ __type: 'com.amazon.coral.service#AccessDeniedException', Message: message }),
-      ]
+      return answer.json(400, '1.0', { __type: 'com.amazon.coral.service#AccessDeniedException', Message: message })
     case 'logs':
-      return [
-        400,
-        { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId },
-        JSON.stringify({ __type: 'AccessDeniedException', message }),
-      ]
+      return answer.json(400, '1.1', { __type: 'AccessDeniedException', message })
     case 'lambda':
       // https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html#API_GetFunction_Errors
-      return [
-        403,
-        { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException', 'x-amzn-requestid': requestId },
-        JSON.stringify({ Type: 'User', Message: message }),
-      ]
+      return answer.rest(403, 'AccessDeniedException', { Type: 'User', Message: message })
     case 'apigateway':
-      return [
-        403,
-        { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException', 'x-amzn-requestid': requestId },
-        JSON.stringify({ message }),
-      ]
-    default: {
-      // The query protocol (IAM, STS).
+      return answer.rest(403, 'AccessDeniedException', { message })
+    default:
       // https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html
-      const escaped = message.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
-      return [
-        403,
-        { 'content-type': 'text/xml' },
-        `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>${escaped}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
-      ]
-    }
+      return answer.query(403, 'AccessDenied', message)
   }
 }
 
@@ -61,36 +38,46 @@ export function deniedAnswer(service, message, requestId) {
 export function invalidAnswer(service, problems, requestId) {
   const count = problems.length
   const message = `${count} validation error${count === 1 ? '' : 's'} detected: ${problems.join('; ')}`
-  const json = (type, body) => [
-    400,
-    { 'content-type': type, 'x-amzn-requestid': requestId },
-    JSON.stringify(body),
-  ]
-  const rest = (code, body) => [
-    400,
-    { 'content-type': 'application/json', 'x-amzn-errortype': code, 'x-amzn-requestid': requestId },
-    JSON.stringify(body),
-  ]
+  const answer = protocol(requestId)
   switch (service) {
     case 'dynamodb':
-      return json('application/x-amz-json-1.0', { __type: 'com.amazon.coral.validate#ValidationException', message })
+      return answer.json(400, '1.0', { __type: 'com.amazon.coral.validate#ValidationException', message })
     case 'logs':
       // https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
-      return json('application/x-amz-json-1.1', { __type: 'InvalidParameterException', message })
+      return answer.json(400, '1.1', { __type: 'InvalidParameterException', message })
     case 'lambda':
-      return rest('ValidationException', { Type: 'User', message })
+      return answer.rest(400, 'ValidationException', { Type: 'User', message })
     case 'apigateway':
     case 'execute-api':
       // API Gateway's documented answer to a bad input is BadRequestException.
-      return rest('BadRequestException', { message })
-    default: {
+      return answer.rest(400, 'BadRequestException', { message })
+    default:
       // https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html: ValidationError
+      return answer.query(400, 'ValidationError', message)
+  }
+}
+
+// An error in each of the protocols the gate answers in: JSON with `__type` (DynamoDB, Logs),
+// REST-JSON with `x-amzn-ErrorType` (Lambda, API Gateway), the query protocol's XML (IAM, STS).
+function protocol(requestId) {
+  return {
+    json: (status, version, body) => [
+      status,
+      { 'content-type': `application/x-amz-json-${version}`, 'x-amzn-requestid': requestId },
+      JSON.stringify(body),
+    ],
+    rest: (status, code, body) => [
+      status,
+      { 'content-type': 'application/json', 'x-amzn-errortype': code, 'x-amzn-requestid': requestId },
+      JSON.stringify(body),
+    ],
+    query: (status, code, message) => {
       const escaped = message.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
       return [
-        400,
+        status,
         { 'content-type': 'text/xml' },
-        `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>${escaped}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+        `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${escaped}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
       ]
-    }
+    },
   }
 }
