@@ -19,30 +19,7 @@ use chatroom_testkit::iam_gate::{policy, register_principal};
 async fn without_list_tags_get_function_answers_no_tags_and_a_room_breaks_on_its_second_reconcile()
 {
     const KEY: &str = "AKIAPOLICYWITHOUTLISTTAGS";
-    let mut before = aws_support::operator_policies(aws_support::CLUSTER);
-    let mut removed = 0;
-    for (_, document) in &mut before {
-        for statement in document["Statement"].as_array_mut().unwrap() {
-            if let Some(actions) = statement["Action"].as_array_mut() {
-                let len = actions.len();
-                actions.retain(|a| a != "lambda:ListTags");
-                removed += len - actions.len();
-            }
-        }
-    }
-    assert_eq!(
-        removed, 1,
-        "the operator's policies grant lambda:ListTags once"
-    );
-    register_principal(
-        KEY,
-        "arn:aws:sts::123456789012:assumed-role/chatroom-operator/before-list-tags",
-        before
-            .into_iter()
-            .map(|(name, document)| policy(&format!("{name} without lambda:ListTags"), document))
-            .collect(),
-        true,
-    );
+    aws_support::register_operator_without(KEY, "lambda:ListTags");
 
     let mut lobby = room("listtags");
     let old = provider_as(KEY, b"bootstrap.zip v1").await;

@@ -7,7 +7,6 @@
 mod aws_support;
 
 use aws_support::{converge, provider, provider_as, room, sdk};
-use chatroom_testkit::iam_gate::{policy, register_principal};
 
 const SERVICE_LINKED_ROLE: &str = "AWSServiceRoleForAPIGateway";
 
@@ -24,27 +23,7 @@ async fn the_first_room_of_an_account_lets_api_gateway_make_its_service_linked_r
 
     // The operator's policies as they were, without the permission.
     const KEY: &str = "AKIAPOLICYWITHOUTSERVICELINKEDROLE";
-    let mut before = aws_support::operator_policies(aws_support::CLUSTER);
-    let mut removed = 0;
-    for (_, document) in &mut before {
-        let statements = document["Statement"].as_array_mut().unwrap();
-        let len = statements.len();
-        statements.retain(|s| s["Action"] != "iam:CreateServiceLinkedRole");
-        removed += len - statements.len();
-    }
-    assert_eq!(
-        removed, 1,
-        "one statement grants iam:CreateServiceLinkedRole"
-    );
-    register_principal(
-        KEY,
-        "arn:aws:sts::123456789012:assumed-role/chatroom-operator/before-service-linked-role",
-        before
-            .into_iter()
-            .map(|(name, document)| policy(&name, document))
-            .collect(),
-        true,
-    );
+    aws_support::register_operator_without(KEY, "iam:CreateServiceLinkedRole");
     let mut lobby = room("firstapi");
     let refused = provider_as(KEY, b"bootstrap.zip v1")
         .await

@@ -48,6 +48,42 @@ pub fn operator_key(cluster: &str) -> String {
     chatroom_testkit::iam_gate::register_operator(cluster, operator_policies(cluster))
 }
 
+/// Registers `key` with the operator's policies for [`CLUSTER`] as they were before `action` was
+/// granted (a test showing what the grant fixed): the one grant of it is taken out, and the
+/// denials that follow count as the test's own in the gate's summary.
+pub fn register_operator_without(key: &str, action: &str) {
+    let mut policies = operator_policies(CLUSTER);
+    let mut removed = 0;
+    for (_, document) in &mut policies {
+        let statements = document["Statement"].as_array_mut().unwrap();
+        let before = statements.len();
+        statements.retain(|s| s["Action"] != action);
+        removed += before - statements.len();
+        for statement in statements.iter_mut() {
+            if let Some(actions) = statement["Action"].as_array_mut() {
+                let before = actions.len();
+                actions.retain(|a| a != action);
+                removed += before - actions.len();
+            }
+        }
+    }
+    assert_eq!(removed, 1, "the operator's policies grant {action} once");
+    chatroom_testkit::iam_gate::register_principal(
+        key,
+        &format!(
+            "arn:aws:sts::123456789012:assumed-role/chatroom-operator/without-{}",
+            action.replace(':', "-")
+        ),
+        policies
+            .into_iter()
+            .map(|(name, document)| {
+                chatroom_testkit::iam_gate::policy(&format!("{name} without {action}"), document)
+            })
+            .collect(),
+        true,
+    );
+}
+
 /// The operator's managed policies for `cluster` in `aws`, by name.
 pub fn operator_policies(cluster: &str) -> Vec<(String, serde_json::Value)> {
     chatroom_operator::providers::aws::operator_policy::operator_policies("aws", cluster)

@@ -214,21 +214,14 @@ struct HttpClients {
 
 impl HttpClients {
     fn new(sdk: &SdkConfig, limits: &RateLimits) -> Self {
-        let client = |service: &str| {
-            let bucket = rate_limit::bucket(limits.per_second(service));
-            match sdk.http_client() {
-                // A configuration that brings its own client (tests, proxies) keeps it.
-                Some(given) => rate_limit::limit(given, bucket),
-                None => rate_limit::rate_limited_client(bucket),
-            }
-        };
-        let api_gateway = rate_limit::api_gateway_client(
-            sdk.http_client(),
-            rate_limit::bucket(limits.per_second("apigateway")),
-            rate_limit::bucket(limits.per_second(rate_limit::DOMAIN_MUTATIONS)),
-        );
+        let bucket = |service: &str| rate_limit::bucket(limits.per_second(service));
+        let client = |service: &str| rate_limit::client(sdk.http_client(), bucket(service), None);
         Self {
-            apigateway: api_gateway,
+            apigateway: rate_limit::client(
+                sdk.http_client(),
+                bucket("apigateway"),
+                Some(bucket(rate_limit::DOMAIN_MUTATIONS)),
+            ),
             dynamodb: client("dynamodb"),
             iam: client("iam"),
             lambda: client("lambda"),

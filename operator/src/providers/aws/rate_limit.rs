@@ -129,22 +129,19 @@ fn quota(per_second: f64) -> Quota {
     crate::token_bucket::quota(per_second, per_second.floor() as u32)
 }
 
-/// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from the environment)
-/// with every request first waiting for a token of `bucket`.
-pub fn rate_limited_client(bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpClient {
-    limit(default_client(), bucket)
-}
-
-/// [`rate_limited_client`] for API Gateway: custom-domain mutations also wait for `domains`.
-pub fn api_gateway_client(
+/// `given` (a configuration's own client: tests, proxies), else the SDK's default HTTPS client
+/// (rustls with aws-lc, proxy settings from the environment), with every request first waiting
+/// for a token of `bucket`, and custom-domain mutations for one of `domains` too (API Gateway's
+/// client).
+pub fn client(
     given: Option<SharedHttpClient>,
     bucket: Arc<DefaultDirectRateLimiter>,
-    domains: Arc<DefaultDirectRateLimiter>,
+    domains: Option<Arc<DefaultDirectRateLimiter>>,
 ) -> SharedHttpClient {
     SharedHttpClient::new(RateLimited {
         inner: given.unwrap_or_else(default_client),
         bucket,
-        domains: Some(domains),
+        domains,
     })
 }
 
@@ -160,15 +157,6 @@ fn default_client() -> SharedHttpClient {
         connector.build()
     });
     SharedHttpClient::new(inner)
-}
-
-/// Wraps any client (the tests' own, too) in `bucket`.
-pub fn limit(inner: SharedHttpClient, bucket: Arc<DefaultDirectRateLimiter>) -> SharedHttpClient {
-    SharedHttpClient::new(RateLimited {
-        inner,
-        bucket,
-        domains: None,
-    })
 }
 
 /// Whether a request to API Gateway v2 (its URI, or just the path) creates, changes or deletes
