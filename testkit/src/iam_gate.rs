@@ -23,12 +23,31 @@ pub fn register_principal(
     identity_policies: Vec<Value>,
     expect_denials: bool,
 ) {
+    register_principal_within(
+        access_key_id,
+        arn,
+        identity_policies,
+        Vec::new(),
+        expect_denials,
+    );
+}
+
+/// [`register_principal`] for a principal held within a permissions boundary (`boundary`, one
+/// policy; none when empty), as a role with one is.
+pub fn register_principal_within(
+    access_key_id: &str,
+    arn: &str,
+    identity_policies: Vec<Value>,
+    boundary: Vec<Value>,
+    expect_denials: bool,
+) {
     let (status, body) = post(
         "/__iam-gate/principals",
         &json!({
             "accessKeyId": access_key_id,
             "arn": arn,
             "identityPolicies": identity_policies,
+            "permissionsBoundary": boundary,
             "expectDenials": expect_denials,
         }),
     );

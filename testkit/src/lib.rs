@@ -4,6 +4,7 @@
 
 pub mod iam_gate;
 pub mod jwt;
+pub mod lambda_runtime;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -24,6 +24,8 @@ export async function authorizationsFor(request, resourceKeys) {
       return logs(request, resourceKeys)
     case 'apigateway':
       return apigateway(request, resourceKeys)
+    case 'execute-api':
+      return connections(request)
     case 'sts':
       // "No permissions are required to perform this operation."
       // https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html
@@ -274,4 +276,20 @@ async function apigateway(request, resourceKeys) {
     found.push(authorize('apigateway:TagResource', resource, context, { unlisted: true }))
   }
   return { operation: `${request.method} ${path}`, authorizations: found }
+}
+
+// The @connections API is authorised as execute-api:ManageConnections on
+// `arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{METHOD}/@connections/{id}`: "The
+// @connections API uses the same ARN format as REST APIs".
+// https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html
+const CONNECTION_OPERATIONS = { POST: 'PostToConnection', GET: 'GetConnection', DELETE: 'DeleteConnection' }
+
+function connections(request) {
+  const operation = CONNECTION_OPERATIONS[request.method]
+  if (!request.executeApi || !operation || !request.path.startsWith('/@connections/')) {
+    return unmapped(request, `${request.method} ${request.path} (call /__execute-api/{api-id}/{stage}/@connections/{id})`)
+  }
+  const { id, stage } = request.executeApi
+  const resource = `arn:aws:execute-api:${request.region}:${ACCOUNT}:${id}/${stage}/${request.method}${request.path}`
+  return { operation, authorizations: [authorize('execute-api:ManageConnections', resource)] }
 }

@@ -27,6 +27,10 @@ export function deniedAnswer(service, message, requestId) {
       return answer.rest(403, 'AccessDeniedException', { Type: 'User', Message: message })
     case 'apigateway':
       return answer.rest(403, 'AccessDeniedException', { message })
+    case 'execute-api':
+      // API Gateway's own answer for an execute-api call IAM refuses: 403 with `Message`
+      // (aws/aws-cdk#18410 quotes it for @connections; SDKs read it as ForbiddenException).
+      return answer.rest(403, 'AccessDeniedException', { Message: message })
     default:
       // https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html
       return answer.query(403, 'AccessDenied', message)

@@ -152,14 +152,26 @@ function readBody(stream) {
   })
 }
 
-function forward(request, body) {
+// The @connections API of one stage, as a room's function calls it: on AWS
+// `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}/@connections/{id}`. On loopback
+// no host name can carry the API id, so a test points the function's CALLBACK_URL at
+// `/__execute-api/{api-id}/{stage}` here; the gate reads the API and stage from the path and
+// hands moto the path it serves (`/@connections/{id}`).
+const CONNECTIONS = /^\/__execute-api\/([^/]+)\/([^/]+)(\/(?:@|%40)connections(?:\/.*)?)$/i
+
+function connectionsApi(url) {
+  const match = CONNECTIONS.exec(url.pathname)
+  return match ? { api: { id: match[1], stage: match[2] }, path: match[3] } : null
+}
+
+function forward(request, body, path) {
   return new Promise((resolve, reject) => {
     const outgoing = http.request(
       {
         host: upstream.hostname,
         port: upstream.port,
         method: request.method,
-        path: request.url,
+        path,
         headers: request.headers,
       },
       resolve,
@@ -204,10 +216,13 @@ async function handle(request, response) {
   const principal = scope && principals.get(scope.accessKeyId)
   const record = { seq: ++sequence, principal: scope?.accessKeyId ?? null, service: scope?.service ?? null }
   const url = new URL(request.url, 'http://gate')
+  const connections = connectionsApi(url)
+  const pathname = connections ? connections.path : url.pathname
   const asking = {
     method: request.method,
-    path: decodePath(url.pathname),
-    rawPath: url.pathname,
+    path: decodePath(pathname),
+    rawPath: pathname,
+    executeApi: connections?.api,
     query: url.searchParams,
     headers: request.headers,
     body,
@@ -276,7 +291,7 @@ async function handle(request, response) {
     send(response, ...refusal)
     return
   }
-  const answer = await forward(request, body)
+  const answer = await forward(request, body, connections ? pathname + url.search : request.url)
   if (!stripTags || answer.statusCode !== 200) {
     response.writeHead(answer.statusCode, answer.headers)
     answer.pipe(response)

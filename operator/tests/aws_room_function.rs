@@ -1,0 +1,333 @@
+//! A room's own function at work on AWS's terms: the `bootstrap` the operator deployed, run
+//! under the Lambda Runtime API with the environment the operator gave it and the credentials
+//! of the role it made. Every request the function makes (DynamoDB, `@connections`) goes
+//! through the IAM gate, which holds it to that role's inline policy within its permissions
+//! boundary, both read from moto as the operator left them.
+
+mod aws_support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_support::{converge, names, provider_with_zip, room, sdk};
+use chatroom_operator::crd::HistorySpec;
+use chatroom_testkit::iam_gate::{policy, records_of, register_principal_within};
+use chatroom_testkit::lambda_runtime::{Function, Outcome};
+use chatroom_testkit::{moto_endpoint, repo_root};
+use serde_json::Value;
+
+const CONNECTION: &str = "L0SM9cOFvHcCIhw=";
+const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/chatroom-room-boundary";
+
+/// The function as scripts/build-lambda.sh built it, for the operator to deploy.
+fn bootstrap_zip() -> Vec<u8> {
+    let path = repo_root().join("target/lambda/bootstrap/bootstrap.zip");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build it with scripts/build-lambda.sh",
+            path.display()
+        )
+    })
+}
+
+/// The `bootstrap` inside `zip`, unpacked where it can run.
+fn unpack(zip: &Path, test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("room-function-{test}-{}", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(zip)
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not unpack {}", zip.display());
+    let binary = dir.join("bootstrap");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    binary
+}
+
+/// The boundary every room role carries, as docs/operations.md has the account's owner make it.
+async fn ensure_boundary(iam: &aws_sdk_iam::Client) {
+    if iam.get_policy().policy_arn(BOUNDARY).send().await.is_ok() {
+        return;
+    }
+    let document =
+        std::fs::read_to_string(repo_root().join("docs/permissions-boundary.json")).unwrap();
+    let made = iam
+        .create_policy()
+        .policy_name("chatroom-room-boundary")
+        .policy_document(document)
+        .send()
+        .await;
+    if let Err(error) = made {
+        let exists = error
+            .as_service_error()
+            .is_some_and(|e| e.is_entity_already_exists_exception());
+        assert!(exists, "{error:?}");
+    }
+}
+
+fn decoded(document: &str) -> Value {
+    let text = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Registers `key` as a session of `role` (as Lambda assumes a function's role, named for the
+/// function), with the role's inline policies and its permissions boundary as moto holds them.
+async fn register_role_session(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    function: &str,
+    key: &str,
+    expect_denials: bool,
+) {
+    let found = iam.get_role().role_name(role).send().await.unwrap();
+    let boundary_arn = found
+        .role()
+        .and_then(|r| r.permissions_boundary())
+        .and_then(|b| b.permissions_boundary_arn())
+        .expect("the room's role has a permissions boundary")
+        .to_owned();
+    let boundary = iam
+        .get_policy()
+        .policy_arn(&boundary_arn)
+        .send()
+        .await
+        .unwrap();
+    let version = boundary.policy().unwrap().default_version_id().unwrap();
+    let boundary = iam
+        .get_policy_version()
+        .policy_arn(&boundary_arn)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap();
+    let boundary = decoded(boundary.policy_version().unwrap().document().unwrap());
+    let mut inline = Vec::new();
+    let names = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    for name in names.policy_names() {
+        let found = iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+            .unwrap();
+        inline.push(policy(name, decoded(found.policy_document())));
+    }
+    assert!(!inline.is_empty(), "the room's role has its inline policy");
+    register_principal_within(
+        key,
+        &format!("arn:aws:sts::123456789012:assumed-role/{role}/{function}"),
+        inline,
+        vec![policy(&boundary_arn, boundary)],
+        expect_denials,
+    );
+}
+
+/// A converged room with history, the environment the operator gave its function, and the
+/// function's running `bootstrap` signing as `key`, a session of the room's role.
+struct RoomFunction {
+    function: Function,
+    api: String,
+    stage: String,
+    environment: HashMap<String, String>,
+}
+
+impl RoomFunction {
+    async fn start(test: &str, key: &str, expect_denials: bool, change: &[(&str, String)]) -> Self {
+        let zip = bootstrap_zip();
+        let provider = provider_with_zip(&zip).await;
+        let mut room = room(test);
+        room.spec.history = Some(HistorySpec {
+            messages: 10,
+            retention: "1h".into(),
+        });
+        converge(&provider, &mut room).await;
+        let names = names(&room);
+
+        let sdk = sdk().await;
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        ensure_boundary(&iam).await;
+        register_role_session(&iam, &names.role, &names.function, key, expect_denials).await;
+
+        let lambda = aws_sdk_lambda::Client::new(&sdk);
+        let config = lambda
+            .get_function_configuration()
+            .function_name(&names.function)
+            .send()
+            .await
+            .unwrap();
+        let environment: HashMap<String, String> = config
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default();
+        // https://{api}.execute-api.us-east-1.amazonaws.com/{stage}/@connections, as the
+        // status reports it. On AWS the function finds it from each event's domainName and
+        // stage; here CALLBACK_URL, its override, points it at the gate.
+        let callback = room
+            .status
+            .as_ref()
+            .and_then(|s| s.callback_url.clone())
+            .expect("the status reports the callback URL");
+        let (host, stage) = callback
+            .strip_prefix("https://")
+            .and_then(|rest| rest.strip_suffix("/@connections"))
+            .and_then(|rest| rest.split_once('/'))
+            .unwrap_or_else(|| panic!("callbackUrl {callback}"));
+        let api = host
+            .strip_suffix(".execute-api.us-east-1.amazonaws.com")
+            .unwrap_or_else(|| panic!("callbackUrl {callback}"))
+            .to_owned();
+        let stage = stage.to_owned();
+
+        let zip_path = std::env::temp_dir().join(format!("{test}-{}.zip", std::process::id()));
+        std::fs::write(&zip_path, &zip).unwrap();
+        let binary = unpack(&zip_path, test);
+        let mut env: Vec<(&str, String)> = environment
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        env.extend([
+            ("AWS_ENDPOINT_URL", moto_endpoint()),
+            (
+                "CALLBACK_URL",
+                format!("{}/__execute-api/{api}/{stage}", moto_endpoint()),
+            ),
+            ("AWS_ACCESS_KEY_ID", key.to_owned()),
+        ]);
+        env.extend(change.iter().cloned());
+        let function = Function::start(&binary, &names.function, &env).await;
+        Self {
+            function,
+            api,
+            stage,
+            environment,
+        }
+    }
+
+    /// A recorded API Gateway event for `route`, as this room's API sends it.
+    fn event(&self, file: &str, route: Option<&str>) -> Value {
+        let path = repo_root().join("handlers/tests/events").join(file);
+        let mut event: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let context = &mut event["requestContext"];
+        context["apiId"] = self.api.clone().into();
+        context["stage"] = self.stage.clone().into();
+        context["domainName"] = format!("{}.execute-api.us-east-1.amazonaws.com", self.api).into();
+        if let Some(route) = route {
+            context["routeKey"] = route.into();
+            event["body"] = serde_json::json!({ "action": route }).to_string().into();
+        }
+        event
+    }
+}
+
+/// What the gate decided for `key`'s requests: `(action, resource, decision)`.
+fn decisions(key: &str) -> Vec<(String, String, String)> {
+    records_of(key)
+        .iter()
+        .flat_map(|record| {
+            record["authorizations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|a| {
+            let text = |field: &str| a[field].as_str().unwrap_or_default().to_owned();
+            (text("action"), text("resource"), text("decision"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto, the IAM gate and bootstrap.zip; run through scripts/test.sh"]
+async fn a_rooms_function_does_its_work_with_its_roles_permissions_and_no_more() {
+    let key = format!("AKIAROOMFUNCTION{}", std::process::id());
+    let mut room = RoomFunction::start("own-role", &key, false, &[]).await;
+
+    for (file, route) in [
+        ("connect.json", None),
+        ("message.json", None),
+        ("message.json", Some("history")),
+        ("message.json", Some("who")),
+        ("disconnect.json", None),
+    ] {
+        let event = room.event(file, route);
+        let outcome = room.function.invoke(event).await;
+        assert_eq!(outcome.status_code(), 200, "{file} {route:?}: {outcome:?}");
+    }
+    let logs = room.function.stop();
+
+    let decisions = decisions(&key);
+    let refused: Vec<_> = decisions.iter().filter(|d| d.2 != "Allowed").collect();
+    assert!(refused.is_empty(), "{refused:#?}\n{logs}");
+    let table = room.environment["TABLE_NAME"].clone();
+    let history = room.environment["HISTORY_TABLE"].clone();
+    let arn = |table: &str| format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
+    let post = format!(
+        "arn:aws:execute-api:us-east-1:123456789012:{}/{}/POST/@connections/{CONNECTION}",
+        room.api, room.stage
+    );
+    let mut asked: Vec<(String, String)> = decisions.into_iter().map(|d| (d.0, d.1)).collect();
+    asked.sort();
+    asked.dedup();
+    let mut expected = vec![
+        ("dynamodb:PutItem".to_owned(), arn(&table)),
+        ("dynamodb:Scan".to_owned(), arn(&table)),
+        ("dynamodb:DeleteItem".to_owned(), arn(&table)),
+        ("dynamodb:PutItem".to_owned(), arn(&history)),
+        ("dynamodb:Query".to_owned(), arn(&history)),
+        ("execute-api:ManageConnections".to_owned(), post),
+    ];
+    expected.sort();
+    assert_eq!(asked, expected, "{logs}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto, the IAM gate and bootstrap.zip; run through scripts/test.sh"]
+async fn the_same_function_pointed_at_another_rooms_table_is_refused_by_iam() {
+    let other = format!(
+        "chatroom-test-cluster-default-someone-else-{}",
+        std::process::id()
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    chatroom_testkit::create_connection_table(&dynamodb, &other, &[]).await;
+    let key = format!("AKIAROOMELSEWHERE{}", std::process::id());
+    let mut room =
+        RoomFunction::start("elsewhere", &key, true, &[("TABLE_NAME", other.clone())]).await;
+
+    let outcome = room.function.invoke(room.event("connect.json", None)).await;
+    let logs = room.function.stop();
+    let refused = match &outcome {
+        Outcome::Error(_, body) => body.to_string(),
+        Outcome::Response(_, body) => {
+            assert_ne!(body["statusCode"], 200, "{body}");
+            logs.clone()
+        }
+    };
+    assert!(refused.contains("AccessDenied"), "{refused}\n{logs}");
+    let decisions = decisions(&key);
+    assert!(
+        decisions
+            .iter()
+            .any(|(action, resource, decision)| action == "dynamodb:PutItem"
+                && resource.ends_with(&format!("table/{other}"))
+                && decision == "ImplicitlyDenied"),
+        "{decisions:#?}"
+    );
+    let stored = dynamodb
+        .scan()
+        .table_name(&other)
+        .send()
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(stored, 0, "nothing reached the other room's table");
+}
