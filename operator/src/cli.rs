@@ -185,7 +185,8 @@ pub struct AwsArgs {
     /// apigateway, apigateway-domains, dynamodb, iam, lambda, logs, sts); repeat for several.
     /// Defaults: about half of AWS's control-plane quotas (apigateway=5, dynamodb=10, iam=5,
     /// lambda=10, logs=3, sts=5), leaving the rest to the account's other users; custom-domain
-    /// creates, updates and deletes at AWS's one per 30 s (apigateway-domains=0.0333).
+    /// creates, updates and deletes one per 31 s, inside AWS's one per 30 s
+    /// (apigateway-domains=0.0323).
     #[arg(
         long = "aws-rate-limit",
         env = "AWS_RATE_LIMITS",

@@ -6,7 +6,8 @@ mod aws_support;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
 use aws_support::{
-    Inventory, connect_route, converge, jwt, names, provider, provider_as, room, sdk,
+    Inventory, connect_route, converge, jwt, names, provider, provider_as, provider_paced_as,
+    register_operator_with_quotas, room, sdk,
 };
 use chatroom_testkit::iam_gate::{policy, register_principal};
 
@@ -185,4 +186,60 @@ async fn a_parameter_aws_refuses_is_refused_in_awss_words_though_moto_takes_it()
             "1 validation error detected: Value '0' at 'provisionedThroughput.readCapacityUnits' failed to satisfy constraint: Member must have value greater than or equal to 1"
         )
     );
+}
+
+/// "CreateDomainName | 1 request every 30 seconds per account", and the same for
+/// DeleteDomainName (API Gateway quotas; they cannot be raised), answered 429
+/// TooManyRequestsException above it. Until this round the operator sent domain mutations as
+/// fast as API Gateway's 5 per second: in a fleet, the second room with a domain failed.
+#[tokio::test]
+#[ignore = "needs moto behind the IAM gate; waits out API Gateway's 30 s window once"]
+async fn custom_domain_creates_keep_to_api_gateways_one_every_30_seconds() {
+    use chatroom_operator::crd::DomainSpec;
+    use chatroom_operator::providers::aws::rate_limit::DOMAIN_MUTATIONS;
+    let pid = std::process::id();
+    let with_domain = |name: &str| {
+        let mut room = room(name);
+        room.spec.domain = Some(DomainSpec {
+            name: format!("{name}-{pid}.example.com"),
+            certificate_arn: "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d".into(),
+            base_path: String::new(),
+        });
+        room
+    };
+
+    // As it was: domain mutations paced only by API Gateway's bucket.
+    let eager_key = format!("AKIADOMAINSEAGER{pid}");
+    register_operator_with_quotas(&eager_key, true);
+    let eager = provider_paced_as(&eager_key, b"bootstrap.zip v1", &[]).await;
+    let first = eager.converge(&with_domain("quota-a")).await;
+    assert!(first.failure().is_none(), "{:?}", first.failure());
+    let second = eager.converge(&with_domain("quota-b")).await;
+    let failure = second
+        .failure()
+        .expect("a second CreateDomainName inside 30 s is throttled");
+    assert!(
+        format!("{failure:?}").contains("TooManyRequests"),
+        "{failure:?}"
+    );
+
+    // As shipped: the second create waits for the window, and both rooms converge.
+    let key = format!("AKIADOMAINSPACED{pid}");
+    register_operator_with_quotas(&key, false);
+    let paced = provider_paced_as(&key, b"bootstrap.zip v1", &[DOMAIN_MUTATIONS]).await;
+    let started = std::time::Instant::now();
+    for name in ["quota-c", "quota-d"] {
+        let report = paced.converge(&with_domain(name)).await;
+        assert!(report.failure().is_none(), "{name}: {:?}", report.failure());
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(30),
+        "the second create waited for the window: {:?}",
+        started.elapsed()
+    );
+    let throttled = chatroom_testkit::iam_gate::records_of(&key)
+        .into_iter()
+        .filter(|record| !record["throttled"].is_null())
+        .count();
+    assert_eq!(throttled, 0, "the paced operator was never throttled");
 }

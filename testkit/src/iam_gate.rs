@@ -41,16 +41,35 @@ pub fn register_principal_within(
     boundary: Vec<Value>,
     expect_denials: bool,
 ) {
-    let (status, body) = post(
-        "/__iam-gate/principals",
-        &json!({
-            "accessKeyId": access_key_id,
-            "arn": arn,
-            "identityPolicies": identity_policies,
-            "permissionsBoundary": boundary,
-            "expectDenials": expect_denials,
-        }),
-    );
+    register(json!({
+        "accessKeyId": access_key_id,
+        "arn": arn,
+        "identityPolicies": identity_policies,
+        "permissionsBoundary": boundary,
+        "expectDenials": expect_denials,
+    }));
+}
+
+/// Registers `access_key_id` with `identity_policies`, alone in an account of its own for API
+/// Gateway's per-account quotas (tools/iam-gate/quotas.mjs): its requests are held to them,
+/// and no other test's requests count against its windows.
+pub fn register_principal_with_quotas(
+    access_key_id: &str,
+    arn: &str,
+    identity_policies: Vec<Value>,
+    expect_denials: bool,
+) {
+    register(json!({
+        "accessKeyId": access_key_id,
+        "arn": arn,
+        "identityPolicies": identity_policies,
+        "expectDenials": expect_denials,
+        "quotaAccount": access_key_id,
+    }));
+}
+
+fn register(spec: Value) {
+    let (status, body) = post("/__iam-gate/principals", &spec);
     assert_eq!(status, 204, "the IAM gate refused the principal: {body}");
 }
 

@@ -61,6 +61,14 @@ export function invalidAnswer(service, problems, requestId) {
   }
 }
 
+// API Gateway's answer to a request over one of its quotas (quotas.mjs): 429
+// TooManyRequestsException, "The request has reached its throttling limit. Retry after the
+// specified time period." (UpdateDomainName's and DeleteDomainName's errors in the API Gateway
+// reference), which the SDKs retry as throttling.
+export function throttledAnswer(requestId) {
+  return protocol(requestId).rest(429, 'TooManyRequestsException', { message: 'Too Many Requests' })
+}
+
 // An error in each of the protocols the gate answers in: JSON with `__type` (DynamoDB, Logs),
 // REST-JSON with `x-amzn-ErrorType` (Lambda, API Gateway), the query protocol's XML (IAM, STS).
 function protocol(requestId) {

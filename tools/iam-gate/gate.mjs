@@ -23,8 +23,9 @@ import { runSimulation, runUnsafeSimulation } from '@cloud-copilot/iam-simulate'
 
 import { ACCOUNT, authorizationsFor } from './authorizations.mjs'
 import { correctForSimulator } from './corrections.mjs'
-import { deniedAnswer, deniedMessage, invalidAnswer } from './denied.mjs'
+import { deniedAnswer, deniedMessage, invalidAnswer, throttledAnswer } from './denied.mjs'
 import { parameterChecker } from './parameters.mjs'
+import { quotaKeeper } from './quotas.mjs'
 import { resourceReader } from './resources.mjs'
 import { fillGaps } from './sar-gaps.mjs'
 
@@ -63,6 +64,8 @@ function addPrincipal(accessKeyId, spec, source) {
     identityPolicies: policies(spec.identityPolicies),
     permissionBoundaryPolicies: policies(spec.permissionsBoundary),
     expectDenials: Boolean(spec.expectDenials),
+    // The account whose API Gateway quotas this principal is held to (quotas.mjs); none: not held.
+    quotaAccount: spec.quotaAccount ?? null,
   }
   // Tests register their operator again and again; the same registration keeps its answers,
   // a changed one is told from the earlier by its generation.
@@ -76,6 +79,7 @@ for (const [key, spec] of Object.entries(file.principals)) addPrincipal(key, spe
 const upstream = new URL(args.upstream)
 const parameters = parameterChecker(args['botocore-data'])
 const resourceKeys = resourceReader(upstream)
+const admitWithinQuota = quotaKeeper()
 const log = createWriteStream(args.log, { flags: 'a' })
 let sequence = 0
 
@@ -282,11 +286,20 @@ async function handle(request, response) {
     record.invalid = invalid
     if (principal?.expectDenials) record.expected = true
   }
+  // Allowed and valid: within the account's quotas last, as a throttled request is one AWS
+  // has authorized.
+  const overQuota = !denial && !invalid && principal?.quotaAccount ? admitWithinQuota(principal.quotaAccount, asking) : null
+  if (overQuota) {
+    record.throttled = overQuota
+    if (principal.expectDenials) record.expected = true
+  }
   log.write(JSON.stringify(record) + '\n')
 
   const refusal = denial
     ? deniedAnswer(scope.service, denial.message, randomUUID())
-    : invalid && invalidAnswer(scope.service, invalid.problems, randomUUID())
+    : invalid
+      ? invalidAnswer(scope.service, invalid.problems, randomUUID())
+      : overQuota && throttledAnswer(randomUUID())
   if (refusal) {
     send(response, ...refusal)
     return

@@ -84,6 +84,21 @@ pub fn register_operator_without(key: &str, action: &str) {
     );
 }
 
+/// Registers `key` as this suite's operator (cluster [`CLUSTER`], its shipped policies) in an
+/// account of its own for API Gateway's quotas, which the gate then holds it to; with
+/// `expect_denials` the requests it throttles count as the test's own.
+pub fn register_operator_with_quotas(key: &str, expect_denials: bool) {
+    chatroom_testkit::iam_gate::register_principal_with_quotas(
+        key,
+        &format!("arn:aws:sts::123456789012:assumed-role/chatroom-operator/{key}"),
+        operator_policies(CLUSTER)
+            .into_iter()
+            .map(|(name, document)| chatroom_testkit::iam_gate::policy(&name, document))
+            .collect(),
+        expect_denials,
+    );
+}
+
 /// The operator's managed policies for `cluster` in `aws`, by name.
 pub fn operator_policies(cluster: &str) -> Vec<(String, serde_json::Value)> {
     chatroom_operator::providers::aws::operator_policy::operator_policies("aws", cluster)
@@ -101,11 +116,18 @@ pub fn operator_moto_env(cluster: &str) -> [(&'static str, String); 4] {
 /// The operator with `zip`, signing with `access_key_id`: the IAM gate in front of moto holds
 /// it to the policies it knows for that key.
 pub async fn provider_as(access_key_id: &str, zip: &[u8]) -> AwsProvider {
+    provider_paced_as(access_key_id, zip, &[]).await
+}
+
+/// [`provider_as`] with the operator's default rate limits for `paced` services and none for
+/// the rest: moto has no quotas of its own (the gate emulates API Gateway's domain quotas
+/// only for a key that asks, tools/iam-gate/quotas.mjs).
+pub async fn provider_paced_as(access_key_id: &str, zip: &[u8], paced: &[&str]) -> AwsProvider {
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
     settings.role_propagation_attempts = 1;
-    // moto has no quotas; the rate limits have tests of their own.
     let unlimited: Vec<_> = chatroom_operator::providers::aws::rate_limit::SERVICES
         .iter()
+        .filter(|service| !paced.contains(service))
         .map(|service| format!("{service}=10000").parse().unwrap())
         .collect();
     settings.rate_limits = chatroom_operator::providers::aws::RateLimits::with(&unlimited);

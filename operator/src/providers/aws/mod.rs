@@ -271,6 +271,8 @@ impl AwsProvider {
                         .region(region.clone())
                         .interceptor(calls.clone())
                         .http_client(http.$http.clone())
+                        .stalled_stream_protection(rate_limit::stalled_stream_protection())
+                        .timeout_config(rate_limit::timeouts(sdk.timeout_config()))
                         .build(),
                 )
             };

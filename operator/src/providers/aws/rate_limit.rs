@@ -14,12 +14,18 @@
 //! - A request waiting for a token counts against the reconcile's own time, and a fleet whose
 //!   steady state needs more requests per resync than the rate allows simply takes longer per
 //!   resync (docs/benchmarks.md has the arithmetic).
+//! - The wait happens inside the HTTP connector, after the SDK has started watching the
+//!   request's upload for a stall, so the clients using these buckets turn the SDK's upload
+//!   stall protection off ([`stalled_stream_protection`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
@@ -43,10 +49,12 @@ pub const SERVICES: [&str; 7] = [
     "sts",
 ];
 
-/// CreateDomainName, UpdateDomainName and DeleteDomainName: API Gateway allows one every 30 s
-/// per account ("API Gateway quotas for creating, deploying and managing an API",
-/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>). They wait for
-/// this bucket as well as API Gateway's.
+/// CreateDomainName, UpdateDomainName and DeleteDomainName: API Gateway allows one create and
+/// one delete every 30 s per account ("API Gateway quotas for creating, deploying and managing
+/// an API", <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>). They
+/// wait for this bucket as well as API Gateway's: one every 31 s, because AWS counts the 30 s
+/// between arrivals, and a request paced exactly 30 s after one that was slower on its way
+/// would arrive inside the window.
 pub const DOMAIN_MUTATIONS: &str = "apigateway-domains";
 
 /// Requests per second per service. The defaults are about half of AWS's documented control
@@ -60,7 +68,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self(BTreeMap::from([
             ("apigateway", 5.0),
-            (DOMAIN_MUTATIONS, 1.0 / 30.0),
+            (DOMAIN_MUTATIONS, 1.0 / 31.0),
             ("dynamodb", 10.0),
             ("iam", 5.0),
             ("lambda", 10.0),
@@ -117,6 +125,39 @@ impl FromStr for RateLimit {
             per_second,
         })
     }
+}
+
+/// The SDK's stalled-stream protection for clients behind these buckets: downloads watched as
+/// by default, uploads not. The SDK counts a request body that is not read for its 5 s grace
+/// period as a stalled upload, and a body waiting here for a token is not read: a domain
+/// mutation waiting out API Gateway's 30 s window failed with "minimum throughput was
+/// specified at 1 B/s, but throughput of 0 B/s was observed" (`aws_as_documented::custom_domain_…`).
+/// What the protection bounded, an upload to a peer that stops reading, [`timeouts`] bounds.
+pub fn stalled_stream_protection() -> StalledStreamProtectionConfig {
+    StalledStreamProtectionConfig::enabled()
+        .upload_enabled(false)
+        .build()
+}
+
+/// How long one HTTP request may take from its first byte sent to its answer's head: the
+/// operator's bodies are in memory (the largest, a function's code, a few MB), so a request
+/// that takes longer is stuck, and failing it lets the SDK retry. The read timeout starts
+/// inside the connector the buckets wrap, after the token, so waiting for one never counts.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The SDK's own default connect timeout (behavior version 2023-11-09 and later).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
+
+/// `shared` (the SDK configuration's timeouts) with [`READ_TIMEOUT`], and the SDK's default
+/// connect timeout where none is set.
+pub fn timeouts(shared: Option<&TimeoutConfig>) -> TimeoutConfig {
+    let shared = shared.cloned().unwrap_or_else(TimeoutConfig::disabled);
+    let connect = shared.connect_timeout().unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    shared
+        .to_builder()
+        .connect_timeout(connect)
+        .read_timeout(READ_TIMEOUT)
+        .build()
 }
 
 /// A token bucket that refills at `per_second` and holds one second's worth (at least 1).
@@ -288,9 +329,26 @@ mod tests {
         }
         assert_eq!(
             RateLimits::default().per_second(DOMAIN_MUTATIONS),
-            1.0 / 30.0
+            1.0 / 31.0
         );
         assert!("apigateway-domains=0.05".parse::<RateLimit>().is_ok());
+    }
+
+    #[test]
+    fn every_request_has_a_read_timeout_and_keeps_a_connect_timeout_given_or_the_sdks() {
+        let defaults = timeouts(None);
+        assert_eq!(defaults.read_timeout(), Some(READ_TIMEOUT));
+        assert_eq!(defaults.connect_timeout(), Some(DEFAULT_CONNECT_TIMEOUT));
+        let given = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_timeout(Duration::from_secs(300))
+            .build();
+        let kept = timeouts(Some(&given));
+        assert_eq!(kept.connect_timeout(), Some(Duration::from_secs(1)));
+        assert_eq!(kept.operation_timeout(), Some(Duration::from_secs(300)));
+        assert_eq!(kept.read_timeout(), Some(READ_TIMEOUT));
+        assert!(!stalled_stream_protection().upload_enabled());
+        assert!(stalled_stream_protection().download_enabled());
     }
 
     #[test]
