@@ -47,15 +47,35 @@ impl MemoryBudget {
 
     /// A connection's reserve, unless that would spend more than the budget.
     pub fn reserve(self: &Arc<Self>) -> Option<Reserve> {
+        let charge = self.try_charge(CONNECTION_RESERVE_BYTES)?;
+        Some(Reserve {
+            _charge: charge,
+            kept: None,
+        })
+    }
+
+    /// `bytes` counted until the charge is dropped, unless that would spend more than the
+    /// budget: what a new piece of work may hold.
+    pub fn try_charge(self: &Arc<Self>, bytes: usize) -> Option<Charge> {
         let taken = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(CONNECTION_RESERVE_BYTES)
-                    .filter(|after| *after <= self.limit)
+                used.checked_add(bytes).filter(|after| *after <= self.limit)
             });
-        taken.ok().map(|_| Reserve {
+        taken.ok().map(|_| Charge {
             budget: self.clone(),
+            bytes,
         })
+    }
+
+    /// `bytes` counted until the charge is dropped, past the budget if need be: what work
+    /// already admitted holds (a broadcast's one buffer, a socket the kernel holds full).
+    pub fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
+        self.add(bytes);
+        Charge {
+            budget: self.clone(),
+            bytes,
+        }
     }
 
     /// Counts bytes queued for a client.
@@ -82,15 +102,47 @@ impl MemoryBudget {
     }
 }
 
-/// One connection's share of the budget, given back when it is dropped.
+/// Bytes counted in the budget, given back when it is dropped.
 #[derive(Debug)]
-pub struct Reserve {
+pub struct Charge {
     budget: Arc<MemoryBudget>,
+    bytes: usize,
 }
 
-impl Drop for Reserve {
+impl Charge {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Charge {
     fn drop(&mut self) {
-        self.budget.release(CONNECTION_RESERVE_BYTES);
+        self.budget.release(self.bytes);
+    }
+}
+
+/// One connection's share of the budget, given back when it is dropped: the fixed reserve,
+/// and what it keeps of its request beyond it.
+#[derive(Debug)]
+pub struct Reserve {
+    _charge: Charge,
+    kept: Option<Charge>,
+}
+
+impl Reserve {
+    /// Counts `bytes` more that the connection keeps for its life; false, and nothing
+    /// counted, when the budget has no room for them.
+    pub fn keep(&mut self, budget: &Arc<MemoryBudget>, bytes: usize) -> bool {
+        if bytes == 0 {
+            return true;
+        }
+        match budget.try_charge(bytes) {
+            Some(charge) => {
+                self.kept = Some(charge);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -108,6 +160,17 @@ mod tests {
         let third = budget.reserve().expect("room again once one left");
         assert_eq!(budget.used(), 2 * CONNECTION_RESERVE_BYTES);
         drop((second, third));
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_charge_is_refused_past_the_limit_unless_forced_and_always_given_back() {
+        let budget = MemoryBudget::new(100);
+        let held = budget.try_charge(60).expect("within the budget");
+        assert!(budget.try_charge(41).is_none());
+        let forced = budget.charge(50);
+        assert_eq!(budget.used(), 110);
+        drop((held, forced));
         assert_eq!(budget.used(), 0);
     }
 

@@ -30,7 +30,7 @@ pub struct Session {
     pub connection_id: String,
     pub connected_at: DateTime<Utc>,
     pub source_ip: String,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// What the room's authorizer said about the connection, for every event's
     /// `requestContext.authorizer`.
     pub authorizer: Option<HashMap<String, serde_json::Value>>,
@@ -124,6 +124,8 @@ impl Session {
                 max_frame_bytes: self.gateway.limits().max_frame_bytes,
                 close_requested: close_requested.clone(),
                 stop: stop_writing.clone(),
+                budget: self.gateway.budget().clone(),
+                socket_buffer_bytes: super::http_server::SOCKET_SEND_BUFFER_BYTES,
             }
             .run(),
         );

@@ -39,11 +39,41 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
-/// Reads the body (bounded in bytes and time) and checks the caller before any handler runs.
+/// Checks the caller before any handler runs: what the headers decide first, then the body,
+/// read only after, bounded in bytes and time and counted in the memory budget while held.
 async fn authenticate(State(gateway): State<Gateway>, request: Request, next: Next) -> Response {
     let limits = gateway.limits();
     let (parts, body) = request.into_parts();
+    let keys = match &gateway.shared.config.management_auth {
+        ManagementAuth::SigV4(keys) => Some(keys),
+        _ => None,
+    };
+    // An unsigned caller, or one with another key or a stale date, costs the gateway no body.
+    if let Some(keys) = keys
+        && let Err(refused) = sigv4::check_headers(keys, &parts.headers, SystemTime::now())
+    {
+        tracing::info!(path = %parts.uri.path(), error = %refused, "management request refused");
+        return aws_error(StatusCode::FORBIDDEN, refused.error_type, &refused.message);
+    }
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(declared) = declared
+        && declared > limits.max_message_bytes
+    {
+        return too_large(Some(declared), limits.max_message_bytes);
+    }
     // One byte over the message limit is enough to know the body is too large.
+    let most = declared.unwrap_or(limits.max_message_bytes + 1);
+    let Some(_held) = gateway.budget().try_charge(most) else {
+        return aws_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "The gateway is at its memory budget; try again later",
+        );
+    };
     let read = axum::body::to_bytes(body, limits.max_message_bytes + 1);
     let body = match tokio::time::timeout(limits.header_timeout, read).await {
         Ok(Ok(body)) => body,
@@ -56,7 +86,7 @@ async fn authenticate(State(gateway): State<Gateway>, request: Request, next: Ne
             );
         }
     };
-    if let ManagementAuth::SigV4(keys) = &gateway.shared.config.management_auth {
+    if let Some(keys) = keys {
         let signed = SignedRequest {
             method: &parts.method,
             uri: &parts.uri,
@@ -68,6 +98,7 @@ async fn authenticate(State(gateway): State<Gateway>, request: Request, next: Ne
             return aws_error(StatusCode::FORBIDDEN, refused.error_type, &refused.message);
         }
     }
+    // The body is counted until the handler has queued it, where the queue counts it.
     next.run(Request::from_parts(parts, axum::body::Body::from(body)))
         .await
 }
@@ -172,7 +203,7 @@ fn info(handle: &ConnectionHandle) -> ConnectionInfo {
         connected_at: iso8601(handle.connected_at),
         identity: Identity {
             source_ip: handle.source_ip.clone(),
-            user_agent: handle.user_agent.clone(),
+            user_agent: handle.user_agent.as_deref().map(str::to_owned),
         },
         last_active_at: iso8601(handle.last_active()),
     }

@@ -106,17 +106,26 @@ struct Shared {
     /// Every connection's lifecycle, so shutdown can wait for their `$disconnect`.
     connection_tasks: TaskTracker,
     shutting_down: AtomicBool,
+    /// Connections of either listener that have not sent a request head yet.
+    pending_heads: Arc<http_server::PendingHeads>,
+    /// Closes the connection holding the most unread bytes (fairness when full).
+    shed: http_server::Shed,
 }
 
 impl Gateway {
     pub fn new(config: GatewayConfig) -> Self {
         let limits = &config.limits;
         let rate = limits.new_connections_per_second;
+        let budget = MemoryBudget::new(limits.memory_budget_bytes);
+        let pending_heads = http_server::PendingHeads::new(&budget);
+        let connections = Arc::new(ConnectionRegistry::new(budget.clone()));
+        let shedding = connections.clone();
         Self {
             shared: Arc::new(Shared {
                 rooms: RwLock::default(),
-                connections: Arc::default(),
-                budget: MemoryBudget::new(limits.memory_budget_bytes),
+                shed: Arc::new(move || shedding.shed_largest_backlog()),
+                connections,
+                budget,
                 account_throttle: Throttle::new(
                     limits.account_rate_limit,
                     limits.account_burst_limit,
@@ -125,6 +134,7 @@ impl Gateway {
                 config,
                 connection_tasks: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
+                pending_heads,
             }),
         }
     }
@@ -135,6 +145,13 @@ impl Gateway {
 
     pub fn connections(&self) -> &Arc<ConnectionRegistry> {
         &self.shared.connections
+    }
+
+    /// A connection's reserve, shedding what the policy allows when the budget is spent.
+    pub async fn reserve_shedding(&self) -> Option<budget::Reserve> {
+        let shared = &self.shared;
+        http_server::reserve_shedding(&shared.budget, &shared.pending_heads, Some(&shared.shed))
+            .await
     }
 
     pub fn budget(&self) -> &Arc<MemoryBudget> {
@@ -236,6 +253,8 @@ impl Gateway {
             router,
             header_timeout: self.limits().header_timeout,
             budget: self.shared.budget.clone(),
+            shed: Some(self.shared.shed.clone()),
+            heads: self.shared.pending_heads.clone(),
         }
     }
 

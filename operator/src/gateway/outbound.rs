@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tungstenite::Utf8Bytes;
 
-use super::budget::MemoryBudget;
+use super::budget::{Charge, MemoryBudget};
 
 /// What a writer sends: data (as API Gateway relays it, split into frames by the writer), or
 /// the answer to a ping, which counts against the queue like any frame so that a client that
@@ -63,12 +63,35 @@ impl Outgoing {
         Self::Text(Utf8Bytes::from(text.into()))
     }
 
-    fn cost(&self) -> usize {
-        let payload = match self {
+    /// The bytes of the message itself.
+    pub fn payload_len(&self) -> usize {
+        match self {
             Self::Text(text) => text.len(),
             Self::Binary(payload) | Self::Pong(payload) => payload.len(),
-        };
-        payload + FRAME_OVERHEAD_BYTES
+        }
+    }
+
+    fn cost(&self) -> usize {
+        self.payload_len() + FRAME_OVERHEAD_BYTES
+    }
+}
+
+/// A queued frame, and the charge of its payload when the payload is one buffer that other
+/// queues share (a broadcast): the budget then counts the payload once, by that charge, and
+/// each queue only its slot.
+struct Entry {
+    frame: Outgoing,
+    shared: Option<Arc<Charge>>,
+}
+
+impl Entry {
+    /// What this entry adds to the budget through its queue.
+    fn counted_cost(&self) -> usize {
+        if self.shared.is_some() {
+            FRAME_OVERHEAD_BYTES
+        } else {
+            self.frame.cost()
+        }
     }
 }
 
@@ -92,6 +115,7 @@ pub fn channel(limits: QueueLimits, budget: Arc<MemoryBudget>) -> (Outbound, Que
         state: Mutex::new(State {
             frames: VecDeque::new(),
             bytes: 0,
+            counted_bytes: 0,
             sender_gone: false,
             receiver_gone: false,
         }),
@@ -119,9 +143,11 @@ struct Shared {
 }
 
 struct State {
-    frames: VecDeque<Outgoing>,
-    /// The cost of `frames`, as counted in the budget.
+    frames: VecDeque<Entry>,
+    /// The cost of `frames` against the queue's own limit: every payload in full.
     bytes: usize,
+    /// What `frames` add to the budget: shared payloads are counted by their charge instead.
+    counted_bytes: usize,
     sender_gone: bool,
     receiver_gone: bool,
 }
@@ -133,17 +159,19 @@ impl Shared {
     }
 
     fn pop(&self, state: &mut State) -> Option<Outgoing> {
-        let frame = state.frames.pop_front()?;
+        let entry = state.frames.pop_front()?;
         // A burst grew the queue; once drained it gives the room back, so that a connection
         // that once fell behind does not keep its peak for good.
         if state.frames.is_empty() && state.frames.capacity() > SHRINK_ABOVE_FRAMES {
             state.frames = VecDeque::new();
         }
-        let before = state.bytes;
-        state.bytes -= frame.cost();
+        state.bytes -= entry.frame.cost();
+        let before = state.counted_bytes;
+        state.counted_bytes -= entry.counted_cost();
         self.budget
-            .release(counted(before).saturating_sub(counted(state.bytes)));
-        Some(frame)
+            .release(counted(before).saturating_sub(counted(state.counted_bytes)));
+        // A shared payload's charge goes with the last queue that held it.
+        Some(entry.frame)
     }
 }
 
@@ -155,7 +183,28 @@ pub struct Outbound {
 impl Outbound {
     /// Queues a frame without waiting.
     pub fn try_send(&self, frame: Outgoing) -> Result<(), TrySendError> {
-        let cost = frame.cost();
+        self.push(Entry {
+            frame,
+            shared: None,
+        })
+    }
+
+    /// Queues a frame whose payload other queues share, counted in the budget once by
+    /// `charge` (see [`Entry`]).
+    pub fn try_send_shared(
+        &self,
+        frame: Outgoing,
+        charge: &Arc<Charge>,
+    ) -> Result<(), TrySendError> {
+        self.push(Entry {
+            frame,
+            shared: Some(charge.clone()),
+        })
+    }
+
+    fn push(&self, entry: Entry) -> Result<(), TrySendError> {
+        let cost = entry.frame.cost();
+        let counted_cost = entry.counted_cost();
         {
             let mut state = self.shared.state();
             if state.receiver_gone {
@@ -166,12 +215,13 @@ impl Outbound {
                 return Err(TrySendError::Full);
             }
             let was_empty = state.frames.is_empty();
-            let before = state.bytes;
-            state.frames.push_back(frame);
+            let before = state.counted_bytes;
+            state.frames.push_back(entry);
             state.bytes += cost;
+            state.counted_bytes += counted_cost;
             self.shared
                 .budget
-                .add(counted(state.bytes).saturating_sub(counted(before)));
+                .add(counted(state.counted_bytes).saturating_sub(counted(before)));
             // The writer drains the queue before it waits again: only a frame into an empty
             // queue needs to wake it, and a thousand-recipient broadcast wakes each writer once.
             if !was_empty {
@@ -241,8 +291,9 @@ impl Drop for Queued {
         let mut state = self.shared.state();
         state.receiver_gone = true;
         // Frames nobody will write are freed now, not when the handle goes.
-        self.shared.budget.release(counted(state.bytes));
+        self.shared.budget.release(counted(state.counted_bytes));
         state.bytes = 0;
+        state.counted_bytes = 0;
         state.frames = VecDeque::new();
     }
 }
@@ -313,6 +364,39 @@ mod tests {
         assert_eq!(budget.used(), COUNTED_STEP_BYTES, "20 KB: back to one");
         drop(queued);
         assert_eq!(budget.used(), 0, "what will never be written is given back");
+    }
+
+    #[test]
+    fn a_payload_many_queues_share_is_counted_once_and_given_back_with_the_last() {
+        let budget = MemoryBudget::new(usize::MAX);
+        let limits = QueueLimits {
+            frames: 100,
+            bytes: usize::MAX,
+        };
+        let queues: Vec<_> = (0..100).map(|_| channel(limits, budget.clone())).collect();
+        let frame = Outgoing::Binary(Bytes::from(vec![0; 128 * 1024]));
+        let charge = Arc::new(budget.charge(frame.payload_len()));
+        for (outbound, _) in &queues {
+            outbound.try_send_shared(frame.clone(), &charge).unwrap();
+        }
+        drop(charge);
+        assert_eq!(
+            budget.used(),
+            128 * 1024,
+            "one buffer, and each queue's slot within its reserve"
+        );
+        assert_eq!(
+            queues[0].0.queued_bytes(),
+            frame.cost(),
+            "each queue's own limit still counts the whole payload"
+        );
+        let mut queues = queues;
+        for (_, queued) in &mut queues[..99] {
+            queued.try_recv().unwrap();
+        }
+        assert_eq!(budget.used(), 128 * 1024, "one queue still holds it");
+        queues[99].1.try_recv().unwrap();
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

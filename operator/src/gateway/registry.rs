@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use super::budget::{Charge, MemoryBudget};
 use super::outbound::{Outbound, Outgoing, TrySendError};
 use super::room::RoomKey;
 
@@ -45,6 +46,13 @@ impl CloseRequest {
     pub const TOO_SLOW: Self = Self {
         code: 1008,
         reason: "Outbound queue full: client is not reading",
+        flush_first: false,
+    };
+    /// The gateway's memory budget is spent and a newcomer waits: the connection holding the
+    /// most unread bytes goes first (docs/architecture.md, "Fair when full").
+    pub const SHED: Self = Self {
+        code: 1008,
+        reason: "Memory budget reached: the client holding the most unread bytes is closed",
         flush_first: false,
     };
     pub const TOO_BIG: Self = Self {
@@ -92,7 +100,8 @@ pub struct ConnectionHandle {
     pub room: Arc<RoomKey>,
     pub connected_at: DateTime<Utc>,
     pub source_ip: String,
-    pub user_agent: Option<String>,
+    /// Shared with the connection's session: a long one is kept once.
+    pub user_agent: Option<Arc<str>>,
     last_active_ms: AtomicI64,
     outbound: Outbound,
     close: watch::Sender<Option<CloseRequest>>,
@@ -107,7 +116,7 @@ impl ConnectionHandle {
         room: Arc<RoomKey>,
         connected_at: DateTime<Utc>,
         source_ip: String,
-        user_agent: Option<String>,
+        user_agent: Option<Arc<str>>,
         outbound: Outbound,
     ) -> (Self, watch::Receiver<Option<CloseRequest>>) {
         let (close, close_requested) = watch::channel(None);
@@ -131,7 +140,25 @@ impl ConnectionHandle {
         if self.is_closing() {
             return Err(PostError::Gone);
         }
-        match self.outbound.try_send(frame) {
+        self.queued(self.outbound.try_send(frame))
+    }
+
+    /// [`send`](Self::send) of a frame whose payload other connections' queues share, counted
+    /// in the budget once by `charge`.
+    pub fn send_shared(&self, frame: Outgoing, charge: &Arc<Charge>) -> Result<(), PostError> {
+        if self.is_closing() {
+            return Err(PostError::Gone);
+        }
+        self.queued(self.outbound.try_send_shared(frame, charge))
+    }
+
+    /// The bytes waiting for the client to read them.
+    pub fn unread_bytes(&self) -> usize {
+        self.outbound.queued_bytes()
+    }
+
+    fn queued(&self, sent: Result<(), TrySendError>) -> Result<(), PostError> {
+        match sent {
             Ok(()) => Ok(()),
             Err(TrySendError::Full) => {
                 tracing::warn!(connection_id = %self.id, "closing a client that is not reading");
@@ -176,13 +203,24 @@ impl ConnectionHandle {
 /// looks up every recipient.
 type Ids = HashMap<String, Arc<ConnectionHandle>, foldhash::fast::RandomState>;
 
+/// A connection holding less unread than one frame is keeping up well enough not to be shed.
+pub const SHED_ABOVE_BYTES: usize = 32 * 1024;
+
 /// Every open connection of the gateway, by id.
-#[derive(Default)]
 pub struct ConnectionRegistry {
     connections: RwLock<Ids>,
+    /// Where a broadcast's one buffer is counted.
+    budget: Arc<MemoryBudget>,
 }
 
 impl ConnectionRegistry {
+    pub fn new(budget: Arc<MemoryBudget>) -> Self {
+        Self {
+            connections: RwLock::default(),
+            budget,
+        }
+    }
+
     pub fn insert(&self, handle: Arc<ConnectionHandle>) {
         self.write().insert(handle.id.clone(), handle);
     }
@@ -205,22 +243,44 @@ impl ConnectionRegistry {
     }
 
     /// [`post`](Self::post) of one frame to each of `ids`, under one look at the registry: a
-    /// broadcast to a thousand connections takes the lock once, not a thousand times.
+    /// broadcast to a thousand connections takes the lock once, not a thousand times. The
+    /// frame's payload is one buffer, counted in the budget once while any queue holds it.
     pub fn post_all<'a>(
         &self,
         room: &Arc<RoomKey>,
         ids: impl Iterator<Item = &'a str>,
         frame: &Outgoing,
     ) -> Vec<Result<(), PostError>> {
+        let charge = Arc::new(self.budget.charge(frame.payload_len()));
         let connections = self.read();
         ids.map(|id| {
             connections
                 .get(id)
                 .filter(|handle| Arc::ptr_eq(&handle.room, room) || handle.room == *room)
                 .ok_or(PostError::Gone)
-                .and_then(|handle| handle.send(frame.clone()))
+                .and_then(|handle| handle.send_shared(frame.clone(), &charge))
         })
         .collect()
+    }
+
+    /// Closes the open connection holding the most unread bytes, when it holds at least
+    /// [`SHED_ABOVE_BYTES`]; true when one was closed. Scans every connection: it runs only
+    /// when the budget is spent and someone new is waiting.
+    pub fn shed_largest_backlog(&self) -> bool {
+        let largest = self
+            .read()
+            .values()
+            .filter(|handle| !handle.is_closing())
+            .map(|handle| (handle.unread_bytes(), handle.clone()))
+            .max_by_key(|(unread, _)| *unread);
+        match largest {
+            Some((unread, handle)) if unread >= SHED_ABOVE_BYTES => {
+                tracing::warn!(connection_id = %handle.id, unread, "shedding the client with the most unread bytes to admit a newcomer");
+                handle.request_close(CloseRequest::SHED);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn close_all(&self, request: &CloseRequest) {

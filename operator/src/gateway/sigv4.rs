@@ -180,19 +180,47 @@ pub fn verify(
     verify_for(SERVICE, keys, request, now)
 }
 
+/// Everything [`verify`] checks that the headers alone decide (the Authorization header's
+/// shape, the key, the service, the date): a request they refuse is answered before its body
+/// is read.
+pub fn check_headers(
+    keys: &ManagementKeys,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<(), Refused> {
+    signed_headers(SERVICE, keys, headers, now).map(|_| ())
+}
+
 fn verify_for(
     service: &str,
     keys: &ManagementKeys,
     request: &SignedRequest<'_>,
     now: SystemTime,
 ) -> Result<(), Refused> {
-    let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+    let (authorization, signed_at) = signed_headers(service, keys, request.headers, now)?;
+    let expected = expected_signature(service, keys, request, &authorization, signed_at)?;
+    if constant_time_eq(expected.as_bytes(), authorization.signature.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Refused::mismatch())
+    }
+}
+
+/// The request's Authorization, and when it was signed, when the headers are a signature
+/// this gateway could accept.
+fn signed_headers<'h>(
+    service: &str,
+    keys: &ManagementKeys,
+    headers: &'h HeaderMap,
+    now: SystemTime,
+) -> Result<(Authorization<'h>, SystemTime), Refused> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(authorization) = header("authorization") else {
         return Err(Refused::missing());
     };
     // Two of either would leave the gateway to pick one; AWS refuses the request instead.
     for name in ["authorization", "x-amz-date"] {
-        if request.headers.get_all(name).iter().count() > 1 {
+        if headers.get_all(name).iter().count() > 1 {
             return Err(Refused::incomplete(format!(
                 "the request carries more than one {name} header"
             )));
@@ -200,7 +228,7 @@ fn verify_for(
     }
     let authorization = parse_authorization(authorization)?;
     if authorization.access_key_id != keys.access_key_id
-        || request.headers.contains_key("x-amz-security-token")
+        || headers.contains_key("x-amz-security-token")
     {
         return Err(Refused::unrecognized());
     }
@@ -232,12 +260,7 @@ fn verify_for(
             ),
         });
     }
-    let expected = expected_signature(service, keys, request, &authorization, signed_at)?;
-    if constant_time_eq(expected.as_bytes(), authorization.signature.as_bytes()) {
-        Ok(())
-    } else {
-        Err(Refused::mismatch())
-    }
+    Ok((authorization, signed_at))
 }
 
 /// The signature the client would have computed with the right secret.

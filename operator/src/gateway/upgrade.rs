@@ -76,8 +76,8 @@ pub async fn room_endpoint(
     if let Some(refusal) = admission(&gateway, &room, uri.to_string().len()) {
         return refusal;
     }
-    let Some(reserve) = gateway.budget().reserve() else {
-        return busy("The gateway is at its memory budget; try again later");
+    let Some(mut reserve) = gateway.reserve_shedding().await else {
+        return busy(AT_BUDGET);
     };
 
     let query: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -87,6 +87,15 @@ pub async fn room_endpoint(
         Ok(context) => context,
         Err(refusal) => return refusal,
     };
+    // What the connection keeps of its request beyond its reserve, counted: a client may
+    // send a 15 KB User-Agent, which every event then carries.
+    let kept = headers.get(header::USER_AGENT).map_or(0, |v| v.len())
+        + authorizer.as_ref().map_or(0, |context| {
+            serde_json::to_vec(context).map_or(0, |v| v.len())
+        });
+    if !reserve.keep(gateway.budget(), kept) {
+        return busy(AT_BUDGET);
+    }
     let session = Session {
         gateway: gateway.clone(),
         room,
@@ -96,7 +105,7 @@ pub async fn room_endpoint(
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(Arc::from),
         authorizer,
         queries: Arc::new(throttle::Throttle::new(
             gateway.limits().connection_query_rate,
@@ -197,6 +206,8 @@ fn admission(gateway: &Gateway, room: &Room, url_chars: usize) -> Option<Respons
             .into_response()
     })
 }
+
+const AT_BUDGET: &str = "The gateway is at its memory budget; try again later";
 
 fn busy(reason: &str) -> Response {
     (

@@ -2,6 +2,9 @@
 //! frames of at most the frame limit (as API Gateway splits `@connections` posts over 32 KB),
 //! and on a close sends what was queued before the close, then the close frame.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +16,7 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
+use super::budget::{Charge, MemoryBudget};
 use super::outbound::{Outgoing, Queued};
 use super::registry::CloseRequest;
 
@@ -39,6 +43,9 @@ pub struct Writer<S> {
     pub close_requested: watch::Receiver<Option<CloseRequest>>,
     /// The reader has ended: the connection is over, nothing more can be delivered.
     pub stop: CancellationToken,
+    /// Where a socket the kernel holds full is counted, and how much it holds then.
+    pub budget: Arc<MemoryBudget>,
+    pub socket_buffer_bytes: usize,
 }
 
 impl<S> Writer<S>
@@ -71,11 +78,15 @@ where
     /// the write; a close request or the reader ending must still get through. A batch under
     /// way may finish within the grace, so that no message is cut between its fragments.
     async fn write(&mut self, first: Outgoing) -> Batch {
-        let written = write_batch(
-            &mut self.sink,
-            first,
-            &mut self.queued,
-            self.max_frame_bytes,
+        let written = counted_while_blocked(
+            write_batch(
+                &mut self.sink,
+                first,
+                &mut self.queued,
+                self.max_frame_bytes,
+            ),
+            &self.budget,
+            self.socket_buffer_bytes,
         );
         tokio::pin!(written);
         tokio::select! {
@@ -110,6 +121,28 @@ where
         }
         self.sink.flush().await
     }
+}
+
+/// `write`, counting `bytes` in the budget while it is blocked. A write the socket cannot
+/// take at once has found the kernel's send buffer full: the kernel then holds a whole buffer
+/// for this client, counted until the write completes.
+async fn counted_while_blocked<F: Future>(
+    write: F,
+    budget: &Arc<MemoryBudget>,
+    bytes: usize,
+) -> F::Output {
+    let mut write = std::pin::pin!(write);
+    let mut held: Option<Charge> = None;
+    std::future::poll_fn(|cx: &mut Context<'_>| match write.as_mut().poll(cx) {
+        Poll::Ready(done) => Poll::Ready(done),
+        Poll::Pending => {
+            if held.is_none() {
+                held = Some(budget.charge(bytes));
+            }
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 async fn write_batch<S>(
@@ -174,6 +207,31 @@ fn fragments(payload: Bytes, kind: Data, max_frame_bytes: usize) -> Vec<Frame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_write_the_socket_cannot_take_is_counted_until_it_completes() {
+        let budget = MemoryBudget::new(usize::MAX);
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let write = counted_while_blocked(
+            async {
+                let _ = wait.await;
+            },
+            &budget,
+            64 * 1024,
+        );
+        tokio::pin!(write);
+        assert!(futures::poll!(write.as_mut()).is_pending());
+        assert_eq!(budget.used(), 64 * 1024, "the kernel holds a full buffer");
+        release.send(()).unwrap();
+        write.await;
+        assert_eq!(budget.used(), 0);
+        counted_while_blocked(async {}, &budget, 64 * 1024).await;
+        assert_eq!(
+            budget.used(),
+            0,
+            "a write that went through at once holds nothing"
+        );
+    }
 
     #[test]
     fn a_message_over_the_frame_limit_is_split_with_continuations_and_one_fin() {
