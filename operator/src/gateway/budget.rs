@@ -1,27 +1,34 @@
 //! The gateway's memory budget: what it holds for its clients, in bytes, so that it refuses
 //! new work before the pod's memory limit is reached instead of being killed at it.
 //!
-//! # Expected flow
-//! A TCP connection takes a [`Reserve`] before its request is read, and keeps it until it
-//! closes (a WebSocket connection keeps the one its handshake took). What a client's queue
-//! holds beyond the first 4 KiB (which its reserve covers), rounded up to 16 KiB steps, is
-//! added until its writer takes it off the queue.
+//! # What is counted
+//! - Each TCP connection: a [`Reserve`] taken before its request is read, kept until it
+//!   closes (a WebSocket connection keeps the one its handshake took), grown by what it keeps
+//!   of its request (the User-Agent, the authorizer's context).
+//! - Each queue beyond the first 4 KiB its reserve covers, in 16 KiB steps, until its writer
+//!   takes the frames; a writer's batch (at most 64 KiB of payload) until written.
+//! - A broadcast's payload once, by a [`Charge`] its queues share, however many hold it.
+//! - A socket whose kernel send buffer is full (capped by `SO_SNDBUF`), while its writer waits.
+//! - A management request's body, from before it is read until its handler has queued it.
 //!
 //! # Guarantees
 //! - The count never runs short of what it counts (each queue is counted at most 16 KiB over
 //!   what it holds), and everything is given back, by `Drop`, whatever path a connection ends
 //!   on.
-//! - A reserve is refused, never granted, once the budget is spent: new clients get 503 while
-//!   the clients already served keep going.
+//! - A reserve is refused, never granted, once the budget is spent; then the gateway makes room
+//!   by its fairness policy (http_server.rs: the oldest connection without a request head, else
+//!   the client with the most unread bytes) before a newcomer gets 503, and the clients
+//!   already served keep going.
 //!
 //! # Caveats
 //! - It is an estimate of the gateway's memory, not a reading of it: a connection's own
 //!   buffers are counted at [`CONNECTION_RESERVE_BYTES`], measured for an idle connection
-//!   with room to spare, and a broadcast frame shared by many queues is counted once per
-//!   queue (more than it costs). Keep the budget below the pod's limit by the process's own
-//!   base (docs/operations.md).
+//!   with room to spare. Keep the budget below the pod's limit by the process's own base
+//!   (docs/operations.md).
 //! - Queued frames do not wait for the budget: each queue is bounded on its own
 //!   (`outbound_queue_bytes`), so a burst to a large room is not refused halfway.
+//! - A kernel send buffer is counted only while a write waits on it: one filled by the last
+//!   write before the client stopped reading is not, up to the cap per connection.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

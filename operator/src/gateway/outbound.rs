@@ -78,13 +78,24 @@ impl Outgoing {
 
 /// A queued frame, and the charge of its payload when the payload is one buffer that other
 /// queues share (a broadcast): the budget then counts the payload once, by that charge, and
-/// each queue only its slot.
-struct Entry {
-    frame: Outgoing,
+/// each queue only its slot. The writer keeps it until the frame is written, so the shared
+/// payload stays counted while any writer still holds it.
+pub struct Entry {
+    pub frame: Outgoing,
     shared: Option<Arc<Charge>>,
 }
 
 impl Entry {
+    /// The payload bytes no other queue's charge counts: what a writer holding this entry
+    /// must count itself.
+    pub fn own_payload_bytes(&self) -> usize {
+        if self.shared.is_some() {
+            0
+        } else {
+            self.frame.payload_len()
+        }
+    }
+
     /// What this entry adds to the budget through its queue.
     fn counted_cost(&self) -> usize {
         if self.shared.is_some() {
@@ -158,7 +169,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn pop(&self, state: &mut State) -> Option<Outgoing> {
+    fn pop(&self, state: &mut State) -> Option<Entry> {
         let entry = state.frames.pop_front()?;
         // A burst grew the queue; once drained it gives the room back, so that a connection
         // that once fell behind does not keep its peak for good.
@@ -170,8 +181,7 @@ impl Shared {
         state.counted_bytes -= entry.counted_cost();
         self.budget
             .release(counted(before).saturating_sub(counted(state.counted_bytes)));
-        // A shared payload's charge goes with the last queue that held it.
-        Some(entry.frame)
+        Some(entry)
     }
 }
 
@@ -252,7 +262,7 @@ pub struct Queued {
 
 impl Queued {
     /// The next frame; `None` once the queue is empty and the sender is gone.
-    pub async fn recv(&mut self) -> Option<Outgoing> {
+    pub async fn recv(&mut self) -> Option<Entry> {
         loop {
             {
                 let mut state = self.shared.state();
@@ -267,20 +277,24 @@ impl Queued {
         }
     }
 
-    /// Up to `max` waiting frames, taken under one lock: fewer round trips to the lock the
-    /// producer also takes.
-    pub fn try_recv_many(&mut self, max: usize, into: &mut Vec<Outgoing>) {
+    /// Waiting frames, taken under one lock (fewer round trips to the lock the producer also
+    /// takes), until `into` holds `max_frames` or `max_bytes` of payload: a writer blocked on
+    /// a client that does not read then holds little, and the rest stays in the queue, where
+    /// its limit sees it.
+    pub fn try_recv_many(&mut self, max_frames: usize, max_bytes: usize, into: &mut Vec<Entry>) {
         let mut state = self.shared.state();
-        while into.len() < max {
-            let Some(frame) = self.shared.pop(&mut state) else {
+        let mut bytes: usize = into.iter().map(|e| e.frame.payload_len()).sum();
+        while into.len() < max_frames && bytes < max_bytes {
+            let Some(entry) = self.shared.pop(&mut state) else {
                 break;
             };
-            into.push(frame);
+            bytes += entry.frame.payload_len();
+            into.push(entry);
         }
     }
 
     /// The next frame if one is waiting.
-    pub fn try_recv(&mut self) -> Option<Outgoing> {
+    pub fn try_recv(&mut self) -> Option<Entry> {
         let mut state = self.shared.state();
         self.shared.pop(&mut state)
     }
@@ -320,11 +334,11 @@ mod tests {
         assert_eq!(outbound.try_send(text("a")), Ok(()));
         assert_eq!(outbound.try_send(text("b")), Ok(()));
         assert_eq!(outbound.try_send(text("c")), Err(TrySendError::Full));
-        assert_eq!(queued.recv().await, Some(text("a")));
+        assert_eq!(queued.recv().await.map(|e| e.frame), Some(text("a")));
         assert_eq!(outbound.try_send(text("d")), Ok(()));
-        assert_eq!(queued.try_recv(), Some(text("b")));
-        assert_eq!(queued.try_recv(), Some(text("d")));
-        assert_eq!(queued.try_recv(), None);
+        assert_eq!(queued.try_recv().map(|e| e.frame), Some(text("b")));
+        assert_eq!(queued.try_recv().map(|e| e.frame), Some(text("d")));
+        assert!(queued.try_recv().is_none());
     }
 
     #[test]
@@ -416,8 +430,8 @@ mod tests {
         let (outbound, mut queued, _) = queue(4, usize::MAX);
         let writer = tokio::spawn(async move {
             let mut seen = Vec::new();
-            while let Some(frame) = queued.recv().await {
-                seen.push(frame);
+            while let Some(entry) = queued.recv().await {
+                seen.push(entry.frame);
             }
             seen
         });

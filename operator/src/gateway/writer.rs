@@ -17,7 +17,7 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::budget::{Charge, MemoryBudget};
-use super::outbound::{Outgoing, Queued};
+use super::outbound::{Entry, Outgoing, Queued};
 use super::registry::CloseRequest;
 
 /// How long a close may take — the frames queued before it, the close frame, the client's
@@ -25,6 +25,12 @@ use super::registry::CloseRequest;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Frames written before one flush, so a broadcast burst costs one syscall, not hundreds.
 const WRITE_BATCH: usize = 128;
+/// The payload one batch may take off the queue: what a writer blocked on a client that does
+/// not read holds outside its queue (the rest waits in the queue, under its limit). At least
+/// one frame is taken, whatever its size.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+/// What a batch holds within the connection's reserve ([`super::budget::CONNECTION_RESERVE_BYTES`]).
+const IN_RESERVE_BYTES: usize = 4 * 1024;
 
 /// How a batch of writes ended.
 enum Batch {
@@ -77,13 +83,14 @@ where
     /// Writes `first` and what follows it in the queue. A client that stops reading blocks
     /// the write; a close request or the reader ending must still get through. A batch under
     /// way may finish within the grace, so that no message is cut between its fragments.
-    async fn write(&mut self, first: Outgoing) -> Batch {
+    async fn write(&mut self, first: Entry) -> Batch {
         let written = counted_while_blocked(
             write_batch(
                 &mut self.sink,
                 first,
                 &mut self.queued,
                 self.max_frame_bytes,
+                &self.budget,
             ),
             &self.budget,
             self.socket_buffer_bytes,
@@ -116,8 +123,8 @@ where
 
     /// Writes every frame still queued.
     async fn drain(&mut self) -> Result<(), tungstenite::Error> {
-        while let Some(frame) = self.queued.try_recv() {
-            feed(&mut self.sink, frame, self.max_frame_bytes).await?;
+        while let Some(entry) = self.queued.try_recv() {
+            feed(&mut self.sink, entry.frame, self.max_frame_bytes).await?;
         }
         self.sink.flush().await
     }
@@ -145,20 +152,28 @@ async fn counted_while_blocked<F: Future>(
     .await
 }
 
+/// Writes `first` and what follows it in the queue, up to a batch. What the batch took off the
+/// queue stays counted in the budget until written: its own payloads by a charge of the
+/// writer's, shared ones by their broadcast's charge, which the batch holds.
 async fn write_batch<S>(
     sink: &mut S,
-    first: Outgoing,
+    first: Entry,
     queued: &mut Queued,
     max_frame_bytes: usize,
+    budget: &Arc<MemoryBudget>,
 ) -> Result<(), tungstenite::Error>
 where
     S: Sink<Message, Error = tungstenite::Error> + Unpin,
 {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     batch.push(first);
-    queued.try_recv_many(WRITE_BATCH, &mut batch);
-    for frame in batch {
-        feed(sink, frame, max_frame_bytes).await?;
+    queued.try_recv_many(WRITE_BATCH, WRITE_BATCH_BYTES, &mut batch);
+    // The first bytes are inside the connection's reserve, as a queue's are: a batch of small
+    // frames never touches the budget's shared counter.
+    let own: usize = batch.iter().map(Entry::own_payload_bytes).sum();
+    let _in_flight = (own > IN_RESERVE_BYTES).then(|| budget.charge(own - IN_RESERVE_BYTES));
+    for entry in &batch {
+        feed(sink, entry.frame.clone(), max_frame_bytes).await?;
     }
     sink.flush().await
 }

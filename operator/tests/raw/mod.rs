@@ -69,6 +69,14 @@ impl RawClient {
     }
 
     /// The same with a small, fixed receive buffer (no autotuning): a client on a slow link.
+    /// A client on a TCP connection the test made itself, before its handshake.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buffered: Vec::new(),
+        }
+    }
+
     pub async fn connect_with_receive_buffer(
         addr: SocketAddr,
         path: &str,
