@@ -98,7 +98,11 @@ async fn authenticate(State(gateway): State<Gateway>, request: Request, next: Ne
             return aws_error(StatusCode::FORBIDDEN, refused.error_type, &refused.message);
         }
     }
-    // The body is counted until the handler has queued it, where the queue counts it.
+    // The body is counted until the handler has queued it, where the queue counts it by its
+    // length. Read in one piece, it is a view into hyper's read buffer (up to 16 KiB), which
+    // would stay pinned while the post waits in a queue — a thousand 100-byte posts to a client
+    // that does not read would hold 16 MB counted as 100 KB. Copied, it holds what is counted.
+    let body = Bytes::copy_from_slice(&body);
     next.run(Request::from_parts(parts, axum::body::Body::from(body)))
         .await
 }
