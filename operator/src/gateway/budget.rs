@@ -116,12 +116,6 @@ pub struct Charge {
     bytes: usize,
 }
 
-impl Charge {
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-}
-
 impl Drop for Charge {
     fn drop(&mut self) {
         self.budget.release(self.bytes);

@@ -65,7 +65,7 @@ pub struct HttpServer {
     pub header_timeout: Duration,
     pub budget: Arc<MemoryBudget>,
     /// What the server may shed to admit a newcomer when the budget is spent.
-    pub shed: Option<Shed>,
+    pub shed: Shed,
     pub heads: Arc<PendingHeads>,
 }
 
@@ -161,7 +161,7 @@ impl HttpServer {
     /// without a request head, else the open connection holding the most unread bytes) and
     /// wait a little for it to come back; 503 if it does not.
     async fn admit_when_room(self, stream: TcpStream, peer: SocketAddr, stop: CancellationToken) {
-        match reserve_shedding(&self.budget, &self.heads, self.shed.as_ref()).await {
+        match reserve_shedding(&self.budget, &self.heads, &self.shed).await {
             Some(reserve) => self.connection(stream, peer, reserve, stop).await,
             None => refuse_over_budget(stream).await,
         }
@@ -225,12 +225,12 @@ impl HttpServer {
 pub async fn reserve_shedding(
     budget: &Arc<MemoryBudget>,
     heads: &PendingHeads,
-    shed: Option<&Shed>,
+    shed: &Shed,
 ) -> Option<Reserve> {
     if let Some(reserve) = budget.reserve() {
         return Some(reserve);
     }
-    if !(heads.drop_oldest() || shed.is_some_and(|shed| shed())) {
+    if !(heads.drop_oldest() || shed()) {
         return None;
     }
     let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;

@@ -150,8 +150,7 @@ impl Gateway {
     /// A connection's reserve, shedding what the policy allows when the budget is spent.
     pub async fn reserve_shedding(&self) -> Option<budget::Reserve> {
         let shared = &self.shared;
-        http_server::reserve_shedding(&shared.budget, &shared.pending_heads, Some(&shared.shed))
-            .await
+        http_server::reserve_shedding(&shared.budget, &shared.pending_heads, &shared.shed).await
     }
 
     pub fn budget(&self) -> &Arc<MemoryBudget> {
@@ -253,7 +252,7 @@ impl Gateway {
             router,
             header_timeout: self.limits().header_timeout,
             budget: self.shared.budget.clone(),
-            shed: Some(self.shared.shed.clone()),
+            shed: self.shared.shed.clone(),
             heads: self.shared.pending_heads.clone(),
         }
     }

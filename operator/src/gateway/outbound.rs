@@ -33,7 +33,7 @@ const FRAME_OVERHEAD_BYTES: usize = 64;
 /// ([`super::budget::CONNECTION_RESERVE_BYTES`]); only what a queue holds beyond them is
 /// counted in the budget again. A queue that drains as it should then never touches the
 /// budget's shared counter, which every core would otherwise contend for at every frame.
-const RESERVED_QUEUE_BYTES: usize = 4 * 1024;
+pub(super) const RESERVED_QUEUE_BYTES: usize = 4 * 1024;
 /// Beyond the reserve, a queue is counted in steps of this much, rounded up: a burst to a
 /// thousand queues then updates the shared counter once per step, not once per frame.
 const COUNTED_STEP_BYTES: usize = 16 * 1024;

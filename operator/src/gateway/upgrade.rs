@@ -87,9 +87,13 @@ pub async fn room_endpoint(
         Ok(context) => context,
         Err(refusal) => return refusal,
     };
+    let user_agent: Option<Arc<str>> = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::from);
     // What the connection keeps of its request beyond its reserve, counted: a client may
     // send a 15 KB User-Agent, which every event then carries.
-    let kept = headers.get(header::USER_AGENT).map_or(0, |v| v.len())
+    let kept = user_agent.as_deref().map_or(0, str::len)
         + authorizer.as_ref().map_or(0, |context| {
             serde_json::to_vec(context).map_or(0, |v| v.len())
         });
@@ -102,10 +106,7 @@ pub async fn room_endpoint(
         connection_id: new_id(),
         connected_at: Utc::now(),
         source_ip: peer.ip().to_string(),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(Arc::from),
+        user_agent,
         authorizer,
         queries: Arc::new(throttle::Throttle::new(
             gateway.limits().connection_query_rate,

@@ -17,7 +17,7 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::budget::{Charge, MemoryBudget};
-use super::outbound::{Entry, Outgoing, Queued};
+use super::outbound::{Entry, Outgoing, Queued, RESERVED_QUEUE_BYTES};
 use super::registry::CloseRequest;
 
 /// How long a close may take — the frames queued before it, the close frame, the client's
@@ -29,8 +29,6 @@ const WRITE_BATCH: usize = 128;
 /// not read holds outside its queue (the rest waits in the queue, under its limit). At least
 /// one frame is taken, whatever its size.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
-/// What a batch holds within the connection's reserve ([`super::budget::CONNECTION_RESERVE_BYTES`]).
-const IN_RESERVE_BYTES: usize = 4 * 1024;
 
 /// How a batch of writes ended.
 enum Batch {
@@ -171,7 +169,8 @@ where
     // The first bytes are inside the connection's reserve, as a queue's are: a batch of small
     // frames never touches the budget's shared counter.
     let own: usize = batch.iter().map(Entry::own_payload_bytes).sum();
-    let _in_flight = (own > IN_RESERVE_BYTES).then(|| budget.charge(own - IN_RESERVE_BYTES));
+    let _in_flight =
+        (own > RESERVED_QUEUE_BYTES).then(|| budget.charge(own - RESERVED_QUEUE_BYTES));
     for entry in &batch {
         feed(sink, entry.frame.clone(), max_frame_bytes).await?;
     }
