@@ -68,8 +68,7 @@ async fn ensure_boundary(iam: &aws_sdk_iam::Client) {
 }
 
 fn decoded(document: &str) -> Value {
-    let text = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
-    serde_json::from_str(&text).unwrap()
+    chatroom_testkit::iam_gate::document(document).expect("a JSON policy document")
 }
 
 /// Registers `key` as a session of `role` (as Lambda assumes a function's role, named for the

@@ -193,6 +193,18 @@ async fn newcomer_admitted(addr: SocketAddr, path: &str) -> Duration {
     }
 }
 
+/// Reads what each client that read nothing got at the end: 1008, or the connection dropped
+/// when even the close frame could not get through within the close grace. How many got 1008.
+async fn closed_for_not_reading(clients: &mut [RawClient]) -> usize {
+    let mut closed_1008 = 0;
+    for client in clients {
+        let (code, _) = client.until_close(Duration::from_millis(500)).await;
+        assert!(matches!(code, Some(1008) | None), "closed with {code:?}");
+        closed_1008 += usize::from(code == Some(1008));
+    }
+    closed_1008
+}
+
 /// The first line of the answer, or what the connection ended with.
 async fn status_line(stream: &mut TcpStream) -> String {
     let mut line = Vec::new();
@@ -327,14 +339,7 @@ async fn clients_that_read_nothing_cannot_keep_a_newcomer_out() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The close frame is 1008 where it got through; a client that read nothing at all may
-    // find its connection dropped after the close grace instead.
-    let mut closed_1008 = 0;
-    for client in &mut silent {
-        let (code, _) = client.until_close(Duration::from_millis(500)).await;
-        assert!(matches!(code, Some(1008) | None), "closed with {code:?}");
-        closed_1008 += usize::from(code == Some(1008));
-    }
+    let closed_1008 = closed_for_not_reading(&mut silent).await;
     assert!(closed_1008 > 0, "no client saw its close frame");
     println!("{closed_1008} of {SILENT_READERS} saw the close frame 1008");
     peak.finish(
@@ -399,10 +404,7 @@ async fn past_the_budget_the_client_holding_the_most_unread_bytes_makes_room() {
     );
     assert!(slowest < ADMITTED_WITHIN, "a newcomer waited {slowest:?}");
     // The first refusal came only once no client holding unread bytes was left to shed.
-    for client in &mut silent {
-        let (code, _) = client.until_close(Duration::from_millis(500)).await;
-        assert!(matches!(code, Some(1008) | None), "closed with {code:?}");
-    }
+    closed_for_not_reading(&mut silent).await;
     let left: Vec<String> = gateway
         .connection_ids(&url)
         .into_iter()

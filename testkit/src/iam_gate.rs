@@ -9,6 +9,13 @@ use serde_json::{Value, json};
 
 use crate::moto_endpoint;
 
+/// A policy document as IAM answers it (URL-encoded JSON, in GetRolePolicy, GetPolicyVersion
+/// and a role's trust policy), parsed; `None` when it is not JSON.
+pub fn document(encoded: &str) -> Option<Value> {
+    let text = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+    serde_json::from_str(&text).ok()
+}
+
 /// One IAM policy by name, as the simulator takes it.
 pub fn policy(name: &str, document: Value) -> Value {
     json!({ "name": name, "policy": document })

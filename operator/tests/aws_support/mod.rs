@@ -278,10 +278,7 @@ impl Inventory {
             .send()
             .await
         {
-            let decoded = percent_encoding::percent_decode_str(found.policy_document())
-                .decode_utf8_lossy()
-                .into_owned();
-            inventory.policy = serde_json::from_str(&decoded).ok();
+            inventory.policy = chatroom_testkit::iam_gate::document(found.policy_document());
         }
         inventory.table = dynamodb
             .describe_table()
