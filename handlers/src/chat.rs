@@ -4,6 +4,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::broadcast::{Fanout, broadcast};
+use crate::channels::{ChannelRequest, ChannelSettings, Subscription, channel_name_problem};
 use crate::contract::{MAX_POST_BYTES, MAX_PRESENCE_AUDIENCE, authorizer_context, routes};
 use crate::display_name::display_name;
 use crate::frames::{ChatFrame, Inbound, PresenceEvent};
@@ -23,6 +24,8 @@ pub struct ChatConfig {
     /// The room checks tokens at `$connect`: names come from its authorizer's context, and
     /// `?name=` is ignored.
     pub names_from_authorizer: bool,
+    /// Set, the room serves `subscribe` and `unsubscribe`, and messages may name a channel.
+    pub channels: Option<ChannelSettings>,
 }
 
 impl Default for ChatConfig {
@@ -32,6 +35,7 @@ impl Default for ChatConfig {
             route_selection: RouteSelectionExpression::default(),
             broadcast_concurrency: 64,
             names_from_authorizer: false,
+            channels: None,
         }
     }
 }
@@ -113,6 +117,12 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             Some(routes::WHO) => self.who(connection_id).await,
             Some(routes::HISTORY) if self.history.is_some() => {
                 self.history(connection_id, event).await
+            }
+            Some(routes::SUBSCRIBE) if self.config.channels.is_some() => {
+                self.subscribe(connection_id, event).await
+            }
+            Some(routes::UNSUBSCRIBE) if self.config.channels.is_some() => {
+                self.unsubscribe(connection_id, event).await
             }
             // `$default`, and any route this function was not written for.
             _ => {
@@ -244,7 +254,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
         let inbound = event.body.as_deref().map(serde_json::from_str::<Inbound>);
-        let Some(Ok(Inbound { message })) = inbound else {
+        let Some(Ok(Inbound { message, channel })) = inbound else {
             let hint = format!(
                 "The {} route needs a JSON text frame like {}: \"message\" must be a string",
                 self.config.message_route,
@@ -260,7 +270,17 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             return Ok(response(400, Some(hint)));
         };
 
-        let recipients = self.store.list().await?;
+        let recipients = match &channel {
+            None => self.store.list().await?,
+            Some(channel) => match self.channel_audience(connection_id, channel).await? {
+                Ok(subscribers) => subscribers,
+                Err(refusal) => {
+                    self.reply(connection_id, &ChatFrame::Error { message: refusal })
+                        .await;
+                    return Ok(response(400, None));
+                }
+            },
+        };
         let from = recipients
             .iter()
             .find(|c| c.id == connection_id)
@@ -270,6 +290,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             from,
             message,
             sent_at: received.to_rfc3339_opts(SecondsFormat::Millis, true),
+            channel: channel.clone(),
         };
         let payload = Bytes::from(frame.to_json());
         if payload.len() > MAX_POST_BYTES {
@@ -283,8 +304,10 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             return Ok(response(413, None));
         }
         let kept = frame.to_json();
-        // A message no history answer could hold is delivered but not kept (history.rs).
+        // A message no history answer could hold is delivered but not kept (history.rs); nor
+        // is a channel's, which `history` would show to anyone in the room.
         if let Some((history, settings)) = &self.history
+            && channel.is_none()
             && crate::history::fits_in_an_answer(&kept)
         {
             let request_id = event
@@ -316,6 +339,118 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             "broadcast finished"
         );
         Ok(response(200, None))
+    }
+
+    /// The subscribers of `channel`, if the room has channels, the name is one, and the
+    /// sender is among them; otherwise what to tell the sender.
+    async fn channel_audience(
+        &self,
+        connection_id: &str,
+        channel: &str,
+    ) -> Result<Result<crate::store::Recipients, String>, ChatError> {
+        if self.config.channels.is_none() {
+            return Ok(Err(
+                "This room has no channels: send your message without \"channel\".".to_owned(),
+            ));
+        }
+        if let Some(problem) = channel_name_problem(channel) {
+            return Ok(Err(problem));
+        }
+        let subscribers = self.store.list_channel(channel).await?;
+        if !subscribers.iter().any(|s| s.id == connection_id) {
+            return Ok(Err(format!(
+                "Subscribe to channel {channel} before you send to it: {}",
+                self.channel_example(routes::SUBSCRIBE, channel)
+            )));
+        }
+        Ok(Ok(subscribers))
+    }
+
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        let Some(settings) = self.config.channels else {
+            return Ok(response(200, None));
+        };
+        let channel = match self.channel_request(routes::SUBSCRIBE, event) {
+            Ok(channel) => channel,
+            Err(refusal) => return Ok(self.refuse(connection_id, refusal).await),
+        };
+        let most = settings.max_per_connection;
+        let frame = match self.store.subscribe(connection_id, &channel, most).await? {
+            Subscription::Subscribed | Subscription::AlreadySubscribed => {
+                ChatFrame::Subscribed { channel }
+            }
+            Subscription::TooMany => {
+                let refusal = format!(
+                    "A connection of this room may be in at most {most} channels; unsubscribe from one before you subscribe to {channel}."
+                );
+                return Ok(self.refuse(connection_id, refusal).await);
+            }
+            // Its row went with a 410 to a broadcast: API Gateway no longer knows it either.
+            Subscription::NotConnected => {
+                let refusal = "This connection is no longer in the room; reconnect.".to_owned();
+                return Ok(self.refuse(connection_id, refusal).await);
+            }
+        };
+        self.reply(connection_id, &frame).await;
+        Ok(response(200, None))
+    }
+
+    async fn unsubscribe(
+        &self,
+        connection_id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        let channel = match self.channel_request(routes::UNSUBSCRIBE, event) {
+            Ok(channel) => channel,
+            Err(refusal) => return Ok(self.refuse(connection_id, refusal).await),
+        };
+        // Leaving a channel one is not in is no error: the outcome is the same.
+        self.store.unsubscribe(connection_id, &channel).await?;
+        self.reply(connection_id, &ChatFrame::Unsubscribed { channel })
+            .await;
+        Ok(response(200, None))
+    }
+
+    /// The channel a `subscribe` or `unsubscribe` names, or what is wrong with the request.
+    fn channel_request(
+        &self,
+        route: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<String, String> {
+        let parsed = event
+            .body
+            .as_deref()
+            .map(serde_json::from_str::<ChannelRequest>);
+        let Some(Ok(ChannelRequest { channel })) = parsed else {
+            return Err(format!(
+                "The {route} route needs a JSON text frame like {}: \"channel\" must be a string",
+                self.channel_example(route, "<channel>")
+            ));
+        };
+        match channel_name_problem(&channel) {
+            Some(problem) => Err(problem),
+            None => Ok(channel),
+        }
+    }
+
+    /// Tells the caller why its request was refused, and answers 400.
+    async fn refuse(&self, connection_id: &str, message: String) -> ApiGatewayProxyResponse {
+        self.reply(connection_id, &ChatFrame::Error { message })
+            .await;
+        response(400, None)
+    }
+
+    fn channel_example(&self, route: &str, channel: &str) -> serde_json::Value {
+        let mut body = self.config.route_selection.example_body(route, "");
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("message");
+            fields.insert("channel".to_owned(), channel.into());
+        }
+        crate::route_selection::sorted_keys(body)
     }
 
     /// Answers only the caller; a reply to a connection that is already gone is dropped.

@@ -39,6 +39,10 @@ pub mod env {
     pub const AUTH_IDENTITY_SOURCE: &str = "AUTH_IDENTITY_SOURCE";
     /// The claim that names the sender (default `name`, else `sub`).
     pub const AUTH_NAME_CLAIM: &str = "AUTH_NAME_CLAIM";
+    /// The room's channel table; unset, the room has no channels.
+    pub const CHANNEL_TABLE: &str = "CHANNEL_TABLE";
+    /// The most channels a connection may hold (1–100; default 10), with `CHANNEL_TABLE`.
+    pub const CHANNELS_PER_CONNECTION: &str = "CHANNELS_PER_CONNECTION";
 }
 
 /// What the room's authorizer puts in its context, which API Gateway hands every event of an
@@ -56,6 +60,10 @@ pub mod routes {
     pub const WHO: &str = "who";
     /// `{"action":"history"}`: the sender gets the room's last messages (rooms with history).
     pub const HISTORY: &str = "history";
+    /// `{"action":"subscribe","channel":"c"}` (rooms with channels).
+    pub const SUBSCRIBE: &str = "subscribe";
+    /// `{"action":"unsubscribe","channel":"c"}` (rooms with channels).
+    pub const UNSUBSCRIBE: &str = "unsubscribe";
 }
 
 /// The history table: one row per message broadcast, newest read first.
@@ -81,6 +89,33 @@ pub mod table {
     /// The table's TTL attribute, epoch seconds (number): DynamoDB deletes rows whose
     /// `$disconnect` never came.
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// The channels the connection is subscribed to (string set), in a room with channels.
+    pub const CHANNELS: &str = "channels";
+}
+
+/// The channel table: one row per subscription, a channel's rows spread over
+/// [`CHANNEL_SHARDS`](channel_table::SHARDS) partitions.
+pub mod channel_table {
+    /// Partition key (string): `{channel}#{shard}`, the shard from the connection id.
+    pub const PARTITION: &str = "channelShard";
+    /// Sort key (string): the subscriber's connection id, named as in the connection table.
+    pub const CONNECTION: &str = super::table::KEY;
+    /// The subscriber's display name, if any (string), so that a channel's listing is one read.
+    pub const DISPLAY_NAME: &str = super::table::DISPLAY_NAME;
+    /// As the connection table's: a subscription whose `$disconnect` was lost expires with it.
+    pub const EXPIRES_AT: &str = "expiresAt";
+    /// Partitions per channel. DynamoDB serves one partition at most 3,000 reads and 1,000
+    /// writes a second; eight of them let a channel take 8,000 subscriptions a second and be read
+    /// with eight Queries in parallel.
+    pub const SHARDS: u32 = 8;
+
+    /// The partition a connection's subscription to `channel` lives in.
+    pub fn partition(channel: &str, connection_id: &str) -> String {
+        let hash = connection_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        format!("{channel}#{}", hash % SHARDS)
+    }
 }
 
 /// API Gateway closes every WebSocket connection after two hours.

@@ -9,6 +9,17 @@ pub enum ChatFrame {
         from: String,
         message: String,
         sent_at: String,
+        /// The channel it was sent to; absent for a message to the whole room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
+    /// The answer to `subscribe`: messages to the channel now reach this connection.
+    Subscribed {
+        channel: String,
+    },
+    /// The answer to `unsubscribe`.
+    Unsubscribed {
+        channel: String,
     },
     /// Someone joined or left; sent to everyone else in the room.
     Presence {
@@ -54,4 +65,7 @@ impl ChatFrame {
 #[derive(Debug, Deserialize)]
 pub struct Inbound {
     pub message: String,
+    /// Send only to this channel's subscribers (the sender must be one).
+    #[serde(default)]
+    pub channel: Option<String>,
 }

@@ -190,6 +190,7 @@ mod tests {
             from: "ada".into(),
             message: text.into(),
             sent_at: "2026-11-25T08:00:00.000Z".into(),
+            channel: None,
         }
         .to_json()
     }

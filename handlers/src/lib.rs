@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod broadcast;
+pub mod channels;
 mod chat;
 pub mod contract;
 mod display_name;

@@ -1,6 +1,7 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
 
+use crate::channels::Subscription;
 use crate::store::{Connection, ConnectionStore, Recipient, Recipients, StoreError};
 
 /// The in-process stand-in for a room's DynamoDB table.
@@ -15,11 +16,43 @@ struct State {
     /// The last listing, until a connection comes or goes: messages outnumber arrivals, and
     /// every message lists the room.
     listing: Option<Recipients>,
+    /// Each connection's channels, and each channel's subscribers: a message to a channel
+    /// reads only its own.
+    channels_of: HashMap<String, BTreeSet<String>>,
+    subscribers: HashMap<String, BTreeSet<String>>,
+    /// A channel's last listing, until someone subscribes to it or leaves it.
+    channel_listings: HashMap<String, Recipients>,
 }
 
 impl State {
     fn changed(&mut self) {
         self.listing = None;
+    }
+
+    fn remove_connection(&mut self, connection_id: &str) -> Option<Connection> {
+        let removed = self.connections.remove(connection_id)?;
+        self.changed();
+        for channel in self.channels_of.remove(connection_id).unwrap_or_default() {
+            self.leave(&channel, connection_id);
+        }
+        Some(removed)
+    }
+
+    fn leave(&mut self, channel: &str, connection_id: &str) {
+        if let Some(members) = self.subscribers.get_mut(channel) {
+            members.remove(connection_id);
+            if members.is_empty() {
+                self.subscribers.remove(channel);
+            }
+        }
+        self.channel_listings.remove(channel);
+    }
+
+    fn recipient(&self, connection_id: &str) -> Option<Recipient> {
+        self.connections.get(connection_id).map(|c| Recipient {
+            id: c.id.clone(),
+            display_name: c.display_name.clone(),
+        })
     }
 }
 
@@ -52,11 +85,7 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Recipient>, StoreError> {
-        let mut state = self.lock();
-        let removed = state.connections.remove(connection_id);
-        if removed.is_some() {
-            state.changed();
-        }
+        let removed = self.lock().remove_connection(connection_id);
         Ok(removed.map(|c| Recipient {
             id: c.id,
             display_name: c.display_name,
@@ -74,10 +103,75 @@ impl ConnectionStore for MemoryStore {
             .get(connection_id)
             .is_some_and(|c| c.connected_at_ms < cutoff_ms);
         if settled {
-            state.connections.remove(connection_id);
-            state.changed();
+            state.remove_connection(connection_id);
         }
         Ok(settled)
+    }
+
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        channel: &str,
+        most: usize,
+    ) -> Result<Subscription, StoreError> {
+        let mut state = self.lock();
+        if !state.connections.contains_key(connection_id) {
+            return Ok(Subscription::NotConnected);
+        }
+        let held = state
+            .channels_of
+            .entry(connection_id.to_owned())
+            .or_default();
+        if held.contains(channel) {
+            return Ok(Subscription::AlreadySubscribed);
+        }
+        if held.len() >= most {
+            return Ok(Subscription::TooMany);
+        }
+        held.insert(channel.to_owned());
+        state
+            .subscribers
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(connection_id.to_owned());
+        state.channel_listings.remove(channel);
+        Ok(Subscription::Subscribed)
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, channel: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(channels) = state.channels_of.get_mut(connection_id) else {
+            return Ok(false);
+        };
+        let held = channels.remove(channel);
+        if channels.is_empty() {
+            state.channels_of.remove(connection_id);
+        }
+        if held {
+            state.leave(channel, connection_id);
+        }
+        Ok(held)
+    }
+
+    async fn list_channel(&self, channel: &str) -> Result<Recipients, StoreError> {
+        let mut state = self.lock();
+        if let Some(listing) = state.channel_listings.get(channel) {
+            return Ok(listing.clone());
+        }
+        let listing: Recipients = state
+            .subscribers
+            .get(channel)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.recipient(id))
+            .collect();
+        // Only channels someone is in are kept: a listing of nobody costs nothing to redo.
+        if !listing.is_empty() {
+            state
+                .channel_listings
+                .insert(channel.to_owned(), listing.clone());
+        }
+        Ok(listing)
     }
 
     /// Knows its size: a large room is not listed at all.
@@ -130,5 +224,45 @@ mod tests {
         assert_eq!(store.list().await.unwrap().len(), 1);
         assert!(store.remove_if_connected_before("b", 1).await.unwrap());
         assert!(store.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_channel_holds_its_subscribers_until_they_leave_it_or_the_room() {
+        let store = MemoryStore::new();
+        for id in ["a", "b", "c"] {
+            store.put(connection(id)).await.unwrap();
+        }
+        assert_eq!(
+            store.subscribe("a", "x", 2).await.unwrap(),
+            Subscription::Subscribed
+        );
+        assert_eq!(
+            store.subscribe("a", "x", 2).await.unwrap(),
+            Subscription::AlreadySubscribed
+        );
+        store.subscribe("b", "x", 2).await.unwrap();
+        store.subscribe("a", "y", 2).await.unwrap();
+        assert_eq!(
+            store.subscribe("a", "z", 2).await.unwrap(),
+            Subscription::TooMany
+        );
+        assert_eq!(
+            store.subscribe("gone", "x", 2).await.unwrap(),
+            Subscription::NotConnected
+        );
+        let ids = |listing: Recipients| -> Vec<String> {
+            let mut ids: Vec<String> = listing.iter().map(|r| r.id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(store.list_channel("x").await.unwrap()), ["a", "b"]);
+        assert!(store.unsubscribe("b", "x").await.unwrap());
+        assert!(!store.unsubscribe("b", "x").await.unwrap());
+        assert_eq!(ids(store.list_channel("x").await.unwrap()), ["a"]);
+        store.remove("a").await.unwrap();
+        assert!(store.list_channel("x").await.unwrap().is_empty());
+        assert!(store.list_channel("y").await.unwrap().is_empty());
+        let state = store.lock();
+        assert!(state.subscribers.is_empty() && state.channels_of.is_empty());
     }
 }

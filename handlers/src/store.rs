@@ -1,5 +1,7 @@
 use std::future::Future;
 
+use crate::channels::Subscription;
+
 /// One open WebSocket connection as the chat remembers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
@@ -99,7 +101,38 @@ pub trait ConnectionStore: Send + Sync {
             Ok((all.len() <= most).then_some(all))
         }
     }
+
+    /// Subscribes a stored connection to `channel`, unless it already holds `most` channels.
+    /// Removing the connection removes its subscriptions.
+    fn subscribe(
+        &self,
+        _connection_id: &str,
+        _channel: &str,
+        _most: usize,
+    ) -> impl Future<Output = Result<Subscription, StoreError>> + Send {
+        async { Err(StoreError::new("subscribe", NO_CHANNELS)) }
+    }
+
+    /// `true` when the connection was subscribed.
+    fn unsubscribe(
+        &self,
+        _connection_id: &str,
+        _channel: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Err(StoreError::new("unsubscribe", NO_CHANNELS)) }
+    }
+
+    /// Every subscriber of `channel`.
+    fn list_channel(
+        &self,
+        _channel: &str,
+    ) -> impl Future<Output = Result<Recipients, StoreError>> + Send {
+        async { Err(StoreError::new("list a channel", NO_CHANNELS)) }
+    }
 }
+
+/// What a store that keeps no channels answers; the room sends no channel request to one.
+const NO_CHANNELS: &str = "this store keeps no channels";
 
 /// A store shared between a room's successive configurations keeps its connections across them.
 impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
@@ -131,5 +164,29 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
         most: usize,
     ) -> impl Future<Output = Result<Option<Recipients>, StoreError>> + Send {
         S::list_at_most(self, most)
+    }
+
+    fn subscribe(
+        &self,
+        connection_id: &str,
+        channel: &str,
+        most: usize,
+    ) -> impl Future<Output = Result<Subscription, StoreError>> + Send {
+        S::subscribe(self, connection_id, channel, most)
+    }
+
+    fn unsubscribe(
+        &self,
+        connection_id: &str,
+        channel: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        S::unsubscribe(self, connection_id, channel)
+    }
+
+    fn list_channel(
+        &self,
+        channel: &str,
+    ) -> impl Future<Output = Result<Recipients, StoreError>> + Send {
+        S::list_channel(self, channel)
     }
 }

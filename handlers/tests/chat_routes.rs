@@ -75,6 +75,7 @@ async fn message_route_broadcasts_to_everyone_including_the_sender() {
         from: "ada".into(),
         message: "Hello everyone".into(),
         sent_at: "2026-11-25T08:00:00.123Z".into(),
+        channel: None,
     };
     assert_eq!(
         posts,

@@ -3,8 +3,10 @@
 mod aws_support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_support::create_table;
+use aws_support::{create_channel_table, create_table};
 use chatroom_handlers::aws::DynamoDbStore;
+use chatroom_handlers::channels::Subscription;
+use chatroom_handlers::contract::channel_table;
 use chatroom_handlers::contract::{EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
 use chatroom_handlers::{Connection, ConnectionStore};
 use chatroom_testkit::moto_sdk_config;
@@ -137,4 +139,77 @@ async fn a_gone_row_is_removed_only_once_it_is_older_than_the_cutoff() {
         .await
         .unwrap();
     assert!(again, "a row already gone is not an error");
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_channel_is_read_by_shard_and_left_with_the_room() {
+    let sdk = moto_sdk_config().await;
+    let (client, table) = create_table(&sdk, "channels").await;
+    let (_, channels) = create_channel_table(&sdk, "channels").await;
+    let store = DynamoDbStore::new(client.clone(), &table).with_channel_table(&channels);
+    let ids: Vec<String> = (0..40).map(|n| format!("conn-{n:02}")).collect();
+    for id in &ids {
+        store.put(connection(id, Some("ada"))).await.unwrap();
+        assert_eq!(
+            store.subscribe(id, "orders:42", 2).await.unwrap(),
+            Subscription::Subscribed
+        );
+    }
+    assert_eq!(
+        store.subscribe("conn-00", "orders:42", 2).await.unwrap(),
+        Subscription::AlreadySubscribed
+    );
+    store.subscribe("conn-00", "ops", 2).await.unwrap();
+    assert_eq!(
+        store.subscribe("conn-00", "third", 2).await.unwrap(),
+        Subscription::TooMany
+    );
+    assert_eq!(
+        store.subscribe("nobody", "ops", 2).await.unwrap(),
+        Subscription::NotConnected
+    );
+
+    // Forty subscribers spread over more than one partition, read back whole with names.
+    let partitions: std::collections::HashSet<String> = ids
+        .iter()
+        .map(|id| channel_table::partition("orders:42", id))
+        .collect();
+    assert!(partitions.len() > 1, "{partitions:?}");
+    let mut listed: Vec<String> = store
+        .list_channel("orders:42")
+        .await
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r.display_name.as_deref(), Some("ada")))
+        .map(|r| r.id.clone())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ids);
+
+    assert!(store.unsubscribe("conn-01", "orders:42").await.unwrap());
+    assert!(!store.unsubscribe("conn-01", "orders:42").await.unwrap());
+    // Leaving the room (either way a connection leaves) deletes its subscriptions.
+    store.remove("conn-00").await.unwrap();
+    assert!(
+        store
+            .remove_if_connected_before("conn-02", i64::MAX)
+            .await
+            .unwrap()
+    );
+    assert!(store.list_channel("ops").await.unwrap().is_empty());
+    let left = store.list_channel("orders:42").await.unwrap();
+    assert_eq!(left.len(), 37);
+    assert!(
+        left.iter()
+            .all(|r| !["conn-00", "conn-01", "conn-02"].contains(&r.id.as_str()))
+    );
+    let rows = client.scan().table_name(&channels).send().await.unwrap();
+    assert_eq!(
+        rows.count, 37,
+        "no subscription row outlives its connection"
+    );
+    let expires = &rows.items()[0]["expiresAt"];
+    let expected_expiry = 1_795_593_600 + (MAX_CONNECTION_LIFETIME + EXPIRY_MARGIN).as_secs();
+    assert_eq!(*expires, AttributeValue::N(expected_expiry.to_string()));
 }

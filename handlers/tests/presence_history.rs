@@ -230,6 +230,7 @@ async fn the_dynamodb_history_answers_newest_first_within_limit_and_retention() 
             from: "ada".into(),
             message: text.into(),
             sent_at: "2026-11-25T08:00:00.000Z".into(),
+            channel: None,
         }
         .to_json()
     };

@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use crate::channels::Subscription;
 use crate::contract::expires_at_seconds;
 use crate::contract::table::{CONNECTED_AT, DISPLAY_NAME as NAME, EXPIRES_AT, KEY as ID};
 use crate::store::{Connection, ConnectionStore, Recipient, Recipients, StoreError};
@@ -11,9 +12,11 @@ use crate::store::{Connection, ConnectionStore, Recipient, Recipients, StoreErro
 /// A room's connections in its DynamoDB table (partition key `connectionId`).
 #[derive(Clone, Debug)]
 pub struct DynamoDbStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     page_size: Option<i32>,
+    /// The room's channel table, in a room with channels.
+    pub(super) channel_table: Option<String>,
 }
 
 impl DynamoDbStore {
@@ -22,7 +25,14 @@ impl DynamoDbStore {
             client,
             table: table.into(),
             page_size: None,
+            channel_table: None,
         }
+    }
+
+    /// Keeps subscriptions in `table` (see `channel_store.rs`).
+    pub fn with_channel_table(mut self, table: impl Into<String>) -> Self {
+        self.channel_table = Some(table.into());
+        self
     }
 
     /// Caps the rows per Scan page (DynamoDB's own cap is 1 MB); for tests of paging.
@@ -38,6 +48,22 @@ pub(super) fn failed(
     error: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
     StoreError::new(operation, DisplayErrorContext(error).to_string())
+}
+
+/// The connection a row of either table names (both call the id `connectionId` and the name
+/// `displayName`); a row without an id is skipped.
+pub(super) fn recipient(row: &HashMap<String, AttributeValue>) -> Option<Recipient> {
+    let Some(AttributeValue::S(id)) = row.get(ID) else {
+        return None;
+    };
+    let display_name = match row.get(NAME) {
+        Some(AttributeValue::S(name)) => Some(name.clone()),
+        _ => None,
+    };
+    Some(Recipient {
+        id: id.clone(),
+        display_name,
+    })
 }
 
 impl ConnectionStore for DynamoDbStore {
@@ -79,6 +105,9 @@ impl ConnectionStore for DynamoDbStore {
             .await
             .map_err(|e| failed("remove", e))?;
         let old_row = deleted.attributes.filter(|row| !row.is_empty());
+        if let Some(row) = &old_row {
+            self.leave_channels(connection_id, row).await?;
+        }
         Ok(old_row.map(|row| Recipient {
             id: connection_id.to_owned(),
             display_name: match row.get(NAME) {
@@ -103,10 +132,16 @@ impl ConnectionStore for DynamoDbStore {
             .condition_expression("attribute_not_exists(#connected) OR #connected < :cutoff")
             .expression_attribute_names("#connected", CONNECTED_AT)
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match deleted {
-            Ok(_) => Ok(true),
+            Ok(deleted) => {
+                if let Some(row) = &deleted.attributes {
+                    self.leave_channels(connection_id, row).await?;
+                }
+                Ok(true)
+            }
             // Too young, or already gone: either way the row is not this broadcast's to remove.
             Err(error)
                 if error
@@ -128,6 +163,23 @@ impl ConnectionStore for DynamoDbStore {
     /// the whole table.
     async fn list_at_most(&self, most: usize) -> Result<Option<Recipients>, StoreError> {
         self.scan(Some(most)).await
+    }
+
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        channel: &str,
+        most: usize,
+    ) -> Result<Subscription, StoreError> {
+        self.subscribe_to(connection_id, channel, most).await
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, channel: &str) -> Result<bool, StoreError> {
+        self.unsubscribe_from(connection_id, channel).await
+    }
+
+    async fn list_channel(&self, channel: &str) -> Result<Recipients, StoreError> {
+        self.subscribers_of(channel).await
     }
 }
 
@@ -156,19 +208,7 @@ impl DynamoDbStore {
                 .send()
                 .await
                 .map_err(|e| failed("list", e))?;
-            for item in page.items() {
-                let Some(AttributeValue::S(id)) = item.get(ID) else {
-                    continue;
-                };
-                let display_name = match item.get(NAME) {
-                    Some(AttributeValue::S(name)) => Some(name.clone()),
-                    _ => None,
-                };
-                recipients.push(Recipient {
-                    id: id.clone(),
-                    display_name,
-                });
-            }
+            recipients.extend(page.items().iter().filter_map(recipient));
             if most.is_some_and(|m| recipients.len() > m) {
                 return Ok(None);
             }

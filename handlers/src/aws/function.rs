@@ -11,6 +11,7 @@ use super::dynamodb_history::DynamoDbHistory;
 use super::dynamodb_store::DynamoDbStore;
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
+use crate::channels::{ChannelSettings, MAX_CHANNELS_PER_CONNECTION};
 use crate::chat::{Chat, ChatConfig, ChatError};
 use crate::contract::env;
 use crate::history::{HistorySettings, MAX_HISTORY_MESSAGES};
@@ -25,6 +26,8 @@ pub struct FunctionConfig {
     pub history: Option<HistoryConfig>,
     /// Set for a room with `spec.auth.jwt`: the function is also its `$connect` authorizer.
     pub auth: Option<JwtSettings>,
+    /// Set for a room with `spec.channels`: where subscriptions are kept.
+    pub channel_table: Option<String>,
 }
 
 /// Where and how much history the room keeps.
@@ -48,6 +51,10 @@ pub enum ConfigError {
     Auth(#[from] JwtSettingsError),
     #[error(transparent)]
     NoHttpsClient(#[from] NoHttpsClient),
+    #[error(
+        "CHANNELS_PER_CONNECTION must be a whole number from 1 to {MAX_CHANNELS_PER_CONNECTION}, got {0:?}"
+    )]
+    ChannelsPerConnection(String),
     #[error("HISTORY_TABLE is set, so {name} must be {expected}; got {got:?}")]
     History {
         name: &'static str,
@@ -118,6 +125,18 @@ impl FunctionConfig {
                 })
             }
         };
+        let channel_table = get(env::CHANNEL_TABLE);
+        if channel_table.is_some() {
+            let mut settings = ChannelSettings::default();
+            if let Some(raw) = get(env::CHANNELS_PER_CONNECTION) {
+                settings.max_per_connection = raw
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_CHANNELS_PER_CONNECTION).contains(n))
+                    .ok_or(ConfigError::ChannelsPerConnection(raw))?;
+            }
+            chat.channels = Some(settings);
+        }
         let auth = JwtSettings::from_lookup(&lookup)?;
         chat.names_from_authorizer = auth.is_some();
         Ok(Self {
@@ -126,6 +145,7 @@ impl FunctionConfig {
             callback_url: get(env::CALLBACK_URL),
             history,
             auth,
+            channel_table,
         })
     }
 }
@@ -149,7 +169,10 @@ impl Function {
             None => None,
         };
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let store = DynamoDbStore::new(dynamodb.clone(), &config.table_name);
+        let mut store = DynamoDbStore::new(dynamodb.clone(), &config.table_name);
+        if let Some(channel_table) = &config.channel_table {
+            store = store.with_channel_table(channel_table);
+        }
         let history = config.history.as_ref().map(|h| {
             let store = DynamoDbHistory::new(dynamodb.clone(), &h.table_name, &h.room);
             (store, h.settings)
@@ -296,6 +319,28 @@ mod tests {
 
     fn config_without_history() -> FunctionConfig {
         config(&[("TABLE_NAME", "t")]).unwrap()
+    }
+
+    #[test]
+    fn channels_come_with_their_table_and_bound() {
+        assert_eq!(config_without_history().chat.channels, None);
+        let on = config(&[("TABLE_NAME", "t"), ("CHANNEL_TABLE", "t-channels")]).unwrap();
+        assert_eq!(on.channel_table.as_deref(), Some("t-channels"));
+        assert_eq!(on.chat.channels, Some(ChannelSettings::default()));
+        let bounded = config(&[
+            ("TABLE_NAME", "t"),
+            ("CHANNEL_TABLE", "t-channels"),
+            ("CHANNELS_PER_CONNECTION", "3"),
+        ])
+        .unwrap();
+        assert_eq!(bounded.chat.channels.unwrap().max_per_connection, 3);
+        let error = config(&[
+            ("TABLE_NAME", "t"),
+            ("CHANNEL_TABLE", "t-channels"),
+            ("CHANNELS_PER_CONNECTION", "101"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("from 1 to 100"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! API, and the function's configuration and entry point.
 
 mod authorizer;
+mod channel_store;
 mod dynamodb_history;
 mod dynamodb_store;
 mod function;

@@ -32,8 +32,27 @@ pub async fn create_history_table(
     sdk: &SdkConfig,
     test: &str,
 ) -> (aws_sdk_dynamodb::Client, String) {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
     let name = format!("chat-{test}-{}-history", std::process::id());
+    create_keyed_table(sdk, name, "room", "messageId").await
+}
+
+/// A channel table as the operator makes it (partition key `channelShard`, sort key
+/// `connectionId`).
+pub async fn create_channel_table(
+    sdk: &SdkConfig,
+    test: &str,
+) -> (aws_sdk_dynamodb::Client, String) {
+    let name = format!("chat-{test}-{}-channels", std::process::id());
+    create_keyed_table(sdk, name, "channelShard", "connectionId").await
+}
+
+async fn create_keyed_table(
+    sdk: &SdkConfig,
+    name: String,
+    partition: &str,
+    sort: &str,
+) -> (aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
     let attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -51,10 +70,10 @@ pub async fn create_history_table(
     client
         .create_table()
         .table_name(&name)
-        .attribute_definitions(attribute("room"))
-        .attribute_definitions(attribute("messageId"))
-        .key_schema(key("room", KeyType::Hash))
-        .key_schema(key("messageId", KeyType::Range))
+        .attribute_definitions(attribute(partition))
+        .attribute_definitions(attribute(sort))
+        .key_schema(key(partition, KeyType::Hash))
+        .key_schema(key(sort, KeyType::Range))
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
