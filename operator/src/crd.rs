@@ -29,9 +29,13 @@ pub const MAX_TAG_VALUE_CHARS: usize = 256;
 /// <https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html>
 pub const TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
 /// Route keys every room has besides its message route (the handlers' contract).
-pub const RESERVED_ROUTES: [&str; 2] = [
+/// `subscribe` and `unsubscribe` are reserved in every room, so that turning channels on never
+/// takes a route a room already uses.
+pub const RESERVED_ROUTES: [&str; 4] = [
     chatroom_handlers::contract::routes::WHO,
     chatroom_handlers::contract::routes::HISTORY,
+    chatroom_handlers::contract::routes::SUBSCRIBE,
+    chatroom_handlers::contract::routes::UNSUBSCRIBE,
 ];
 /// Whole hours or days; [`HistorySpec::retention`] keeps it within 1 h and 30 d.
 pub const RETENTION_PATTERN: &str = r"^[1-9][0-9]{0,5}[hd]$";
@@ -83,8 +87,8 @@ pub struct ChatRoomSpec {
     #[schemars(regex(pattern = STAGE_PATTERN))]
     pub stage: String,
 
-    /// The custom route whose messages are broadcast to every connection; not `who` or
-    /// `history`, which every room has.
+    /// The custom route whose messages are broadcast to every connection (or, naming a
+    /// `channel`, to its subscribers); not `who`, `history`, `subscribe` or `unsubscribe`.
     #[serde(default = "default_message_route")]
     #[schemars(
         regex(pattern = MESSAGE_ROUTE_PATTERN),
@@ -108,6 +112,9 @@ pub struct ChatRoomSpec {
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<HistorySpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<ChannelsSpec>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
@@ -145,6 +152,7 @@ impl Default for ChatRoomSpec {
             function: FunctionSpec::default(),
             throttling: None,
             history: None,
+            channels: None,
             auth: None,
             domain: None,
             access_log: None,
@@ -261,6 +269,42 @@ pub struct ThrottlingSpec {
     /// Requests per second in the long run; more than 0.
     #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
     pub rate_limit: f64,
+}
+
+/// Channels: clients send `{"action":"subscribe","channel":"c"}` and a message naming
+/// `"channel":"c"` reaches only that channel's subscribers. On AWS the room gets a second
+/// DynamoDB table for subscriptions (`status.channelTableName`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelsSpec {
+    /// The most channels one connection may be subscribed to at once, 1–100 (default 10).
+    #[serde(default = "default_channels_per_connection")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_per_connection: i32,
+}
+
+impl Default for ChannelsSpec {
+    fn default() -> Self {
+        Self {
+            max_per_connection: default_channels_per_connection(),
+        }
+    }
+}
+
+fn default_channels_per_connection() -> i32 {
+    i32::try_from(chatroom_handlers::channels::DEFAULT_CHANNELS_PER_CONNECTION).unwrap_or(10)
+}
+
+impl ChatRoomSpec {
+    /// The room's channel settings, or `None` for a room without channels. Validation refuses
+    /// a bound outside 1–100; a spec that skipped it gets the nearest bound.
+    pub fn channel_settings(&self) -> Option<chatroom_handlers::channels::ChannelSettings> {
+        use chatroom_handlers::channels::MAX_CHANNELS_PER_CONNECTION;
+        let most = usize::try_from(self.channels.as_ref()?.max_per_connection).unwrap_or(1);
+        Some(chatroom_handlers::channels::ChannelSettings {
+            max_per_connection: most.clamp(1, MAX_CHANNELS_PER_CONNECTION),
+        })
+    }
 }
 
 /// Who may join: without it, anyone who knows the URL.
@@ -449,6 +493,9 @@ pub struct ChatRoomStatus {
     /// The DynamoDB table of the room's messages, while it keeps history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_table_name: Option<String>,
+    /// The DynamoDB table of channel subscriptions, while the room has channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_table_name: Option<String>,
     /// The Lambda function that handles every route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_name: Option<String>,

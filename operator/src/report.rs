@@ -87,6 +87,8 @@ pub struct Outputs {
     /// `Some(None)`: the room keeps no history (any table it had is gone); `None`: not
     /// reached.
     pub history_table_name: Option<Option<String>>,
+    /// The same for the channel table.
+    pub channel_table_name: Option<Option<String>>,
     pub function_name: Option<String>,
     pub function_arn: Option<String>,
     pub role_arn: Option<String>,
@@ -114,6 +116,9 @@ impl Outputs {
         }
         if let Some(history) = &self.history_table_name {
             status.history_table_name.clone_from(history);
+        }
+        if let Some(channels) = &self.channel_table_name {
+            status.channel_table_name.clone_from(channels);
         }
         if let Some(domain) = &self.domain {
             status.domain_name = domain.as_ref().map(|(name, _)| name.clone());

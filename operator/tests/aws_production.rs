@@ -7,7 +7,9 @@
 mod aws_support;
 
 use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType};
-use aws_support::{Inventory, converge, jwt, names, provider, room, sdk, status_of};
+use aws_support::{
+    Inventory, converge, function_environment, jwt, names, provider, room, sdk, status_of,
+};
 use chatroom_operator::crd::{AccessLogSpec, ChatRoom, DomainSpec};
 use chatroom_operator::providers::aws::AwsProvider;
 
@@ -63,17 +65,7 @@ async fn a_room_with_auth_guards_connect_with_its_function_as_request_authorizer
         "{:?}",
         authorizer.authorizer_uri()
     );
-    let environment = aws_sdk_lambda::Client::new(&sdk().await)
-        .get_function_configuration()
-        .function_name(&names.function)
-        .send()
-        .await
-        .unwrap()
-        .environment()
-        .unwrap()
-        .variables()
-        .unwrap()
-        .clone();
+    let environment = function_environment(&names.function).await;
     assert_eq!(environment["AUTH_ISSUER"], "https://login.example.com/");
     assert_eq!(environment["AUTH_AUDIENCES"], "chat");
     assert_eq!(environment["AUTH_IDENTITY_SOURCE"], "querystring.token");
@@ -277,17 +269,7 @@ async fn a_custom_domain_maps_to_the_stage_while_callbacks_stay_on_execute_api()
     assert_eq!(mapping.api_id(), status.api_id.as_deref());
     assert_eq!(mapping.stage(), Some(room.spec.stage.as_str()));
     assert_eq!(mapping.api_mapping_key(), Some("lobby"));
-    let environment = aws_sdk_lambda::Client::new(&sdk)
-        .get_function_configuration()
-        .function_name(&names.function)
-        .send()
-        .await
-        .unwrap()
-        .environment()
-        .unwrap()
-        .variables()
-        .unwrap()
-        .clone();
+    let environment = function_environment(&names.function).await;
     assert_eq!(environment["CALLBACK_URL"], callback);
 
     room.status = Some(status);

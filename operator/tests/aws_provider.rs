@@ -5,8 +5,10 @@ mod aws_support;
 
 use std::collections::BTreeSet;
 
-use aws_support::{Inventory, names, provider, provider_with_zip, room, sdk, status_of};
-use chatroom_operator::crd::{DeletionPolicy, HistorySpec};
+use aws_support::{
+    Inventory, function_environment, names, provider, provider_with_zip, room, sdk, status_of,
+};
+use chatroom_operator::crd::{ChannelsSpec, DeletionPolicy, HistorySpec};
 use chatroom_operator::providers::aws::{AwsProvider, HandlerZip, Removal, Settings};
 
 const TABLE_READY: &str = "TableReady";
@@ -236,17 +238,8 @@ async fn changing_the_message_route_replaces_the_old_route() {
 
     assert!(converged.failure().is_none(), "{:?}", converged.failure());
     Inventory::of(&room).await.assert_complete("sendMessage");
-    let lambda = aws_sdk_lambda::Client::new(&sdk().await);
-    let config = lambda
-        .get_function_configuration()
-        .function_name(names(&room).function)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        config.environment().unwrap().variables().unwrap()["MESSAGE_ROUTE"],
-        "sendMessage"
-    );
+    let environment = function_environment(&names(&room).function).await;
+    assert_eq!(environment["MESSAGE_ROUTE"], "sendMessage");
     provider.delete(&room).await.unwrap();
 }
 
@@ -329,18 +322,7 @@ async fn a_room_with_history_gets_its_table_routes_and_policy_and_loses_them_whe
             "the role's policy names {table}: {resources:?}"
         );
     }
-    let lambda = aws_sdk_lambda::Client::new(&sdk().await);
-    let environment = lambda
-        .get_function_configuration()
-        .function_name(&names.function)
-        .send()
-        .await
-        .unwrap()
-        .environment()
-        .unwrap()
-        .variables()
-        .unwrap()
-        .clone();
+    let environment = function_environment(&names.function).await;
     assert_eq!(environment["HISTORY_TABLE"], names.history_table);
     assert_eq!(environment["HISTORY_MESSAGES"], "20");
     assert_eq!(environment["HISTORY_RETENTION_SECONDS"], "86400");
@@ -377,6 +359,80 @@ async fn a_room_with_history_gets_its_table_routes_and_policy_and_loses_them_whe
     });
     assert!(provider.converge(&room).await.failure().is_none());
     assert!(Inventory::of(&room).await.history_table.is_some());
+    provider.delete(&room).await.unwrap();
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_room_with_channels_gets_its_table_routes_and_policy_and_loses_them_when_it_stops() {
+    let provider = provider().await;
+    let mut room = room("channels");
+    room.spec.channels = Some(ChannelsSpec {
+        max_per_connection: 4,
+    });
+    let names = names(&room);
+
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let status = status_of(&converged);
+    assert_eq!(
+        status.channel_table_name.as_deref(),
+        Some(names.channel_table.as_str())
+    );
+    let inventory = Inventory::of(&room).await;
+    assert_eq!(
+        inventory.channel_table,
+        Some((
+            vec!["channelShard".to_owned(), "connectionId".to_owned()],
+            Some("expiresAt".to_owned())
+        )),
+        "partition key the channel's shard, sort key the connection, TTL on expiresAt"
+    );
+    for route in ["subscribe", "unsubscribe"] {
+        assert!(
+            inventory.routes.contains(&route.to_owned()),
+            "{:?}",
+            inventory.routes
+        );
+    }
+    let policy = inventory.policy.clone().unwrap().to_string();
+    assert!(
+        policy.contains(&format!("table/{}\"", names.channel_table)),
+        "{policy}"
+    );
+    assert!(policy.contains("dynamodb:UpdateItem"), "{policy}");
+    let environment = function_environment(&names.function).await;
+    assert_eq!(environment["CHANNEL_TABLE"], names.channel_table);
+    assert_eq!(environment["CHANNELS_PER_CONNECTION"], "4");
+
+    // Steady state with channels on: nothing changes.
+    room.status = Some(status);
+    provider.calls().clear();
+    let again = provider.converge(&room).await;
+    assert!(again.failure().is_none(), "{:?}", again.failure());
+    assert_eq!(provider.calls().mutating(), []);
+
+    // Channels off: the table, both routes and the statements go.
+    room.spec.channels = None;
+    room.metadata.generation = Some(2);
+    let off = provider.converge(&room).await;
+    assert!(off.failure().is_none(), "{:?}", off.failure());
+    assert_eq!(status_of(&off).channel_table_name, None);
+    let inventory = Inventory::of(&room).await;
+    inventory.assert_complete("onMessage");
+    let policy = inventory.policy.unwrap().to_string();
+    assert!(
+        !policy.contains(&names.channel_table) && !policy.contains("UpdateItem"),
+        "{policy}"
+    );
+
+    // On again, then the room goes: nothing is left, the channel table included.
+    room.spec.channels = Some(ChannelsSpec::default());
+    room.status = Some(status_of(&off));
+    assert!(provider.converge(&room).await.failure().is_none());
+    assert!(Inventory::of(&room).await.channel_table.is_some());
     provider.delete(&room).await.unwrap();
     let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");

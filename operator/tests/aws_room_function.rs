@@ -9,8 +9,8 @@ mod aws_support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use aws_support::{converge, names, provider_with_zip, room, sdk};
-use chatroom_operator::crd::HistorySpec;
+use aws_support::{converge, function_environment, names, provider_with_zip, room, sdk};
+use chatroom_operator::crd::{ChannelsSpec, ChatRoom, HistorySpec};
 use chatroom_testkit::iam_gate::{policy, records_of, register_principal_within};
 use chatroom_testkit::lambda_runtime::{Function, Outcome};
 use chatroom_testkit::{moto_endpoint, repo_root};
@@ -140,6 +140,16 @@ struct RoomFunction {
 
 impl RoomFunction {
     async fn start(test: &str, key: &str, expect_denials: bool, change: &[(&str, String)]) -> Self {
+        Self::start_with(test, key, expect_denials, change, |_| {}).await
+    }
+
+    async fn start_with(
+        test: &str,
+        key: &str,
+        expect_denials: bool,
+        change: &[(&str, String)],
+        configure: impl FnOnce(&mut ChatRoom),
+    ) -> Self {
         let zip = bootstrap_zip();
         let provider = provider_with_zip(&zip).await;
         let mut room = room(test);
@@ -147,6 +157,7 @@ impl RoomFunction {
             messages: 10,
             retention: "1h".into(),
         });
+        configure(&mut room);
         converge(&provider, &mut room).await;
         let names = names(&room);
 
@@ -155,18 +166,7 @@ impl RoomFunction {
         ensure_boundary(&iam).await;
         register_role_session(&iam, &names.role, &names.function, key, expect_denials).await;
 
-        let lambda = aws_sdk_lambda::Client::new(&sdk);
-        let config = lambda
-            .get_function_configuration()
-            .function_name(&names.function)
-            .send()
-            .await
-            .unwrap();
-        let environment: HashMap<String, String> = config
-            .environment()
-            .and_then(|e| e.variables())
-            .cloned()
-            .unwrap_or_default();
+        let environment = function_environment(&names.function).await;
         // https://{api}.execute-api.us-east-1.amazonaws.com/{stage}/@connections, as the
         // status reports it. On AWS the function finds it from each event's domainName and
         // stage; here CALLBACK_URL, its override, points it at the gate.
@@ -225,6 +225,32 @@ impl RoomFunction {
             event["body"] = serde_json::json!({ "action": route }).to_string().into();
         }
         event
+    }
+
+    /// `file`'s event from connection `id`, on `route` with `body` when given.
+    fn event_from(&self, file: &str, id: &str, route: Option<&str>, body: Option<Value>) -> Value {
+        let mut event = self.event(file, route);
+        event["requestContext"]["connectionId"] = id.into();
+        event["queryStringParameters"] = serde_json::json!({ "name": id });
+        if let Some(body) = body {
+            event["body"] = body.to_string().into();
+        }
+        event
+    }
+
+    /// Invokes the function with `event`; returns its status code and the connections it
+    /// posted to meanwhile, as the gate authorized the posts.
+    async fn posts_for(&mut self, key: &str, event: Value) -> (i64, Vec<String>) {
+        let before = decisions(key).len();
+        let outcome = self.function.invoke(event).await;
+        let prefix = format!("{}/{}/POST/@connections/", self.api, self.stage);
+        let mut posted: Vec<String> = decisions(key)[before..]
+            .iter()
+            .filter(|(action, _, _)| action == "execute-api:ManageConnections")
+            .filter_map(|(_, resource, _)| Some(resource.split_once(&prefix)?.1.to_owned()))
+            .collect();
+        posted.sort();
+        (outcome.status_code(), posted)
     }
 }
 
@@ -329,4 +355,128 @@ async fn the_same_function_pointed_at_another_rooms_table_is_refused_by_iam() {
         .unwrap()
         .count();
     assert_eq!(stored, 0, "nothing reached the other room's table");
+}
+
+#[tokio::test]
+#[ignore = "needs moto, the IAM gate and bootstrap.zip; run through scripts/test.sh"]
+async fn channels_reach_their_subscribers_only_with_the_roles_permissions() {
+    let key = format!("AKIAROOMCHANNELS{}", std::process::id());
+    let mut room = RoomFunction::start_with("channels", &key, false, &[], |room| {
+        room.spec.channels = Some(ChannelsSpec {
+            max_per_connection: 2,
+        });
+    })
+    .await;
+    let (ada, bob, cy) = ("ada-conn-id0=", "bob-conn-id0=", "cy-conn-id00=");
+    for id in [ada, bob, cy] {
+        let (status, _) = room
+            .posts_for(&key, room.event_from("connect.json", id, None, None))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let subscribe = |channel: &str| serde_json::json!({"action": "subscribe", "channel": channel});
+    for id in [ada, bob] {
+        let event = room.event_from(
+            "message.json",
+            id,
+            Some("subscribe"),
+            Some(subscribe("orders")),
+        );
+        assert_eq!(
+            room.posts_for(&key, event).await,
+            (200, vec![id.to_owned()])
+        );
+    }
+
+    let to_orders = |text: &str| serde_json::json!({"action": "onMessage", "message": text, "channel": "orders"});
+    let message = room.event_from("message.json", bob, None, Some(to_orders("shipped")));
+    let (status, posted) = room.posts_for(&key, message).await;
+    assert_eq!(
+        (status, posted),
+        (200, vec![ada.to_owned(), bob.to_owned()])
+    );
+
+    // A non-subscriber is refused with an error frame to itself alone, and hears nothing.
+    let message = room.event_from("message.json", cy, None, Some(to_orders("let me in")));
+    assert_eq!(
+        room.posts_for(&key, message).await,
+        (400, vec![cy.to_owned()])
+    );
+
+    // The bound: a third channel is refused; a bad name too.
+    let event = room.event_from(
+        "message.json",
+        ada,
+        Some("subscribe"),
+        Some(subscribe("two")),
+    );
+    assert_eq!(room.posts_for(&key, event).await.0, 200);
+    for channel in ["three", "no#hash"] {
+        let event = room.event_from(
+            "message.json",
+            ada,
+            Some("subscribe"),
+            Some(subscribe(channel)),
+        );
+        assert_eq!(
+            room.posts_for(&key, event).await,
+            (400, vec![ada.to_owned()]),
+            "{channel}"
+        );
+    }
+
+    let leave = serde_json::json!({"action": "unsubscribe", "channel": "orders"});
+    let event = room.event_from("message.json", ada, Some("unsubscribe"), Some(leave));
+    assert_eq!(
+        room.posts_for(&key, event).await,
+        (200, vec![ada.to_owned()])
+    );
+    let message = room.event_from("message.json", bob, None, Some(to_orders("again")));
+    assert_eq!(
+        room.posts_for(&key, message).await,
+        (200, vec![bob.to_owned()])
+    );
+
+    // Leaving the room deletes one's subscriptions: ada's "two" and bob's "orders" go.
+    for id in [ada, bob] {
+        let event = room.event_from("disconnect.json", id, None, None);
+        assert_eq!(room.posts_for(&key, event).await.0, 200);
+    }
+    let logs = room.function.stop();
+    let channel_table = room.environment["CHANNEL_TABLE"].clone();
+    let left = aws_sdk_dynamodb::Client::new(&sdk().await)
+        .scan()
+        .table_name(&channel_table)
+        .send()
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "{logs}");
+
+    let decisions = decisions(&key);
+    let refused: Vec<_> = decisions.iter().filter(|d| d.2 != "Allowed").collect();
+    assert!(refused.is_empty(), "{refused:#?}\n{logs}");
+    let arn = |table: &str| format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
+    let mut asked: Vec<(String, String)> = decisions
+        .into_iter()
+        .filter(|d| d.0.starts_with("dynamodb:"))
+        .map(|d| (d.0, d.1))
+        .collect();
+    asked.sort();
+    asked.dedup();
+    let table = room.environment["TABLE_NAME"].clone();
+    let mut expected = vec![
+        ("dynamodb:PutItem".to_owned(), arn(&table)),
+        ("dynamodb:Scan".to_owned(), arn(&table)),
+        ("dynamodb:DeleteItem".to_owned(), arn(&table)),
+        ("dynamodb:UpdateItem".to_owned(), arn(&table)),
+        ("dynamodb:PutItem".to_owned(), arn(&channel_table)),
+        ("dynamodb:DeleteItem".to_owned(), arn(&channel_table)),
+        ("dynamodb:Query".to_owned(), arn(&channel_table)),
+    ];
+    expected.sort();
+    assert_eq!(
+        asked, expected,
+        "no history read or written by channel messages\n{logs}"
+    );
 }

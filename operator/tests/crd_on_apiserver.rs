@@ -137,6 +137,9 @@ fn rooms_at_every_bound_are_accepted_by_the_api_server_and_by_validate() {
         json!({ "auth": { "jwt": jwt("http://[::1]:9/keys") } }),
         json!({ "auth": { "jwt": jwt("https://login.example.com/.well-known/jwks.json") } }),
         json!({ "history": { "messages": 200, "retention": "30d" }, "stage": "a".repeat(128) }),
+        json!({ "channels": { "maxPerConnection": 100 } }),
+        json!({ "channels": { "maxPerConnection": 1 } }),
+        json!({ "channels": {} }),
         json!({ "domain": {
             "name": "chat.example.com",
             "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d",

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 
 use aws_support::{converge, names, provider_as, room, sdk};
 use chatroom_operator::crd::{
-    AccessLogSpec, AuthSpec, BillingMode, DeletionPolicy, DomainSpec, HistorySpec, JwtSpec,
-    ThrottlingSpec,
+    AccessLogSpec, AuthSpec, BillingMode, ChannelsSpec, DeletionPolicy, DomainSpec, HistorySpec,
+    JwtSpec, ThrottlingSpec,
 };
 use chatroom_testkit::iam_gate::{policy, records_of, register_principal, simulate};
 use iam::sar::{KNOWN_TO_AWS, Reference};
@@ -438,11 +438,12 @@ async fn the_room_policy_stays_inside_the_permissions_boundary() {
     )];
     let provider = aws_support::provider().await;
     let mut room = room("boundary");
-    // With history, so that every statement a room's policy can have is checked.
+    // With history and channels, so that every statement a room's policy can have is checked.
     room.spec.history = Some(HistorySpec {
         messages: 10,
         retention: "24h".into(),
     });
+    room.spec.channels = Some(ChannelsSpec::default());
     let report = provider.converge(&room).await;
     assert!(report.failure().is_none(), "{:?}", report.failure());
 

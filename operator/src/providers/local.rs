@@ -168,9 +168,13 @@ impl LocalProvider {
             message_route: spec.message_route.clone(),
             route_selection,
             names_from_authorizer: spec.auth.is_some(),
+            channels: spec.channel_settings(),
             ..ChatConfig::default()
         };
         let mut routes = vec![spec.message_route.clone(), routes::WHO.to_owned()];
+        if config.channels.is_some() {
+            routes.extend([routes::SUBSCRIBE, routes::UNSUBSCRIBE].map(str::to_owned));
+        }
         let kept = spec.history_settings().map(|settings| {
             routes.push(routes::HISTORY.to_owned());
             (history.clone(), settings)

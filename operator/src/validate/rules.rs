@@ -32,6 +32,7 @@ pub const RULES: &[Rule] = &[
     Rule::new("throttling-limits", throttling_limits),
     Rule::new("history-messages", history_messages),
     Rule::new("history-retention", history_retention),
+    Rule::new("channels-per-connection", channels_per_connection),
     Rule::new("jwt-issuer", jwt_issuer),
     Rule::new("jwt-audiences", jwt_audiences),
     Rule::new("jwt-jwks-uri", jwt_jwks_uri),
@@ -211,6 +212,20 @@ fn history_messages(room: &ChatRoom, f: &mut Findings) {
         f.fail(
             "spec.history.messages",
             format!("must be between 0 and 200, got {}", history.messages),
+        );
+    }
+}
+
+fn channels_per_connection(room: &ChatRoom, f: &mut Findings) {
+    if let Some(channels) = &room.spec.channels
+        && !(1..=100).contains(&channels.max_per_connection)
+    {
+        f.fail(
+            "spec.channels.maxPerConnection",
+            format!(
+                "must be between 1 and 100, got {}",
+                channels.max_per_connection
+            ),
         );
     }
 }

@@ -177,6 +177,52 @@ pub fn names_in(cluster: &str, room: &ChatRoom) -> ResourceNames {
     )
 }
 
+/// The environment moto holds for the room's function, as the operator configured it.
+pub async fn function_environment(function: &str) -> std::collections::HashMap<String, String> {
+    aws_sdk_lambda::Client::new(&sdk().await)
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A table's key attributes (partition, then sort) and enabled TTL attribute, if it exists.
+async fn keyed_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Option<(Vec<String>, Option<String>)> {
+    let found = dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .ok()?;
+    let keys = found
+        .table()?
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_owned())
+        .collect();
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap();
+    let attribute = ttl
+        .time_to_live_description()
+        .filter(|d| {
+            d.time_to_live_status() == Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+        })
+        .and_then(|d| d.attribute_name().map(str::to_owned));
+    Some((keys, attribute))
+}
+
 /// What exists in moto for one room, read with clients of its own.
 #[derive(Debug, Default, PartialEq)]
 pub struct Inventory {
@@ -191,6 +237,8 @@ pub struct Inventory {
     pub table: bool,
     /// The history table: its key attributes (partition, then sort) and TTL attribute.
     pub history_table: Option<(Vec<String>, Option<String>)>,
+    /// The channel table, the same way.
+    pub channel_table: Option<(Vec<String>, Option<String>)>,
     /// The function's log group, by its retention in days (0 when it keeps logs for ever).
     pub log_group: Option<i32>,
     /// The stage's access log group, by its retention in days.
@@ -286,34 +334,8 @@ impl Inventory {
             .send()
             .await
             .is_ok();
-        if let Ok(found) = dynamodb
-            .describe_table()
-            .table_name(&names.history_table)
-            .send()
-            .await
-        {
-            let keys = found
-                .table()
-                .unwrap()
-                .key_schema()
-                .iter()
-                .map(|k| k.attribute_name().to_owned())
-                .collect();
-            let ttl = dynamodb
-                .describe_time_to_live()
-                .table_name(&names.history_table)
-                .send()
-                .await
-                .unwrap();
-            let attribute = ttl
-                .time_to_live_description()
-                .filter(|d| {
-                    d.time_to_live_status()
-                        == Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
-                })
-                .and_then(|d| d.attribute_name().map(str::to_owned));
-            inventory.history_table = Some((keys, attribute));
-        }
+        inventory.history_table = keyed_table(&dynamodb, &names.history_table).await;
+        inventory.channel_table = keyed_table(&dynamodb, &names.channel_table).await;
         let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
         let retention = |name: String| {
             let logs = logs.clone();
@@ -338,6 +360,7 @@ impl Inventory {
             && !self.role
             && !self.table
             && self.history_table.is_none()
+            && self.channel_table.is_none()
             && self.log_group.is_none()
             && self.access_log_group.is_none()
     }
@@ -367,6 +390,7 @@ impl Inventory {
         } else {
             assert_eq!(self.history_table, None, "{self:#?}");
         }
+        assert_eq!(self.channel_table, None, "{self:#?}");
         routes.sort();
         assert_eq!(self.routes, routes, "{self:#?}");
         assert_eq!(self.stages, ["dev"], "{self:#?}");

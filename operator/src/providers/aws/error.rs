@@ -18,6 +18,8 @@ pub enum Step {
     Table,
     /// The table of the room's messages, when it keeps history.
     HistoryTable,
+    /// The table of channel subscriptions, when the room has channels.
+    ChannelTable,
     Api,
     Role,
     LogGroup,
@@ -39,7 +41,7 @@ impl Step {
     pub fn part(self) -> Option<Part> {
         match self {
             Self::Identity => None,
-            Self::Table | Self::HistoryTable => Some(Part::Table),
+            Self::Table | Self::HistoryTable | Self::ChannelTable => Some(Part::Table),
             Self::Role | Self::LogGroup | Self::Function | Self::Permission => Some(Part::Function),
             Self::Api
             | Self::Integration
@@ -57,6 +59,7 @@ impl Step {
             Self::LogGroup => "log-group",
             Self::Table => "table",
             Self::HistoryTable => "history-table",
+            Self::ChannelTable => "channel-table",
             Self::Api => "api",
             Self::Role => "role",
             Self::Function => "function",

@@ -81,6 +81,8 @@ pub struct Storage<'a> {
     pub history_table: &'a str,
     /// `namespace/name`: the history's partition key.
     pub room: &'a str,
+    /// Named to the function only when the spec has channels.
+    pub channel_table: &'a str,
     /// The execute-api `@connections` endpoint, for a room whose clients connect through a
     /// custom domain (the management API does not answer there).
     pub callback_url: Option<&'a str>,
@@ -130,6 +132,18 @@ pub fn desired(
                 history.retention.as_secs().to_string(),
             ),
             (env::ROOM.to_owned(), storage.room.to_owned()),
+        ]);
+    }
+    if let Some(channels) = spec.channel_settings() {
+        environment.extend([
+            (
+                env::CHANNEL_TABLE.to_owned(),
+                storage.channel_table.to_owned(),
+            ),
+            (
+                env::CHANNELS_PER_CONNECTION.to_owned(),
+                channels.max_per_connection.to_string(),
+            ),
         ]);
     }
     if let Some(url) = storage.callback_url {
@@ -219,6 +233,7 @@ pub async fn converge(
         table: &room.names.table,
         history_table: &room.names.history_table,
         room: &room.display,
+        channel_table: &room.names.channel_table,
         callback_url,
     };
     let desired = desired(
@@ -477,6 +492,7 @@ mod tests {
         table: "t",
         history_table: "t-history",
         room: "default/lobby",
+        channel_table: "t-channels",
         callback_url: None,
     };
 
@@ -554,6 +570,21 @@ mod tests {
             ..ChatRoomSpec::default()
         };
         assert!(!wanted(&off).environment.contains_key(env::HISTORY_TABLE));
+    }
+
+    #[test]
+    fn a_room_with_channels_names_its_channel_table_and_bound() {
+        let spec = ChatRoomSpec {
+            channels: Some(crate::crd::ChannelsSpec {
+                max_per_connection: 3,
+            }),
+            ..ChatRoomSpec::default()
+        };
+        let environment = wanted(&spec).environment;
+        assert_eq!(environment[env::CHANNEL_TABLE], "t-channels");
+        assert_eq!(environment[env::CHANNELS_PER_CONNECTION], "3");
+        let without = wanted(&ChatRoomSpec::default()).environment;
+        assert!(!without.contains_key(env::CHANNEL_TABLE));
     }
 
     #[test]

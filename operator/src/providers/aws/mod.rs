@@ -63,7 +63,8 @@ pub const DEFAULT_ALLOWED_ROLE_ARNS: &str = "arn:*:iam::*:role/chatroom-*";
 /// GetRolePolicy (not for a role the spec brings); Lambda GetFunction, GetPolicy; Logs
 /// DescribeLogGroups, ListTagsForResource (the function's log group). `auth`: GetAuthorizer;
 /// `domain`: GetDomainName, GetApiMappings; `accessLog`: the access log group's two reads;
-/// point-in-time recovery: DescribeContinuousBackups; `history`: its table's three. So from 4
+/// point-in-time recovery: DescribeContinuousBackups; `history` and `channels`: their tables'
+/// three each. So from 4
 /// to 7 API Gateway reads and from 2 to 4 Logs reads. tests/fleet_aws.rs holds the operator to
 /// these.
 pub fn steady_state_requests(spec: &ChatRoomSpec) -> [(&'static str, u32); 6] {
@@ -76,7 +77,8 @@ pub fn steady_state_requests(spec: &ChatRoomSpec) -> [(&'static str, u32); 6] {
         (
             "dynamodb",
             3 + on(spec.connection_table.point_in_time_recovery, 1)
-                + on(spec.history_settings().is_some(), 3),
+                + on(spec.history_settings().is_some(), 3)
+                + on(spec.channels.is_some(), 3),
         ),
         ("iam", on(spec.function.role_arn.is_none(), 2)),
         ("lambda", 2),
@@ -167,6 +169,8 @@ struct RoomContext<'a> {
     /// The history table the room's status recorded: a room that stops keeping history
     /// deletes it, and one that never kept any spends no request looking for it.
     known_history_table: bool,
+    /// The same for the channel table.
+    known_channel_table: bool,
     /// The custom domain the room's status recorded: dropped or renamed, it is deleted.
     known_domain: Option<&'a str>,
     /// `namespace/name`, for messages.
@@ -324,6 +328,10 @@ impl AwsProvider {
                 .status
                 .as_ref()
                 .is_some_and(|s| s.history_table_name.is_some()),
+            known_channel_table: room
+                .status
+                .as_ref()
+                .is_some_and(|s| s.channel_table_name.is_some()),
             known_domain: room.status.as_ref().and_then(|s| s.domain_name.as_deref()),
             display: format!("{namespace}/{name}"),
         })
@@ -372,6 +380,7 @@ impl AwsProvider {
         if room.spec.connection_table.deletion_policy == DeletionPolicy::Delete {
             removals.push((Step::Table, table::delete(&context).await?));
             removals.push((Step::HistoryTable, table::delete_history(&context).await?));
+            removals.push((Step::ChannelTable, table::delete_channels(&context).await?));
         }
         for (step, removal) in &removals {
             tracing::info!(room = %context.display, %step, ?removal, "delete");

@@ -12,6 +12,8 @@ pub struct ResourceNames {
     pub table: String,
     /// The room's message history, when it keeps one: the table's name with `-history`.
     pub history_table: String,
+    /// The room's channel subscriptions, when it has channels: the table's name with `-channels`.
+    pub channel_table: String,
     /// IAM role: 1–64 of `[A-Za-z0-9+=,.@_-]`.
     pub role: String,
     /// Lambda: 1–64 of `[A-Za-z0-9_-]`.
@@ -34,6 +36,7 @@ impl ResourceNames {
         Self {
             table: fit(&base, suffix, 255),
             history_table: fit(&base, &format!("{suffix}-history"), 255),
+            channel_table: fit(&base, &format!("{suffix}-channels"), 255),
             role: fit(&base, suffix, 64),
             // Lambda names allow no dots; Kubernetes names may have them.
             function: fit(&base.replace('.', "_"), suffix, 64),
@@ -74,6 +77,7 @@ mod tests {
         );
         assert_eq!(names.log_group(), format!("/aws/lambda/{}", names.function));
         assert_eq!(names.history_table, format!("{}-history", names.table));
+        assert_eq!(names.channel_table, format!("{}-channels", names.table));
     }
 
     #[test]

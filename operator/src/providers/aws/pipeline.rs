@@ -13,6 +13,7 @@ use super::change::{Converged, Removal};
 use super::error::{AwsError, Misconfiguration, Step};
 use super::role_policy::PolicyScope;
 use super::stage::Deployment;
+use super::table::TableKind;
 use super::{
     RoomContext, arn_pattern, authorizer, domain, function, integration, log_group, permission,
     role, role_policy, routes, stage, table,
@@ -103,7 +104,8 @@ async fn steps(room: &RoomContext<'_>, progress: &mut Progress) -> Result<(), Aw
         allowed_role(room, arn)?;
     }
     let table_arn = table_part(room, progress).await?;
-    let history_table_arn = history_part(room, progress).await?;
+    let history_table_arn = optional_table_part(room, progress, TableKind::History).await?;
+    let channel_table_arn = optional_table_part(room, progress, TableKind::Channels).await?;
     let api = progress.note(
         room,
         Step::Api,
@@ -113,6 +115,7 @@ async fn steps(room: &RoomContext<'_>, progress: &mut Progress) -> Result<(), Aw
     let tables = Tables {
         connections: &table_arn,
         history: history_table_arn.as_deref(),
+        channels: channel_table_arn.as_deref(),
     };
     let function_arn = function_part(room, progress, &tables, &api).await?;
     api_part(room, progress, &api, &function_arn).await?;
@@ -130,45 +133,71 @@ async fn table_part(room: &RoomContext<'_>, progress: &mut Progress) -> Result<S
     Ok(table.arn)
 }
 
-/// The history table of a room that keeps history (its ARN); a room that stopped keeping it
-/// has its table deleted, unless its tables are retained.
-async fn history_part(
+/// The history table of a room that keeps history, or the channel table of a room with
+/// channels (its ARN); a room that stopped wanting it has the table deleted, unless its tables
+/// are retained.
+async fn optional_table_part(
     room: &RoomContext<'_>,
     progress: &mut Progress,
+    kind: TableKind,
 ) -> Result<Option<String>, AwsError> {
-    let name = &room.names.history_table;
-    if room.spec.history_settings().is_some() {
-        let table = progress.note(
-            room,
+    let (name, wanted, known, step) = match kind {
+        TableKind::History => (
+            &room.names.history_table,
+            room.spec.history_settings().is_some(),
+            room.known_history_table,
             Step::HistoryTable,
-            table::converge_history(room).await?,
-        );
-        progress.outputs.history_table_name = Some(Some(name.clone()));
+        ),
+        TableKind::Channels => (
+            &room.names.channel_table,
+            room.spec.channels.is_some(),
+            room.known_channel_table,
+            Step::ChannelTable,
+        ),
+        TableKind::Connections => return Ok(None),
+    };
+    if wanted {
+        let converged = match kind {
+            TableKind::Channels => table::converge_channels(room).await?,
+            _ => table::converge_history(room).await?,
+        };
+        let table = progress.note(room, step, converged);
+        *optional_table_output(&mut progress.outputs, kind) = Some(Some(name.clone()));
         if let Some(error) = table.deferred {
             progress.deferred.get_or_insert(error);
         }
         return Ok(Some(table.arn));
     }
-    if room.known_history_table
-        && room.spec.connection_table.deletion_policy == DeletionPolicy::Delete
-    {
-        let removal = table::delete_history(room).await?;
-        tracing::info!(room = %room.display, table = %name, ?removal, "history turned off");
+    if known && room.spec.connection_table.deletion_policy == DeletionPolicy::Delete {
+        let removal = match kind {
+            TableKind::Channels => table::delete_channels(room).await?,
+            _ => table::delete_history(room).await?,
+        };
+        tracing::info!(room = %room.display, table = %name, ?removal, "table no longer wanted");
         if removal == Removal::Deleted {
             progress.applied.push(Applied {
-                resource: Step::HistoryTable.name(),
+                resource: step.name(),
                 outcome: Outcome::Updated,
             });
         }
     }
-    progress.outputs.history_table_name = Some(None);
+    *optional_table_output(&mut progress.outputs, kind) = Some(None);
     Ok(None)
+}
+
+/// Where the status learns the name of a table only some rooms have.
+fn optional_table_output(outputs: &mut Outputs, kind: TableKind) -> &mut Option<Option<String>> {
+    match kind {
+        TableKind::Channels => &mut outputs.channel_table_name,
+        _ => &mut outputs.history_table_name,
+    }
 }
 
 /// The ARNs of the room's tables, for its role's policy.
 struct Tables<'a> {
     connections: &'a str,
     history: Option<&'a str>,
+    channels: Option<&'a str>,
 }
 
 /// The role and its policy, the log group and the function, then the permission that lets
@@ -193,6 +222,7 @@ async fn function_part(
                 account: &room.caller.account,
                 table_arn: tables.connections,
                 history_table_arn: tables.history,
+                channel_table_arn: tables.channels,
                 api_id,
                 stage: &room.spec.stage,
                 log_group: &names.log_group(),

@@ -17,6 +17,8 @@ pub struct PolicyScope<'a> {
     pub table_arn: &'a str,
     /// The history table, for a room that keeps history.
     pub history_table_arn: Option<&'a str>,
+    /// The channel table, for a room with channels.
+    pub channel_table_arn: Option<&'a str>,
     pub api_id: &'a str,
     pub stage: &'a str,
     pub log_group: &'a str,
@@ -28,8 +30,10 @@ pub enum PolicyField {
 }
 
 /// Exactly what the handlers use: PutItem / DeleteItem / Scan on the table (PutItem and Query
-/// on the history table, when there is one), PostToConnection on this stage, and writing to
-/// the function's own log group, which the operator creates.
+/// on the history table, when there is one; with channels, UpdateItem on the table for a
+/// connection's set of channels, and PutItem / DeleteItem / Query on the channel table),
+/// PostToConnection on this stage, and writing to the function's own log group, which the
+/// operator creates.
 pub fn desired(scope: &PolicyScope<'_>) -> Value {
     let PolicyScope {
         partition,
@@ -37,16 +41,29 @@ pub fn desired(scope: &PolicyScope<'_>) -> Value {
         account,
         table_arn,
         history_table_arn,
+        channel_table_arn,
         api_id,
         stage,
         log_group,
     } = scope;
+    let mut connection_actions = vec!["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"];
+    if channel_table_arn.is_some() {
+        connection_actions.push("dynamodb:UpdateItem");
+    }
     let mut statements = vec![json!({
         "Sid": "ConnectionTable",
         "Effect": "Allow",
-        "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
+        "Action": connection_actions,
         "Resource": table_arn
     })];
+    if let Some(channel_table_arn) = channel_table_arn {
+        statements.push(json!({
+            "Sid": "ChannelTable",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+            "Resource": channel_table_arn
+        }));
+    }
     if let Some(history_table_arn) = history_table_arn {
         statements.push(json!({
             "Sid": "HistoryTable",
@@ -148,6 +165,7 @@ mod tests {
             account: "123456789012",
             table_arn: "arn:aws:dynamodb:eu-west-1:123456789012:table/chatroom-default-lobby-x",
             history_table_arn: None,
+            channel_table_arn: None,
             api_id: "abc123",
             stage: "dev",
             log_group: "/aws/lambda/chatroom-default-lobby-x",
@@ -192,6 +210,42 @@ mod tests {
             !without.to_string().contains("HistoryTable"),
             "no history, no statement"
         );
+    }
+
+    #[test]
+    fn a_room_with_channels_may_update_its_connections_and_use_its_channel_table_only() {
+        let channels =
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/chatroom-default-lobby-x-channels";
+        let policy = desired(&PolicyScope {
+            channel_table_arn: Some(channels),
+            ..scope()
+        });
+        let statement = |sid: &str| {
+            policy["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Sid"] == sid)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {sid} statement"))
+        };
+        assert_eq!(statement("ChannelTable")["Resource"], channels);
+        assert_eq!(
+            statement("ChannelTable")["Action"],
+            json!(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"])
+        );
+        assert_eq!(
+            statement("ConnectionTable")["Action"],
+            json!([
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Scan",
+                "dynamodb:UpdateItem"
+            ])
+        );
+        let without = desired(&scope());
+        assert!(!without.to_string().contains("UpdateItem"));
+        assert!(!without.to_string().contains("ChannelTable"));
     }
 
     #[test]

@@ -44,8 +44,9 @@ pub struct RouteChange {
     pub change: Change<RouteField>,
 }
 
-/// The three predefined routes, the message route, `who`, and `history` for a room that keeps
-/// history: all to the one integration.
+/// The three predefined routes, the message route, `who`, `history` for a room that keeps
+/// history, and `subscribe` and `unsubscribe` for a room with channels: all to the one
+/// integration.
 pub fn desired(
     spec: &ChatRoomSpec,
     integration_id: &str,
@@ -58,6 +59,9 @@ pub fn desired(
         .collect();
     if spec.history_settings().is_some() {
         keys.push(routes::HISTORY.to_owned());
+    }
+    if spec.channels.is_some() {
+        keys.extend([routes::SUBSCRIBE, routes::UNSUBSCRIBE].map(str::to_owned));
     }
     DesiredRoutes {
         keys,
@@ -269,6 +273,21 @@ mod tests {
                 change: Change::Remove
             }]
         );
+    }
+
+    #[test]
+    fn channels_have_their_two_routes_while_the_room_has_channels() {
+        let mut spec = with_route("onMessage");
+        spec.channels = Some(crate::crd::ChannelsSpec::default());
+        let with = desired(&spec, "i1", None);
+        assert_eq!(with.keys[5..], ["subscribe", "unsubscribe"]);
+        spec.channels = None;
+        let removed: Vec<String> = diff(&converged(&with), &desired(&spec, "i1", None))
+            .into_iter()
+            .filter(|c| c.change == Change::Remove)
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(removed, ["subscribe", "unsubscribe"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableDescription, TableStatus, Tag, TimeToLiveSpecification,
     TimeToLiveStatus,
 };
-use chatroom_handlers::contract::{history_table, table as connection_table};
+use chatroom_handlers::contract::{channel_table, history_table, table as connection_table};
 
 use super::change::{Change, Converged, Removal, claim, outcome};
 use super::error::{AwsError, On, Step, absent_if_not_found};
@@ -36,6 +36,8 @@ pub enum TableKind {
     Connections,
     /// Partition key `room`, sort key `messageId`.
     History,
+    /// Partition key `channelShard`, sort key `connectionId`.
+    Channels,
 }
 
 impl TableKind {
@@ -46,6 +48,10 @@ impl TableKind {
                 (history_table::ROOM, KeyType::Hash),
                 (history_table::MESSAGE_ID, KeyType::Range),
             ],
+            Self::Channels => &[
+                (channel_table::PARTITION, KeyType::Hash),
+                (channel_table::CONNECTION, KeyType::Range),
+            ],
         }
     }
 
@@ -53,6 +59,7 @@ impl TableKind {
         match self {
             Self::Connections => connection_table::EXPIRES_AT,
             Self::History => history_table::EXPIRES_AT,
+            Self::Channels => channel_table::EXPIRES_AT,
         }
     }
 
@@ -60,6 +67,7 @@ impl TableKind {
         match self {
             Self::Connections => Step::Table,
             Self::History => Step::HistoryTable,
+            Self::Channels => Step::ChannelTable,
         }
     }
 }
@@ -113,8 +121,18 @@ pub fn desired(spec: &ConnectionTableSpec, name: &str, tags: &Tags) -> DesiredTa
 /// The history table: on demand (its writes follow the room's messages, not a capacity plan),
 /// without point-in-time recovery (every row expires within 30 days anyway).
 pub fn desired_history(name: &str, tags: &Tags) -> DesiredTable {
+    on_demand(TableKind::History, name, tags)
+}
+
+/// The channel table: on demand (its writes follow subscriptions), without point-in-time
+/// recovery (a subscription lives no longer than its connection).
+pub fn desired_channels(name: &str, tags: &Tags) -> DesiredTable {
+    on_demand(TableKind::Channels, name, tags)
+}
+
+fn on_demand(kind: TableKind, name: &str, tags: &Tags) -> DesiredTable {
     DesiredTable {
-        kind: TableKind::History,
+        kind,
         name: name.to_owned(),
         billing: Billing::PayPerRequest,
         point_in_time_recovery: false,
@@ -166,6 +184,12 @@ pub async fn converge(room: &RoomContext<'_>) -> Result<Converged<TableOutput>, 
 /// The history table, for a room that keeps history.
 pub async fn converge_history(room: &RoomContext<'_>) -> Result<Converged<TableOutput>, AwsError> {
     let desired = desired_history(&room.names.history_table, &room.tags);
+    converge_table(room, &desired).await
+}
+
+/// The channel table, for a room with channels.
+pub async fn converge_channels(room: &RoomContext<'_>) -> Result<Converged<TableOutput>, AwsError> {
+    let desired = desired_channels(&room.names.channel_table, &room.tags);
     converge_table(room, &desired).await
 }
 
@@ -500,6 +524,12 @@ pub async fn delete(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
 /// Deletes the room's history table, whether or not the spec still asks for history.
 pub async fn delete_history(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
     let desired = desired_history(&room.names.history_table, &room.tags);
+    delete_table(room, &desired).await
+}
+
+/// Deletes the room's channel table, whether or not the spec still asks for channels.
+pub async fn delete_channels(room: &RoomContext<'_>) -> Result<Removal, AwsError> {
+    let desired = desired_channels(&room.names.channel_table, &room.tags);
     delete_table(room, &desired).await
 }
 
