@@ -225,3 +225,41 @@ async fn an_oversize_post_answers_413_and_non_utf8_goes_out_as_binary() {
         .unwrap();
     assert_eq!(frame, Message::binary(vec![0xff, 0xfe]));
 }
+
+/// API Gateway's account-level rate is shared by every API call, `@connections` included: a
+/// back end that pushes past it is answered PostToConnection's 429 `LimitExceededException`,
+/// and so is a client's message once the pushes have spent the bucket.
+#[tokio::test]
+async fn connections_calls_count_against_the_accounts_rate() {
+    let limits = Limits {
+        account_rate_limit: 1.0 / 3600.0,
+        account_burst_limit: 4,
+        ..Limits::default()
+    };
+    let gateway = TestGateway::start(limits).await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    // The handshake's `$connect` takes one request of the four.
+    let mut client = connect(&url).await;
+    let id = script.connection_ids()[0].clone();
+    let path = format!("{}/{id}", path_of(&gateway.callback_url()));
+
+    let mut statuses = Vec::new();
+    for method in ["GET", "POST", "POST", "POST"] {
+        let (status, headers, _) = http(gateway.management_addr, method, &path, b"{}").await;
+        if status == 429 {
+            assert_eq!(
+                header(&headers, "x-amzn-errortype"),
+                Some("LimitExceededException")
+            );
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    // The two posts that went through arrived; the bucket is spent for the client too.
+    next_json(&mut client).await;
+    next_json(&mut client).await;
+    send_text(&mut client, r#"{"action":"onMessage"}"#).await;
+    let refused = next_json(&mut client).await;
+    assert_eq!(refused["message"], "Too Many Requests", "{refused}");
+}

@@ -55,6 +55,16 @@ async fn authenticate(State(gateway): State<Gateway>, request: Request, next: Ne
         tracing::info!(path = %parts.uri.path(), error = %refused, "management request refused");
         return aws_error(StatusCode::FORBIDDEN, refused.error_type, &refused.message);
     }
+    // Every `@connections` call is a request to the API, counted in the account's rate as a
+    // client's message is; past it, PostToConnection's documented 429.
+    // <https://docs.aws.amazon.com/apigatewaymanagementapi/latest/APIReference/API_PostToConnection.html>
+    if !gateway.account_throttle().allows() {
+        return aws_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "Rate exceeded",
+        );
+    }
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
