@@ -91,6 +91,11 @@ pub mod table {
     pub const EXPIRES_AT: &str = "expiresAt";
     /// The channels the connection is subscribed to (string set), in a room with channels.
     pub const CHANNELS: &str = "channels";
+    /// The key of the row whose `version` (number) every arrival and departure bumps, so that a
+    /// function can tell whether the listing it holds is still the room. No connection id has
+    /// a `#`; listings skip every row whose key starts with one.
+    pub const VERSION_ROW: &str = "#version";
+    pub const VERSION: &str = "version";
 }
 
 /// The channel table: one row per subscription, a channel's rows spread over
@@ -108,6 +113,12 @@ pub mod channel_table {
     /// writes a second; eight of them let a channel take 8,000 subscriptions a second and be read
     /// with eight Queries in parallel.
     pub const SHARDS: u32 = 8;
+
+    /// The partition of the channel's version row (`{channel}#version`, sort key `#`): no shard
+    /// number is `version`.
+    pub fn version_partition(channel: &str) -> String {
+        format!("{channel}#version")
+    }
 
     /// The partition a connection's subscription to `channel` lives in.
     pub fn partition(channel: &str, connection_id: &str) -> String {

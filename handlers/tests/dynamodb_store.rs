@@ -9,7 +9,8 @@ use chatroom_handlers::channels::Subscription;
 use chatroom_handlers::contract::channel_table;
 use chatroom_handlers::contract::{EXPIRY_MARGIN, MAX_CONNECTION_LIFETIME};
 use chatroom_handlers::{Connection, ConnectionStore};
-use chatroom_testkit::moto_sdk_config;
+use chatroom_testkit::iam_gate::{policy, records_of, register_principal};
+use chatroom_testkit::{moto_endpoint, moto_sdk_config, sdk_config_as};
 
 fn connection(id: &str, name: Option<&str>) -> Connection {
     Connection {
@@ -205,11 +206,114 @@ async fn a_channel_is_read_by_shard_and_left_with_the_room() {
             .all(|r| !["conn-00", "conn-01", "conn-02"].contains(&r.id.as_str()))
     );
     let rows = client.scan().table_name(&channels).send().await.unwrap();
+    let subscriptions: Vec<_> = rows
+        .items()
+        .iter()
+        .filter(|row| row["channelShard"] != AttributeValue::S("orders:42#version".into()))
+        .filter(|row| row["channelShard"] != AttributeValue::S("ops#version".into()))
+        .collect();
     assert_eq!(
-        rows.count, 37,
+        subscriptions.len(),
+        37,
         "no subscription row outlives its connection"
     );
-    let expires = &rows.items()[0]["expiresAt"];
+    let expires = &subscriptions[0]["expiresAt"];
     let expected_expiry = 1_795_593_600 + (MAX_CONNECTION_LIFETIME + EXPIRY_MARGIN).as_secs();
     assert_eq!(*expires, AttributeValue::N(expected_expiry.to_string()));
+}
+
+/// The DynamoDB operations `key` made, in order, as the IAM gate saw them.
+fn operations_of(key: &str) -> Vec<String> {
+    records_of(key)
+        .iter()
+        .filter_map(|r| r["operation"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A store signed as a principal of its own, allowed everything, so that its requests can be
+/// counted.
+async fn counted_store(test: &str) -> (DynamoDbStore, String, String) {
+    let key = format!("AKIACOUNTED{}{}", test.to_uppercase(), std::process::id());
+    register_principal(
+        &key,
+        "arn:aws:iam::123456789012:user/counted",
+        vec![policy(
+            "everything",
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}
+            ]}),
+        )],
+        false,
+    );
+    let owner = moto_sdk_config().await;
+    let (_, table) = create_table(&owner, test).await;
+    let (_, channels) = create_channel_table(&owner, test).await;
+    let sdk = sdk_config_as(&key, Some(&moto_endpoint())).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoDbStore::new(client, &table).with_channel_table(&channels);
+    (store, key, table)
+}
+
+#[tokio::test]
+#[ignore = "needs moto and the IAM gate; run through scripts/test.sh"]
+async fn a_message_reads_one_row_while_nobody_comes_or_goes() {
+    let (store, key, table) = counted_store("versions").await;
+    for id in ["conn-a", "conn-b"] {
+        store.put(connection(id, None)).await.unwrap();
+    }
+    store.subscribe("conn-a", "x", 10).await.unwrap();
+    let before = operations_of(&key).len();
+    assert_eq!(
+        store.list().await.unwrap().len(),
+        2,
+        "the version row is no one"
+    );
+    assert_eq!(store.list_channel("x").await.unwrap().len(), 1);
+    let first = operations_of(&key)[before..].to_vec();
+    let shards = chatroom_handlers::contract::channel_table::SHARDS as usize;
+    assert_eq!(first.len(), 2 + 1 + shards, "{first:?}");
+
+    // Nothing changed: one GetItem each, the listings reused.
+    let before = operations_of(&key).len();
+    store.list().await.unwrap();
+    store.list_channel("x").await.unwrap();
+    assert_eq!(operations_of(&key)[before..], ["GetItem", "GetItem"]);
+
+    // Another warm function (its own store) arrives; this one sees it at its next message.
+    let other = DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&moto_sdk_config().await),
+        &table,
+    );
+    other.put(connection("conn-c", None)).await.unwrap();
+    let before = operations_of(&key).len();
+    assert_eq!(store.list().await.unwrap().len(), 3);
+    assert_eq!(operations_of(&key)[before..], ["GetItem", "Scan"]);
+
+    // A leave through a 410 counts too, once: the second removal finds nothing to remove.
+    assert!(
+        store
+            .remove_if_connected_before("conn-c", i64::MAX)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .remove_if_connected_before("conn-c", i64::MAX)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.list().await.unwrap().len(), 2);
+    let version = |ops: &[String]| ops.iter().filter(|o| *o == "UpdateItem").count();
+    let before = operations_of(&key).len();
+    store
+        .remove_if_connected_before("conn-c", i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        version(&operations_of(&key)[before..]),
+        0,
+        "no bump for nothing"
+    );
+    store.unsubscribe("conn-a", "x").await.unwrap();
+    assert!(store.list_channel("x").await.unwrap().is_empty());
 }

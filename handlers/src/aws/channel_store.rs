@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use futures::future::{join_all, try_join_all};
 
 use super::dynamodb_store::{DynamoDbStore, failed, recipient};
+use super::listing_cache::Listing;
 use crate::channels::Subscription;
 use crate::contract::channel_table::{self, CONNECTION, DISPLAY_NAME, EXPIRES_AT, PARTITION};
 use crate::contract::expires_at_seconds;
@@ -101,6 +102,9 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(|e| failed("subscribe", e))?;
+        if !already {
+            self.bump(Listing::Channel(channel), "subscribe").await?;
+        }
         Ok(if already {
             Subscription::AlreadySubscribed
         } else {
@@ -143,6 +147,9 @@ impl DynamoDbStore {
         };
         self.delete_subscription(channel_table, channel, connection_id)
             .await?;
+        if held {
+            self.bump(Listing::Channel(channel), "unsubscribe").await?;
+        }
         Ok(held)
     }
 
@@ -158,9 +165,11 @@ impl DynamoDbStore {
             return Ok(());
         };
         // At most the room's channels per connection (100 at the most): one round of deletes.
-        let deletes = channels
-            .iter()
-            .map(|channel| self.delete_subscription(channel_table, channel, connection_id));
+        let deletes = channels.iter().map(|channel| async move {
+            self.delete_subscription(channel_table, channel, connection_id)
+                .await?;
+            self.bump(Listing::Channel(channel), "remove").await
+        });
         join_all(deletes).await.into_iter().collect()
     }
 
@@ -184,13 +193,23 @@ impl DynamoDbStore {
         Ok(())
     }
 
-    /// Every subscriber: one paged Query per shard, the shards read at once.
+    /// Every subscriber: the listing this function holds when the channel's version has not
+    /// moved, else one paged, strongly consistent Query per shard, the shards read at once.
     pub(super) async fn subscribers_of(&self, channel: &str) -> Result<Recipients, StoreError> {
         let channel_table = self.channel_table("list a channel")?;
+        let version = self
+            .version(Listing::Channel(channel), "list a channel")
+            .await?;
+        if let Some(kept) = self.listings.at(Listing::Channel(channel), version) {
+            return Ok(kept);
+        }
         let shards = (0..channel_table::SHARDS)
             .map(|shard| self.query_shard(channel_table, format!("{channel}#{shard}")));
         let pages = try_join_all(shards).await?;
-        Ok(pages.into_iter().flatten().collect())
+        let listing: Recipients = pages.into_iter().flatten().collect();
+        self.listings
+            .keep(Listing::Channel(channel), version, &listing);
+        Ok(listing)
     }
 
     async fn query_shard(
@@ -211,6 +230,7 @@ impl DynamoDbStore {
                 .expression_attribute_names("#id", CONNECTION)
                 .expression_attribute_names("#name", DISPLAY_NAME)
                 .expression_attribute_values(":partition", AttributeValue::S(partition.clone()))
+                .consistent_read(true)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await

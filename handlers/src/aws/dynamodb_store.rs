@@ -1,9 +1,11 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use super::listing_cache::{Listing, ListingCache};
 use crate::channels::Subscription;
 use crate::contract::expires_at_seconds;
 use crate::contract::table::{CONNECTED_AT, DISPLAY_NAME as NAME, EXPIRES_AT, KEY as ID};
@@ -17,7 +19,12 @@ pub struct DynamoDbStore {
     page_size: Option<i32>,
     /// The room's channel table, in a room with channels.
     pub(super) channel_table: Option<String>,
+    /// Listings kept between messages, shared by every clone of this store.
+    pub(super) listings: Arc<ListingCache>,
 }
+
+/// The listings a store keeps unless told otherwise: a room of 100,000 is about 10 MB.
+pub const DEFAULT_LISTING_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 impl DynamoDbStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -26,7 +33,14 @@ impl DynamoDbStore {
             table: table.into(),
             page_size: None,
             channel_table: None,
+            listings: Arc::new(ListingCache::new(DEFAULT_LISTING_CACHE_BYTES)),
         }
+    }
+
+    /// Keeps at most `bytes` of listings between messages (0 keeps none).
+    pub fn with_listing_cache_bytes(mut self, bytes: usize) -> Self {
+        self.listings = Arc::new(ListingCache::new(bytes));
+        self
     }
 
     /// Keeps subscriptions in `table` (see `channel_store.rs`).
@@ -56,6 +70,10 @@ pub(super) fn recipient(row: &HashMap<String, AttributeValue>) -> Option<Recipie
     let Some(AttributeValue::S(id)) = row.get(ID) else {
         return None;
     };
+    // The room's own rows (its version), which no connection id can name.
+    if id.starts_with('#') {
+        return None;
+    }
     let display_name = match row.get(NAME) {
         Some(AttributeValue::S(name)) => Some(name.clone()),
         _ => None,
@@ -90,7 +108,7 @@ impl ConnectionStore for DynamoDbStore {
             .send()
             .await
             .map_err(|e| failed("put", e))?;
-        Ok(())
+        self.bump(Listing::Room, "put").await
     }
 
     /// DeleteItem returning the old row (`ReturnValues: ALL_OLD`), for its display name.
@@ -106,6 +124,7 @@ impl ConnectionStore for DynamoDbStore {
             .map_err(|e| failed("remove", e))?;
         let old_row = deleted.attributes.filter(|row| !row.is_empty());
         if let Some(row) = &old_row {
+            self.bump(Listing::Room, "remove").await?;
             self.leave_channels(connection_id, row).await?;
         }
         Ok(old_row.map(|row| Recipient {
@@ -137,8 +156,11 @@ impl ConnectionStore for DynamoDbStore {
             .await;
         match deleted {
             Ok(deleted) => {
-                if let Some(row) = &deleted.attributes {
-                    self.leave_channels(connection_id, row).await?;
+                // Deleting a row that was already gone succeeds too: only a row this call
+                // deleted changes the room.
+                if let Some(row) = deleted.attributes.filter(|row| !row.is_empty()) {
+                    self.bump(Listing::Room, "remove").await?;
+                    self.leave_channels(connection_id, &row).await?;
                 }
                 Ok(true)
             }
@@ -154,9 +176,17 @@ impl ConnectionStore for DynamoDbStore {
         }
     }
 
-    /// Scans every page, reading only the id and display name of each row.
+    /// The listing this function holds when the room's version has not moved since it was
+    /// read (one GetItem); otherwise a strongly consistent scan of every page, kept for the
+    /// next message.
     async fn list(&self) -> Result<Recipients, StoreError> {
-        self.scan(None).await.map(|all| all.unwrap_or_default())
+        let version = self.version(Listing::Room, "list").await?;
+        if let Some(kept) = self.listings.at(Listing::Room, version) {
+            return Ok(kept);
+        }
+        let listing = self.scan(None).await?.unwrap_or_default();
+        self.listings.keep(Listing::Room, version, &listing);
+        Ok(listing)
     }
 
     /// Scans with `Limit` one past `most`: a large room costs one bounded page, not a scan of
@@ -203,6 +233,8 @@ impl DynamoDbStore {
                 .projection_expression("#id, #name")
                 .expression_attribute_names("#id", ID)
                 .expression_attribute_names("#name", NAME)
+                // A listing read after a version must hold every change that version counts.
+                .consistent_read(true)
                 .set_limit(limit)
                 .set_exclusive_start_key(start_key)
                 .send()

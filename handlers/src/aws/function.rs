@@ -8,7 +8,7 @@ use aws_lambda_events::apigw::{
 
 use super::authorizer::{AuthorizerError, AuthorizerResponse, authorize};
 use super::dynamodb_history::DynamoDbHistory;
-use super::dynamodb_store::DynamoDbStore;
+use super::dynamodb_store::{DEFAULT_LISTING_CACHE_BYTES, DynamoDbStore};
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
 use crate::channels::{ChannelSettings, MAX_CHANNELS_PER_CONNECTION};
@@ -28,6 +28,9 @@ pub struct FunctionConfig {
     pub auth: Option<JwtSettings>,
     /// Set for a room with `spec.channels`: where subscriptions are kept.
     pub channel_table: Option<String>,
+    /// The most bytes of listings a warm function keeps between messages: a quarter of the
+    /// memory Lambda gives it (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
+    pub listing_cache_bytes: usize,
 }
 
 /// Where and how much history the room keeps.
@@ -137,6 +140,9 @@ impl FunctionConfig {
             }
             chat.channels = Some(settings);
         }
+        let listing_cache_bytes = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .and_then(|mb| mb.parse::<usize>().ok())
+            .map_or(DEFAULT_LISTING_CACHE_BYTES, |mb| mb * 1024 * 1024 / 4);
         let auth = JwtSettings::from_lookup(&lookup)?;
         chat.names_from_authorizer = auth.is_some();
         Ok(Self {
@@ -146,6 +152,7 @@ impl FunctionConfig {
             history,
             auth,
             channel_table,
+            listing_cache_bytes,
         })
     }
 }
@@ -169,7 +176,8 @@ impl Function {
             None => None,
         };
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let mut store = DynamoDbStore::new(dynamodb.clone(), &config.table_name);
+        let mut store = DynamoDbStore::new(dynamodb.clone(), &config.table_name)
+            .with_listing_cache_bytes(config.listing_cache_bytes);
         if let Some(channel_table) = &config.channel_table {
             store = store.with_channel_table(channel_table);
         }
@@ -319,6 +327,18 @@ mod tests {
 
     fn config_without_history() -> FunctionConfig {
         config(&[("TABLE_NAME", "t")]).unwrap()
+    }
+
+    #[test]
+    fn the_listing_cache_is_a_quarter_of_the_functions_memory() {
+        let off_lambda = config_without_history();
+        assert_eq!(off_lambda.listing_cache_bytes, DEFAULT_LISTING_CACHE_BYTES);
+        let on_lambda = config(&[
+            ("TABLE_NAME", "t"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769"),
+        ])
+        .unwrap();
+        assert_eq!(on_lambda.listing_cache_bytes, 1769 * 1024 * 1024 / 4);
     }
 
     #[test]

@@ -6,7 +6,9 @@ mod channel_store;
 mod dynamodb_history;
 mod dynamodb_store;
 mod function;
+mod listing_cache;
 mod management_sender;
+mod versions;
 
 pub use authorizer::{AuthorizerError, AuthorizerResponse, authorize, is_authorizer_event};
 pub use dynamodb_history::DynamoDbHistory;

@@ -29,11 +29,10 @@ pub enum PolicyField {
     Document,
 }
 
-/// Exactly what the handlers use: PutItem / DeleteItem / Scan on the table (PutItem and Query
-/// on the history table, when there is one; with channels, UpdateItem on the table for a
-/// connection's set of channels, and PutItem / DeleteItem / Query on the channel table),
-/// PostToConnection on this stage, and writing to the function's own log group, which the
-/// operator creates.
+/// Exactly what the handlers use: PutItem / DeleteItem / Scan / GetItem / UpdateItem on the
+/// table (PutItem and Query on the history table, when there is one; the table's five but Scan
+/// on the channel table, Query instead, when the room has channels), PostToConnection on this
+/// stage, and writing to the function's own log group, which the operator creates.
 pub fn desired(scope: &PolicyScope<'_>) -> Value {
     let PolicyScope {
         partition,
@@ -46,21 +45,19 @@ pub fn desired(scope: &PolicyScope<'_>) -> Value {
         stage,
         log_group,
     } = scope;
-    let mut connection_actions = vec!["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"];
-    if channel_table_arn.is_some() {
-        connection_actions.push("dynamodb:UpdateItem");
-    }
+    // GetItem and UpdateItem: the room's version row, read by every message and bumped by
+    // every arrival and departure (and a connection's set of channels).
     let mut statements = vec![json!({
         "Sid": "ConnectionTable",
         "Effect": "Allow",
-        "Action": connection_actions,
+        "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"],
         "Resource": table_arn
     })];
     if let Some(channel_table_arn) = channel_table_arn {
         statements.push(json!({
             "Sid": "ChannelTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+            "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
             "Resource": channel_table_arn
         }));
     }
@@ -232,19 +229,15 @@ mod tests {
         assert_eq!(statement("ChannelTable")["Resource"], channels);
         assert_eq!(
             statement("ChannelTable")["Action"],
-            json!(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"])
-        );
-        assert_eq!(
-            statement("ConnectionTable")["Action"],
             json!([
                 "dynamodb:PutItem",
                 "dynamodb:DeleteItem",
-                "dynamodb:Scan",
+                "dynamodb:Query",
+                "dynamodb:GetItem",
                 "dynamodb:UpdateItem"
             ])
         );
         let without = desired(&scope());
-        assert!(!without.to_string().contains("UpdateItem"));
         assert!(!without.to_string().contains("ChannelTable"));
     }
 
