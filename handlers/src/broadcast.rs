@@ -15,6 +15,9 @@ pub struct Fanout {
     /// A connection that answers 410 is removed only if it was made before this instant
     /// (epoch milliseconds): a younger one may still be inside its `$connect`.
     pub settled_before_ms: i64,
+    /// Names the message for whoever posts a page of it elsewhere, so that a page delivered
+    /// twice is posted once (0: not named).
+    pub message: u64,
 }
 
 impl Fanout {
@@ -24,7 +27,18 @@ impl Fanout {
         Self {
             concurrency,
             settled_before_ms: now_ms.saturating_sub(window),
+            message: 0,
         }
+    }
+
+    /// The same broadcast, named by the id API Gateway gave its request.
+    pub fn for_request(mut self, request_id: &str) -> Self {
+        self.message = request_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        self
     }
 }
 
@@ -38,6 +52,8 @@ pub struct BroadcastReport {
     pub connecting: Vec<String>,
     /// Connections whose post failed for another reason; they stay in the store.
     pub failed: Vec<String>,
+    /// Pages of recipients handed to other posters, who report on their own.
+    pub handed_off: usize,
 }
 
 /// Posts `payload` to every recipient with at most `fanout.concurrency` posts in flight, then
@@ -64,6 +80,14 @@ where
             tracing::warn!(connection_id = %recipient.id, %reason, "post to connection failed");
             report.failed.push(recipient.id.clone());
         }
+    };
+    let handed = sender.hand_off(recipients, &payload, &fanout).await;
+    let recipients = match &handed {
+        Some(handed) => {
+            report.handed_off = handed.pages;
+            &handed.left[..]
+        }
+        None => recipients,
     };
     if let Some(outcomes) = sender.post_now(recipients, &payload) {
         for (recipient, outcome) in recipients.iter().zip(outcomes) {

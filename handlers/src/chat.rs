@@ -326,12 +326,16 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
                 tracing::error!(%error, "could not keep the message in the history");
             }
         }
+        let request_id = event.request_context.request_id.as_deref();
         let fanout = Fanout::at(
             received.timestamp_millis(),
             self.config.broadcast_concurrency,
-        );
+        )
+        .for_request(request_id.unwrap_or_default());
         let report = broadcast(&self.store, &self.sender, &recipients, payload, fanout).await;
         tracing::info!(
+            recipients = recipients.len(),
+            handed_off = report.handed_off,
             delivered = report.delivered,
             gone = report.gone.len(),
             connecting = report.connecting.len(),

@@ -43,6 +43,9 @@ pub mod env {
     pub const CHANNEL_TABLE: &str = "CHANNEL_TABLE";
     /// The most channels a connection may hold (1–100; default 10), with `CHANNEL_TABLE`.
     pub const CHANNELS_PER_CONNECTION: &str = "CHANNELS_PER_CONNECTION";
+    /// The most `@connections` posts a second one broadcast of the room makes, across every
+    /// invocation posting a page of it (default 5,000, half an account's default rate).
+    pub const FANOUT_POSTS_PER_SECOND: &str = "FANOUT_POSTS_PER_SECOND";
 }
 
 /// What the room's authorizer puts in its context, which API Gateway hands every event of an
@@ -96,7 +99,23 @@ pub mod table {
     /// a `#`; listings skip every row whose key starts with one.
     pub const VERSION_ROW: &str = "#version";
     pub const VERSION: &str = "version";
+    /// `#fanout#{slot}`: which parts of a recent large broadcast were posted, so that a part
+    /// Lambda delivers twice is posted once (`aws/fanout_marks.rs`).
+    pub const FANOUT_ROW_PREFIX: &str = "#fanout#";
+    /// The fan-out row's set of handled parts (`{page}@{offset}`, strings).
+    pub const HANDLED: &str = "handled";
 }
+
+/// Past this many recipients a broadcast is handed, a page of at most this many to each, to
+/// asynchronous invocations of the room's own function; up to it, the invocation that got the
+/// message posts it. A page's ids fit well inside Lambda's 1 MB asynchronous payload beside a
+/// 128 KB message.
+pub const FANOUT_PAGE_RECIPIENTS: usize = 1_000;
+
+/// The room's posting budget unless `spec.fanout.postsPerSecond` says otherwise: half the
+/// account's default 10,000 requests a second, which every API of the account shares.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>
+pub const DEFAULT_FANOUT_POSTS_PER_SECOND: u32 = 5_000;
 
 /// The channel table: one row per subscription, a channel's rows spread over
 /// [`CHANNEL_SHARDS`](channel_table::SHARDS) partitions.

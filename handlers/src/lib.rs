@@ -27,7 +27,7 @@ pub use history::{
 };
 pub use memory_store::MemoryStore;
 pub use route_selection::{InvalidExpression, RouteSelectionExpression, sorted_keys};
-pub use sender::{SendError, Sender};
+pub use sender::{HandOff, SendError, Sender};
 pub use store::{Connection, ConnectionStore, Recipient, Recipients, StoreError, anonymous_label};
 
 /// Re-exported so that shells build events and responses with the exact types this crate reads.

@@ -31,4 +31,24 @@ pub trait Sender: Send + Sync {
     ) -> Option<Vec<Result<(), SendError>>> {
         None
     }
+
+    /// Hands a broadcast too large for one poster to others (the Lambda shell invokes copies
+    /// of its function, each with a page of recipients), when this sender can: which
+    /// recipients it could not hand off, to be posted here. `None` — the default — hands off
+    /// nothing.
+    fn hand_off(
+        &self,
+        _recipients: &[Recipient],
+        _payload: &Bytes,
+        _fanout: &crate::broadcast::Fanout,
+    ) -> impl Future<Output = Option<HandOff>> + Send {
+        async { None }
+    }
+}
+
+/// What a hand-off did: how many pages others now post, and who is left to post here.
+#[derive(Debug, Default)]
+pub struct HandOff {
+    pub pages: usize,
+    pub left: Vec<Recipient>,
 }

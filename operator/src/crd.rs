@@ -117,6 +117,9 @@ pub struct ChatRoomSpec {
     pub channels: Option<ChannelsSpec>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +156,7 @@ impl Default for ChatRoomSpec {
             throttling: None,
             history: None,
             channels: None,
+            fanout: None,
             auth: None,
             domain: None,
             access_log: None,
@@ -305,6 +309,33 @@ impl ChatRoomSpec {
             max_per_connection: most.clamp(1, MAX_CHANNELS_PER_CONNECTION),
         })
     }
+}
+
+/// How fast one broadcast may go out. API Gateway allows each account and Region 10,000
+/// requests a second (burst 5,000), every API's messages and `@connections` posts together; a
+/// broadcast to N connections is N posts. Past 1,000 recipients the room's function hands the
+/// broadcast, 1,000 to a page, to invocations of itself that post in parallel within this
+/// budget, so a broadcast takes about N / postsPerSecond seconds.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FanoutSpec {
+    /// Posts a second for one broadcast, 1–1,000,000 (default 5,000: half the account's
+    /// default rate). More than the account's quota only earns 429s, which are retried.
+    #[serde(default = "default_posts_per_second")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub posts_per_second: i32,
+}
+
+impl Default for FanoutSpec {
+    fn default() -> Self {
+        Self {
+            posts_per_second: default_posts_per_second(),
+        }
+    }
+}
+
+fn default_posts_per_second() -> i32 {
+    i32::try_from(chatroom_handlers::contract::DEFAULT_FANOUT_POSTS_PER_SECOND).unwrap_or(5_000)
 }
 
 /// Who may join: without it, anyone who knows the URL.

@@ -8,11 +8,13 @@ mod aws_support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use aws_support::{converge, function_environment, names, provider_with_zip, room, sdk};
 use chatroom_operator::crd::{ChannelsSpec, ChatRoom, HistorySpec};
 use chatroom_testkit::iam_gate::{policy, records_of, register_principal_within};
 use chatroom_testkit::lambda_runtime::{Function, Outcome};
+use chatroom_testkit::lambda_service::LambdaService;
 use chatroom_testkit::{moto_endpoint, repo_root};
 use serde_json::Value;
 
@@ -155,6 +157,10 @@ struct RoomFunction {
     api: String,
     stage: String,
     environment: HashMap<String, String>,
+    /// What the function runs, and with what, for copies of it.
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    name: String,
 }
 
 impl RoomFunction {
@@ -222,12 +228,38 @@ impl RoomFunction {
         ]);
         env.extend(change.iter().cloned());
         let function = Function::start(&binary, &names.function, &env).await;
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         Self {
             function,
             api,
             stage,
             environment,
+            env,
+            binary,
+            name: names.function.clone(),
         }
+    }
+
+    /// `processes` copies of the function behind `service`, as Lambda runs the pages the
+    /// function hands to itself.
+    async fn copies_behind(&self, service: &mut LambdaService, processes: usize) {
+        let env: Vec<(&str, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        service
+            .run(
+                processes,
+                &self.binary,
+                &self.name,
+                &env,
+                Duration::from_secs(20),
+            )
+            .await;
     }
 
     /// A recorded API Gateway event for `route`, as this room's API sends it.
@@ -507,5 +539,109 @@ async fn channels_reach_their_subscribers_only_with_the_roles_permissions() {
     assert_eq!(
         asked, expected,
         "no history read or written by channel messages\n{logs}"
+    );
+}
+
+/// Writes `count` settled connections (`fan-00000`…) into the room's table, as the owner.
+async fn crowd(table: &str, count: usize) -> Vec<String> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let ids: Vec<String> = (0..count).map(|i| format!("fan-{i:05}=")).collect();
+    chatroom_testkit::write_settled_connections(&dynamodb, table, &ids).await;
+    ids
+}
+
+/// The connections `key` posted to, each once per post.
+fn posted_by(key: &str, api: &str, stage: &str) -> Vec<String> {
+    let prefix = format!("{api}/{stage}/POST/@connections/");
+    let mut posted: Vec<String> = decisions(key)
+        .into_iter()
+        .filter(|(action, _, decision)| {
+            action == "execute-api:ManageConnections" && decision == "Allowed"
+        })
+        .filter_map(|(_, resource, _)| Some(resource.split_once(&prefix)?.1.to_owned()))
+        .collect();
+    posted.sort();
+    posted
+}
+
+#[tokio::test]
+#[ignore = "needs moto, the IAM gate and bootstrap.zip; run through scripts/test.sh"]
+async fn a_large_broadcast_is_handed_to_copies_of_the_function_which_its_role_may_invoke() {
+    let key = format!("AKIAROOMFANOUT{}", std::process::id());
+    let mut service = LambdaService::listen().await;
+    let port = service.endpoint().rsplit(':').next().unwrap().to_owned();
+    let through_gate = format!("{}/__lambda-invoke/{port}", moto_endpoint());
+    let change = [("AWS_ENDPOINT_URL_LAMBDA", through_gate)];
+    let mut room = RoomFunction::start("fanout", &key, false, &change).await;
+    room.copies_behind(&mut service, 2).await;
+    let ids = crowd(&room.environment["TABLE_NAME"], 1_100).await;
+
+    let event = room.event_from("message.json", &ids[0], None, None);
+    assert_eq!(room.function.invoke(event).await.status_code(), 200);
+    let ran = service.settled(Duration::from_secs(60)).await;
+    let logs = service.stop().await + &room.function.stop();
+
+    assert_eq!(ran.len(), 2, "two pages, each run once: {ran:#?}\n{logs}");
+    let decisions = decisions(&key);
+    let refused: Vec<_> = decisions.iter().filter(|d| d.2 != "Allowed").collect();
+    assert!(refused.is_empty(), "{refused:#?}\n{logs}");
+    let own = format!(
+        "arn:aws:lambda:us-east-1:123456789012:function:{}",
+        room.name
+    );
+    let invokes: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.0 == "lambda:InvokeFunction")
+        .collect();
+    assert_eq!(invokes.len(), 2, "{invokes:#?}");
+    assert!(invokes.iter().all(|d| d.1 == own), "{invokes:#?}");
+    assert_eq!(
+        posted_by(&key, &room.api, &room.stage),
+        ids,
+        "each connection, once"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto, the IAM gate and bootstrap.zip; run through scripts/test.sh"]
+async fn a_room_function_may_not_invoke_another_function_and_posts_the_pages_itself() {
+    let key = format!("AKIAROOMNOFANOUT{}", std::process::id());
+    let service = LambdaService::listen().await;
+    let port = service.endpoint().rsplit(':').next().unwrap().to_owned();
+    let change = [
+        (
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("{}/__lambda-invoke/{port}", moto_endpoint()),
+        ),
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "chatroom-default-someone-else".to_owned(),
+        ),
+    ];
+    let mut room = RoomFunction::start("no-fanout", &key, true, &change).await;
+    let ids = crowd(&room.environment["TABLE_NAME"], 1_100).await;
+
+    let event = room.event_from("message.json", &ids[0], None, None);
+    assert_eq!(room.function.invoke(event).await.status_code(), 200);
+    let logs = room.function.stop();
+
+    let denied: Vec<_> = decisions(&key)
+        .into_iter()
+        .filter(|d| d.2 != "Allowed")
+        .collect();
+    assert!(
+        !denied.is_empty()
+            && denied.iter().all(|d| d.0 == "lambda:InvokeFunction"
+                && d.1.ends_with(":function:chatroom-default-someone-else")),
+        "{denied:#?}\n{logs}"
+    );
+    assert!(
+        service.settled(Duration::from_secs(1)).await.is_empty(),
+        "no copy ran"
+    );
+    assert_eq!(
+        posted_by(&key, &room.api, &room.stage),
+        ids,
+        "posted here instead\n{logs}"
     );
 }

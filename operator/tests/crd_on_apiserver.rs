@@ -140,6 +140,8 @@ fn rooms_at_every_bound_are_accepted_by_the_api_server_and_by_validate() {
         json!({ "channels": { "maxPerConnection": 100 } }),
         json!({ "channels": { "maxPerConnection": 1 } }),
         json!({ "channels": {} }),
+        json!({ "fanout": { "postsPerSecond": 1_000_000 } }),
+        json!({ "fanout": { "postsPerSecond": 1 } }),
         json!({ "domain": {
             "name": "chat.example.com",
             "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d",

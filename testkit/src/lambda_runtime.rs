@@ -42,13 +42,16 @@ struct RuntimeApi {
     queued: Notify,
     outcomes: Mutex<Option<mpsc::UnboundedSender<Outcome>>>,
     function_arn: String,
+    /// The function's timeout: each invocation's deadline is this far from its start.
+    timeout: Duration,
 }
 
 async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> impl IntoResponse {
     loop {
         let next = api.queue.lock().unwrap().pop_front();
         if let Some((request_id, event)) = next {
-            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+            let timeout = i64::try_from(api.timeout.as_millis()).unwrap_or(i64::MAX);
+            let deadline = chrono::Utc::now().timestamp_millis() + timeout;
             let mut headers = HeaderMap::new();
             headers.insert("lambda-runtime-aws-request-id", request_id.parse().unwrap());
             headers.insert(
@@ -98,8 +101,19 @@ impl Function {
     /// Starts `binary` named `function_name` with Lambda's reserved environment (the owner's
     /// dummy credentials, us-east-1) and then `env`, which overrides it.
     pub async fn start(binary: &FilePath, function_name: &str, env: &[(&str, String)]) -> Self {
+        Self::start_with_timeout(binary, function_name, env, Duration::from_secs(30)).await
+    }
+
+    /// [`Function::start`] for a function whose invocations each have `timeout`.
+    pub async fn start_with_timeout(
+        binary: &FilePath,
+        function_name: &str,
+        env: &[(&str, String)],
+        timeout: Duration,
+    ) -> Self {
         let api = Arc::new(RuntimeApi {
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}"),
+            timeout,
             ..RuntimeApi::default()
         });
         let (sender, outcomes) = mpsc::unbounded_channel();
@@ -130,6 +144,15 @@ impl Function {
 
     /// Invokes the function with `event` and waits (at most 20 s) for its answer.
     pub async fn invoke(&mut self, event: Value) -> Outcome {
+        let request_id = format!("request-{}", self.invocations + 1);
+        self.try_invoke(event, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no answer to {request_id}"))
+    }
+
+    /// Invokes the function with `event`; `None` when no answer came within `patience` (the
+    /// process died, or hangs).
+    pub async fn try_invoke(&mut self, event: Value, patience: Duration) -> Option<Outcome> {
         self.invocations += 1;
         let request_id = format!("request-{}", self.invocations);
         self.api
@@ -138,14 +161,18 @@ impl Function {
             .unwrap()
             .push_back((request_id.clone(), event));
         self.api.queued.notify_waiters();
-        let outcome = tokio::time::timeout(Duration::from_secs(20), self.outcomes.recv())
+        let outcome = tokio::time::timeout(patience, self.outcomes.recv())
             .await
-            .unwrap_or_else(|_| panic!("no answer to {request_id}"))
-            .unwrap();
+            .ok()??;
         match &outcome {
             Outcome::Response(id, _) | Outcome::Error(id, _) => assert_eq!(*id, request_id),
         }
-        outcome
+        Some(outcome)
+    }
+
+    /// The process's id, for a test that kills it mid-invocation.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the process and answers what it wrote (stderr, then stdout).

@@ -5,6 +5,7 @@
 pub mod iam_gate;
 pub mod jwt;
 pub mod lambda_runtime;
+pub mod lambda_service;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -115,4 +116,33 @@ pub async fn create_connection_table(
         .send()
         .await
         .unwrap();
+}
+
+/// Writes a connection row for each of `ids`, long settled (`connectedAt` 1 ms after the
+/// epoch), 25 to a BatchWriteItem: a crowd for a room's broadcasts to reach.
+pub async fn write_settled_connections(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    ids: &[String],
+) {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    for batch in ids.chunks(25) {
+        let writes = batch
+            .iter()
+            .map(|id| {
+                let item = std::collections::HashMap::from([
+                    ("connectionId".to_owned(), AttributeValue::S(id.clone())),
+                    ("connectedAt".to_owned(), AttributeValue::N("1".into())),
+                ]);
+                let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        dynamodb
+            .batch_write_item()
+            .request_items(table, writes)
+            .send()
+            .await
+            .unwrap();
+    }
 }

@@ -168,12 +168,23 @@ function connectionsApi(url) {
   return match ? { api: { id: match[1], stage: match[2] }, path: match[3] } : null
 }
 
-function forward(request, body, path) {
+// Lambda's Invoke, as a room's function calls it to hand pages of a broadcast to copies of
+// itself: moto cannot run a function, so a test points the function's Lambda endpoint at
+// `/__lambda-invoke/{port}` here, where the test serves Invoke on loopback; the gate authorizes
+// the request as any other and hands it to that port.
+const LAMBDA_INVOKE = /^\/__lambda-invoke\/(\d{1,5})(\/2015-03-31\/functions\/[^/]+\/invocations)$/
+
+function lambdaInvoke(url) {
+  const match = LAMBDA_INVOKE.exec(url.pathname)
+  return match ? { port: Number(match[1]), path: match[2] } : null
+}
+
+function forward(request, body, path, to = { hostname: upstream.hostname, port: upstream.port }) {
   return new Promise((resolve, reject) => {
     const outgoing = http.request(
       {
-        host: upstream.hostname,
-        port: upstream.port,
+        host: to.hostname,
+        port: to.port,
         method: request.method,
         path,
         headers: request.headers,
@@ -221,7 +232,8 @@ async function handle(request, response) {
   const record = { seq: ++sequence, principal: scope?.accessKeyId ?? null, service: scope?.service ?? null }
   const url = new URL(request.url, 'http://gate')
   const connections = connectionsApi(url)
-  const pathname = connections ? connections.path : url.pathname
+  const invoke = lambdaInvoke(url)
+  const pathname = connections ? connections.path : invoke ? invoke.path : url.pathname
   const asking = {
     method: request.method,
     path: decodePath(pathname),
@@ -304,7 +316,9 @@ async function handle(request, response) {
     send(response, ...refusal)
     return
   }
-  const answer = await forward(request, body, connections ? pathname + url.search : request.url)
+  const answer = invoke
+    ? await forward(request, body, pathname + url.search, { hostname: '127.0.0.1', port: invoke.port })
+    : await forward(request, body, connections ? pathname + url.search : request.url)
   if (!stripTags || answer.statusCode !== 200) {
     response.writeHead(answer.statusCode, answer.headers)
     answer.pipe(response)

@@ -9,11 +9,12 @@ use aws_lambda_events::apigw::{
 use super::authorizer::{AuthorizerError, AuthorizerResponse, authorize};
 use super::dynamodb_history::DynamoDbHistory;
 use super::dynamodb_store::{DEFAULT_LISTING_CACHE_BYTES, DynamoDbStore};
+use super::fanout::Workers;
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
 use crate::channels::{ChannelSettings, MAX_CHANNELS_PER_CONNECTION};
 use crate::chat::{Chat, ChatConfig, ChatError};
-use crate::contract::env;
+use crate::contract::{DEFAULT_FANOUT_POSTS_PER_SECOND, env};
 use crate::history::{HistorySettings, MAX_HISTORY_MESSAGES};
 use crate::route_selection::{InvalidExpression, RouteSelectionExpression};
 
@@ -31,6 +32,11 @@ pub struct FunctionConfig {
     /// The most bytes of listings a warm function keeps between messages: a quarter of the
     /// memory Lambda gives it (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB).
     pub listing_cache_bytes: usize,
+    /// The room's posting budget, across every invocation posting a broadcast.
+    pub fanout_posts_per_second: u32,
+    /// The function's own name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets): large
+    /// broadcasts are handed to invocations of it. Unset, every broadcast is posted here.
+    pub function_name: Option<String>,
 }
 
 /// Where and how much history the room keeps.
@@ -58,6 +64,8 @@ pub enum ConfigError {
         "CHANNELS_PER_CONNECTION must be a whole number from 1 to {MAX_CHANNELS_PER_CONNECTION}, got {0:?}"
     )]
     ChannelsPerConnection(String),
+    #[error("FANOUT_POSTS_PER_SECOND must be a whole number from 1 to 1000000, got {0:?}")]
+    PostsPerSecond(String),
     #[error("HISTORY_TABLE is set, so {name} must be {expected}; got {got:?}")]
     History {
         name: &'static str,
@@ -143,6 +151,14 @@ impl FunctionConfig {
         let listing_cache_bytes = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
             .and_then(|mb| mb.parse::<usize>().ok())
             .map_or(DEFAULT_LISTING_CACHE_BYTES, |mb| mb * 1024 * 1024 / 4);
+        let fanout_posts_per_second = match get(env::FANOUT_POSTS_PER_SECOND) {
+            None => DEFAULT_FANOUT_POSTS_PER_SECOND,
+            Some(raw) => raw
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or(ConfigError::PostsPerSecond(raw))?,
+        };
         let auth = JwtSettings::from_lookup(&lookup)?;
         chat.names_from_authorizer = auth.is_some();
         Ok(Self {
@@ -153,6 +169,8 @@ impl FunctionConfig {
             auth,
             channel_table,
             listing_cache_bytes,
+            fanout_posts_per_second,
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
         })
     }
 }
@@ -160,12 +178,14 @@ impl FunctionConfig {
 /// The room's Lambda function: one SDK configuration, one store, and a management-API sender
 /// per endpoint (one in practice: a function serves one API stage).
 pub struct Function {
-    sdk: aws_config::SdkConfig,
-    store: DynamoDbStore,
+    pub(super) sdk: aws_config::SdkConfig,
+    pub(super) store: DynamoDbStore,
     history: Option<(DynamoDbHistory, HistorySettings)>,
-    config: FunctionConfig,
+    pub(super) config: FunctionConfig,
     sender: Mutex<Option<(String, ManagementApiSender)>>,
     verifier: Option<Verifier<HttpsKeySource>>,
+    /// Invocations of this same function, for large broadcasts.
+    pub(super) workers: Option<Workers>,
 }
 
 impl Function {
@@ -185,6 +205,10 @@ impl Function {
             let store = DynamoDbHistory::new(dynamodb.clone(), &h.table_name, &h.room);
             (store, h.settings)
         });
+        let workers = config
+            .function_name
+            .as_deref()
+            .map(|name| Workers::new(sdk, name));
         Ok(Self {
             sdk: sdk.clone(),
             store,
@@ -192,6 +216,7 @@ impl Function {
             config,
             sender: Mutex::default(),
             verifier,
+            workers,
         })
     }
 
@@ -232,7 +257,11 @@ impl Function {
         match cached.as_ref() {
             Some((known, sender)) if *known == endpoint => sender.clone(),
             _ => {
-                let sender = ManagementApiSender::new(&self.sdk, &endpoint);
+                let budget = f64::from(self.config.fanout_posts_per_second);
+                let mut sender = ManagementApiSender::new(&self.sdk, &endpoint).paced(budget);
+                if let Some(workers) = &self.workers {
+                    sender = sender.with_workers(workers.clone());
+                }
                 *cached = Some((endpoint, sender.clone()));
                 sender
             }

@@ -1,26 +1,88 @@
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
 use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_apigatewaymanagement::error::DisplayErrorContext;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::sender::{SendError, Sender};
+use super::fanout::{Workers, pages};
+use crate::broadcast::Fanout;
+use crate::contract::FANOUT_PAGE_RECIPIENTS;
+use crate::sender::{HandOff, SendError, Sender};
+use crate::store::Recipient;
 
-/// Posts to connections through the API Gateway Management API (`@connections`).
+/// Posts to connections through the API Gateway Management API (`@connections`), at most at
+/// its pace; past a page of recipients it hands a broadcast to workers, when it has them.
 #[derive(Clone, Debug)]
 pub struct ManagementApiSender {
     client: Client,
+    endpoint: String,
+    pace: Option<Arc<DefaultDirectRateLimiter>>,
+    posts_per_second: u32,
+    workers: Option<Workers>,
 }
+
+/// Attempts per post: a 429 (`LimitExceededException`, which the SDK counts as throttling) is
+/// retried with the SDK's exponential backoff and full jitter, from 100 ms up to 5 s.
+const ATTEMPTS_PER_POST: u32 = 8;
 
 impl ManagementApiSender {
     /// A sender for the API at `endpoint` (`https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`).
     pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
+        let retry = RetryConfig::standard()
+            .with_max_attempts(ATTEMPTS_PER_POST)
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_secs(5));
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint)
+            .retry_config(retry)
+            // The client-side retry quota would stop retrying a storm of 429s a pacing error
+            // caused, and lose those posts; each post's attempts are bounded instead.
+            .retry_partition(
+                RetryPartition::custom("chatroom-posts")
+                    .token_bucket(TokenBucket::unlimited())
+                    .build(),
+            )
             .build();
         Self {
             client: Client::from_conf(config),
+            endpoint: endpoint.to_owned(),
+            pace: None,
+            posts_per_second: 0,
+            workers: None,
         }
     }
+
+    /// Starts at most `posts_per_second` posts a second (a twentieth of a second's worth at
+    /// once).
+    pub fn paced(mut self, posts_per_second: f64) -> Self {
+        self.pace = quota(posts_per_second).map(|q| Arc::new(RateLimiter::direct(q)));
+        self.posts_per_second = posts_per_second.round() as u32;
+        self
+    }
+
+    /// Hands broadcasts past one page to `workers`, at most `posts_per_second` in all.
+    pub fn with_workers(mut self, workers: Workers) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+fn quota(posts_per_second: f64) -> Option<Quota> {
+    if !(posts_per_second.is_finite() && posts_per_second > 0.0) {
+        return None;
+    }
+    let burst = NonZeroU32::new(((posts_per_second / 20.0).ceil() as u32).max(1))?;
+    Quota::with_period(Duration::from_secs_f64(1.0 / posts_per_second))
+        .map(|q| q.allow_burst(burst))
 }
 
 /// The management endpoint for an event: `CALLBACK_URL` when set (custom domains, local
@@ -37,6 +99,9 @@ pub fn management_endpoint(callback_url: Option<&str>, domain_name: &str, stage:
 
 impl Sender for ManagementApiSender {
     async fn post(&self, connection_id: &str, payload: Bytes) -> Result<(), SendError> {
+        if let Some(pace) = &self.pace {
+            pace.until_ready().await;
+        }
         let sent = self
             .client
             .post_to_connection()
@@ -60,5 +125,41 @@ impl Sender for ManagementApiSender {
                 }
             }
         }
+    }
+
+    async fn hand_off(
+        &self,
+        recipients: &[Recipient],
+        payload: &Bytes,
+        fanout: &Fanout,
+    ) -> Option<HandOff> {
+        let workers = self.workers.as_ref()?;
+        if recipients.len() <= FANOUT_PAGE_RECIPIENTS {
+            return None;
+        }
+        // Chat frames are JSON text; anything else is posted here.
+        let payload = String::from_utf8(payload.to_vec()).ok()?;
+        let pages = pages(
+            recipients,
+            payload,
+            &self.endpoint,
+            fanout.message,
+            self.posts_per_second.max(1),
+            fanout.settled_before_ms,
+        );
+        let handed = pages.len();
+        let refused = workers.invoke_all(pages).await;
+        let left: Vec<Recipient> = refused
+            .iter()
+            .flat_map(|page| &page.recipients)
+            .map(|id| Recipient {
+                id: id.clone(),
+                display_name: None,
+            })
+            .collect();
+        Some(HandOff {
+            pages: handed - refused.len(),
+            left,
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! The room's Lambda function (runtime `provided.al2023`): API Gateway invokes it for
 //! `$connect`, `$disconnect`, `$default` and the message route, and, in a room with auth, as
-//! the `$connect` route's REQUEST authorizer.
+//! the `$connect` route's REQUEST authorizer; it invokes itself, asynchronously, with the
+//! pages of a large broadcast.
 
 // The AWS SDK's nested futures need more than the default depth to lay out `main`'s future.
 #![recursion_limit = "256"]
@@ -11,7 +12,9 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
     ApiGatewayWebsocketProxyRequest,
 };
-use chatroom_handlers::aws::{Function, FunctionConfig, is_authorizer_event};
+use chatroom_handlers::aws::{
+    FANOUT_EVENT_KEY, FanoutPage, Function, FunctionConfig, is_authorizer_event, is_fanout_event,
+};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::Instrument;
@@ -48,7 +51,14 @@ async fn dispatch(
     function: &Function,
     event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
-    let (payload, context) = event.into_parts();
+    let (mut payload, context) = event.into_parts();
+    if is_fanout_event(&payload) {
+        let part: FanoutPage = serde_json::from_value(payload[FANOUT_EVENT_KEY].take())?;
+        let span = tracing::info_span!("fan-out", request_id = %context.request_id);
+        let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(context.deadline);
+        let report = function.fan_out(&part, deadline).instrument(span).await?;
+        return Ok(serde_json::json!({ "delivered": report.delivered, "skipped": report.skipped }));
+    }
     if is_authorizer_event(&payload) {
         let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
             serde_json::from_value(payload)?;

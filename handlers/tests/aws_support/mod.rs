@@ -92,6 +92,10 @@ pub struct ManagementApi {
     pub attempts: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub peak: AtomicUsize,
+    /// Answers this many posts 429 `LimitExceededException` first, whoever they are for: a
+    /// storm of throttling.
+    pub throttle_first: AtomicUsize,
+    pub throttled: AtomicUsize,
 }
 
 impl ManagementApi {
@@ -132,6 +136,17 @@ async fn answer(
         tokio::time::sleep(delay).await;
     }
     api.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let storm = api
+        .throttle_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if storm.is_ok() {
+        api.throttled.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("x-amzn-ErrorType", "LimitExceededException")],
+            r#"{"message":"Rate exceeded"}"#.to_owned(),
+        );
+    }
     if api.gone.lock().unwrap().contains(&id) {
         return (
             StatusCode::GONE,

@@ -33,6 +33,7 @@ pub const RULES: &[Rule] = &[
     Rule::new("history-messages", history_messages),
     Rule::new("history-retention", history_retention),
     Rule::new("channels-per-connection", channels_per_connection),
+    Rule::new("fanout-posts-per-second", fanout_posts_per_second),
     Rule::new("jwt-issuer", jwt_issuer),
     Rule::new("jwt-audiences", jwt_audiences),
     Rule::new("jwt-jwks-uri", jwt_jwks_uri),
@@ -225,6 +226,20 @@ fn channels_per_connection(room: &ChatRoom, f: &mut Findings) {
             format!(
                 "must be between 1 and 100, got {}",
                 channels.max_per_connection
+            ),
+        );
+    }
+}
+
+fn fanout_posts_per_second(room: &ChatRoom, f: &mut Findings) {
+    if let Some(fanout) = &room.spec.fanout
+        && !(1..=1_000_000).contains(&fanout.posts_per_second)
+    {
+        f.fail(
+            "spec.fanout.postsPerSecond",
+            format!(
+                "must be between 1 and 1000000, got {}",
+                fanout.posts_per_second
             ),
         );
     }

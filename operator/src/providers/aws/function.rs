@@ -146,6 +146,12 @@ pub fn desired(
             ),
         ]);
     }
+    if let Some(fanout) = &spec.fanout {
+        environment.insert(
+            env::FANOUT_POSTS_PER_SECOND.to_owned(),
+            fanout.posts_per_second.to_string(),
+        );
+    }
     if let Some(url) = storage.callback_url {
         environment.insert(env::CALLBACK_URL.to_owned(), url.to_owned());
     }
@@ -585,6 +591,25 @@ mod tests {
         assert_eq!(environment[env::CHANNELS_PER_CONNECTION], "3");
         let without = wanted(&ChatRoomSpec::default()).environment;
         assert!(!without.contains_key(env::CHANNEL_TABLE));
+    }
+
+    #[test]
+    fn a_rooms_posting_budget_reaches_its_function_when_set() {
+        let spec = ChatRoomSpec {
+            fanout: Some(crate::crd::FanoutSpec {
+                posts_per_second: 9_000,
+            }),
+            ..ChatRoomSpec::default()
+        };
+        assert_eq!(
+            wanted(&spec).environment[env::FANOUT_POSTS_PER_SECOND],
+            "9000"
+        );
+        let default = wanted(&ChatRoomSpec::default()).environment;
+        assert!(
+            !default.contains_key(env::FANOUT_POSTS_PER_SECOND),
+            "the function's default"
+        );
     }
 
     #[test]

@@ -226,6 +226,7 @@ async fn function_part(
                 api_id,
                 stage: &room.spec.stage,
                 log_group: &names.log_group(),
+                function: &names.function,
             };
             let converged = role_policy::converge(room, &scope).await?;
             progress.note(room, Step::Role, converged);

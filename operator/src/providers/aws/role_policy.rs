@@ -22,6 +22,8 @@ pub struct PolicyScope<'a> {
     pub api_id: &'a str,
     pub stage: &'a str,
     pub log_group: &'a str,
+    /// The room's own function, which hands pages of a large broadcast to copies of itself.
+    pub function: &'a str,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +34,8 @@ pub enum PolicyField {
 /// Exactly what the handlers use: PutItem / DeleteItem / Scan / GetItem / UpdateItem on the
 /// table (PutItem and Query on the history table, when there is one; the table's five but Scan
 /// on the channel table, Query instead, when the room has channels), PostToConnection on this
-/// stage, and writing to the function's own log group, which the operator creates.
+/// stage, invoking the room's own function (a large broadcast's pages), and writing to the
+/// function's own log group, which the operator creates.
 pub fn desired(scope: &PolicyScope<'_>) -> Value {
     let PolicyScope {
         partition,
@@ -44,6 +47,7 @@ pub fn desired(scope: &PolicyScope<'_>) -> Value {
         api_id,
         stage,
         log_group,
+        function,
     } = scope;
     // GetItem and UpdateItem: the room's version row, read by every message and bumped by
     // every arrival and departure (and a connection's set of channels).
@@ -74,6 +78,12 @@ pub fn desired(scope: &PolicyScope<'_>) -> Value {
         "Effect": "Allow",
         "Action": "execute-api:ManageConnections",
         "Resource": format!("arn:{partition}:execute-api:{region}:{account}:{api_id}/{stage}/POST/@connections/*")
+    }));
+    statements.push(json!({
+        "Sid": "FanoutToItself",
+        "Effect": "Allow",
+        "Action": "lambda:InvokeFunction",
+        "Resource": format!("arn:{partition}:lambda:{region}:{account}:function:{function}")
     }));
     statements.push(json!({
         "Sid": "FunctionLogs",
@@ -166,6 +176,7 @@ mod tests {
             api_id: "abc123",
             stage: "dev",
             log_group: "/aws/lambda/chatroom-default-lobby-x",
+            function: "chatroom-default-lobby-x",
         }
     }
 
@@ -239,6 +250,23 @@ mod tests {
         );
         let without = desired(&scope());
         assert!(!without.to_string().contains("ChannelTable"));
+    }
+
+    #[test]
+    fn the_function_may_invoke_itself_and_no_other() {
+        let policy = desired(&scope());
+        let invoking: Vec<&Value> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.to_string().contains("lambda:"))
+            .collect();
+        assert_eq!(invoking.len(), 1);
+        assert_eq!(invoking[0]["Action"], "lambda:InvokeFunction");
+        assert_eq!(
+            invoking[0]["Resource"],
+            "arn:aws:lambda:eu-west-1:123456789012:function:chatroom-default-lobby-x"
+        );
     }
 
     #[test]
