@@ -44,6 +44,8 @@ struct Queue {
     deliver_twice: std::sync::atomic::AtomicBool,
     /// The pid of the process running each worker's current event (0 when idle).
     busy: Mutex<Vec<u32>>,
+    /// Every worker's process, busy or not.
+    pids: Mutex<Vec<u32>>,
 }
 
 /// The Invoke API and its pool.
@@ -93,6 +95,7 @@ impl LambdaService {
         timeout: Duration,
     ) {
         self.queue.busy.lock().unwrap().resize(processes, 0);
+        self.queue.pids.lock().unwrap().resize(processes, 0);
         for index in 0..processes {
             let (queue, stop) = (self.queue.clone(), self.stop.clone());
             let (binary, name) = (binary.to_path_buf(), name.to_owned());
@@ -101,10 +104,17 @@ impl LambdaService {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect();
             let function = start(&binary, &name, &env, timeout).await;
+            self.queue.pids.lock().unwrap()[index] = function.pid();
             self.workers.push(tokio::spawn(work(
                 index, queue, stop, function, binary, name, env, timeout,
             )));
         }
+    }
+
+    /// The processes running now, one per worker (for a benchmark that holds each to a share
+    /// of a CPU).
+    pub fn pids(&self) -> Vec<u32> {
+        self.queue.pids.lock().unwrap().clone()
     }
 
     /// Kills the process running an event now, if any; answers whether one was.
@@ -186,10 +196,9 @@ async fn work(
         let failed = !matches!(outcome, Some(Outcome::Response(..)));
         if outcome.is_none() {
             // The process died or hung: Lambda starts a fresh one.
-            logs.push_str(
-                &std::mem::replace(&mut function, start(&binary, &name, &env, timeout).await)
-                    .stop(),
-            );
+            let fresh = start(&binary, &name, &env, timeout).await;
+            queue.pids.lock().unwrap()[index] = fresh.pid();
+            logs.push_str(&std::mem::replace(&mut function, fresh).stop());
         }
         let again = if failed && attempt < RETRIES {
             Some((event.clone(), attempt + 1))
