@@ -65,7 +65,9 @@ async fn main() {
     futures::future::join_all(writers).await;
     eprintln!("{recipients} connections written in {:?}", filled.elapsed());
 
-    let gone: Vec<usize> = (0..5).map(|k| (k * recipients / 5 + 3) % recipients).collect();
+    let gone: Vec<usize> = (0..5)
+        .map(|k| (k * recipients / 5 + 3) % recipients)
+        .collect();
     let requests = Arc::new(Requests::default());
     let dynamodb_url = counting_proxy(&moto, requests.clone()).await;
     let endpoint = Arc::new(Endpoint::new(recipients, rate, &gone));
@@ -84,7 +86,9 @@ async fn main() {
     ];
     let pages = recipients.div_ceil(chatroom_handlers::contract::FANOUT_PAGE_RECIPIENTS);
     let timeout = Duration::from_secs(29);
-    service.run(pages.max(1), &bootstrap, FUNCTION, &env, timeout).await;
+    service
+        .run(pages.max(1), &bootstrap, FUNCTION, &env, timeout)
+        .await;
     let mut coordinator = Function::start_with_timeout(&bootstrap, FUNCTION, &env, timeout).await;
     let mut pids = service.pids();
     pids.push(coordinator.pid());
@@ -271,7 +275,12 @@ async fn answer(
     };
     if endpoint.gone.get(index).copied().unwrap_or(true) {
         endpoint.gone_answers.fetch_add(1, Ordering::SeqCst);
-        return (StatusCode::GONE, [("x-amzn-ErrorType", "GoneException")], "{}").into_response();
+        return (
+            StatusCode::GONE,
+            [("x-amzn-ErrorType", "GoneException")],
+            "{}",
+        )
+            .into_response();
     }
     endpoint.received[index].fetch_add(1, Ordering::SeqCst);
     StatusCode::OK.into_response()
@@ -314,8 +323,16 @@ async fn counting_proxy(moto: &str, requests: Arc<Requests>) -> String {
                 .unwrap_or("other")
                 .to_owned();
             *requests.0.lock().unwrap().entry(operation).or_default() += 1;
-            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
             parts.uri = format!(
                 "http://{}{path}",
                 upstream.authority().map_or("", |a| a.as_str())
@@ -326,7 +343,11 @@ async fn counting_proxy(moto: &str, requests: Arc<Requests>) -> String {
             match client.request(forwarded).await {
                 Ok(answer) => {
                     let (parts, body) = answer.into_parts();
-                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     Response::from_parts(parts, axum::body::Body::from(body))
                 }
                 Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),

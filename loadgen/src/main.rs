@@ -39,6 +39,10 @@ pub struct Options {
     /// The route key messages select.
     #[arg(long, default_value = "onMessage")]
     pub action: String,
+    /// Every client subscribes to this channel before the first send, and every message is
+    /// sent to it (a room with `spec.channels`).
+    #[arg(long)]
+    pub channel: Option<String>,
     /// Bytes of text in each message.
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,

@@ -127,10 +127,38 @@ async fn connect(options: &Options, index: usize) -> Result<Socket, String> {
     // tungstenite's default 128 KiB read buffer per client would make the generator, not the
     // server, the thing measured.
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+    let mut socket =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+            .await
+            .map(|(socket, _)| socket)
+            .map_err(|e| e.to_string())?;
+    if let Some(channel) = &options.channel {
+        subscribe(&mut socket, channel).await?;
+    }
+    Ok(socket)
+}
+
+/// Subscribes to `channel` and waits for the room's answer, so that no message of the run is
+/// sent before every client is in the channel.
+async fn subscribe(socket: &mut Socket, channel: &str) -> Result<(), String> {
+    let request = serde_json::json!({ "action": "subscribe", "channel": channel });
+    socket
+        .send(Message::text(request.to_string()))
         .await
-        .map(|(socket, _)| socket)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = socket.next().await {
+            if let Ok(Message::Text(text)) = frame
+                && text.contains("\"type\":\"subscribed\"")
+            {
+                return Ok(());
+            }
+        }
+        Err("closed before it was subscribed".to_owned())
+    });
+    answered
+        .await
+        .map_err(|_| format!("no answer to subscribing to {channel}"))?
 }
 
 async fn send(
@@ -154,7 +182,13 @@ async fn send(
         let head = format!("{MARKER}{sender}|{seq}|{stamp}|");
         let padding = options.payload_bytes.saturating_sub(head.len());
         let text = format!("{head}{}", "x".repeat(padding));
-        let body = format!(r#"{{"action":"{}","message":"{text}"}}"#, options.action);
+        let body = match &options.channel {
+            Some(channel) => format!(
+                r#"{{"action":"{}","message":"{text}","channel":"{channel}"}}"#,
+                options.action
+            ),
+            None => format!(r#"{{"action":"{}","message":"{text}"}}"#, options.action),
+        };
         sink.send(Message::text(body))
             .await
             .map_err(|e| format!("sender {sender}: {e}"))?;

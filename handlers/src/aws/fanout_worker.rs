@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::fanout::{FanoutPage, HAND_ON_MARGIN};
 use super::function::Function;
-use super::management_sender::ManagementApiSender;
+use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::broadcast::{BroadcastReport, Fanout, broadcast};
 use crate::store::{Recipient, StoreError};
 
@@ -31,6 +31,15 @@ impl Function {
         deadline: SystemTime,
     ) -> Result<PartReport, StoreError> {
         let segment = part.segment();
+        if !self.posts_to(&part.endpoint) {
+            // Whoever may invoke the function could name any endpoint; it would get this
+            // role's signed requests.
+            tracing::error!(endpoint = %part.endpoint, "a part for an endpoint not this room's, refused");
+            return Ok(PartReport {
+                failed: part.recipients.len(),
+                ..PartReport::default()
+            });
+        }
         if self.store.fanout_handled(&part.message, &segment).await? {
             tracing::info!(page = part.page, %segment, "part already handled");
             return Ok(PartReport {
@@ -89,6 +98,25 @@ impl Function {
         Ok(report)
     }
 
+    /// Whether `endpoint` is one this function posts to itself: its `CALLBACK_URL`, or an
+    /// execute-api stage in its own Region.
+    fn posts_to(&self, endpoint: &str) -> bool {
+        if let Some(callback) = &self.config.callback_url {
+            return endpoint == management_endpoint(Some(callback), "", "");
+        }
+        let region = self.sdk.region().map_or("", |r| r.as_ref());
+        let Some((host, stage)) = endpoint
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return false;
+        };
+        let execute_api = [".amazonaws.com", ".amazonaws.com.cn"]
+            .iter()
+            .any(|suffix| host.ends_with(&format!(".execute-api.{region}{suffix}")));
+        execute_api && !region.is_empty() && !stage.is_empty() && !stage.contains('/')
+    }
+
     /// Hands the part's recipients from `posted` on to a fresh invocation: its offset, or
     /// `None` when it could not (this one then goes on, and may run out of time).
     async fn hand_on(&self, part: &FanoutPage, posted: usize) -> Option<u32> {
@@ -106,5 +134,51 @@ impl Function {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+    use super::*;
+    use crate::aws::FunctionConfig;
+
+    fn function(callback: Option<&str>) -> Function {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .build();
+        let config = FunctionConfig::from_lookup(|name| match name {
+            "TABLE_NAME" => Some("t".to_owned()),
+            "CALLBACK_URL" => callback.map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+        Function::new(&sdk, config).unwrap()
+    }
+
+    #[test]
+    fn a_part_is_posted_only_to_an_endpoint_of_this_room() {
+        let on_aws = function(None);
+        assert!(on_aws.posts_to("https://abc123.execute-api.eu-west-1.amazonaws.com/dev"));
+        for elsewhere in [
+            "https://abc123.execute-api.us-east-1.amazonaws.com/dev",
+            "http://abc123.execute-api.eu-west-1.amazonaws.com/dev",
+            "https://evil.example.com/dev",
+            "https://abc123.execute-api.eu-west-1.amazonaws.com.evil.example.com/dev",
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/dev/more",
+        ] {
+            assert!(!on_aws.posts_to(elsewhere), "{elsewhere}");
+        }
+        let behind_a_domain = function(Some(
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/@connections",
+        ));
+        assert!(
+            behind_a_domain.posts_to("https://abc123.execute-api.eu-west-1.amazonaws.com/prod")
+        );
+        assert!(
+            !behind_a_domain.posts_to("https://other.execute-api.eu-west-1.amazonaws.com/prod")
+        );
     }
 }
