@@ -33,11 +33,7 @@ impl Fanout {
 
     /// The same broadcast, named by the id API Gateway gave its request.
     pub fn for_request(mut self, request_id: &str) -> Self {
-        self.message = request_id
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+        self.message = crate::fnv::fnv1a(request_id);
         self
     }
 }

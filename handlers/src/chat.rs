@@ -304,17 +304,17 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             return Ok(response(413, None));
         }
         let kept = frame.to_json();
+        let request_id = event
+            .request_context
+            .request_id
+            .as_deref()
+            .unwrap_or_default();
         // A message no history answer could hold is delivered but not kept (history.rs); nor
         // is a channel's, which `history` would show to anyone in the room.
         if let Some((history, settings)) = &self.history
             && channel.is_none()
             && crate::history::fits_in_an_answer(&kept)
         {
-            let request_id = event
-                .request_context
-                .request_id
-                .as_deref()
-                .unwrap_or_default();
             let entry = HistoryEntry::new(
                 received.timestamp_millis(),
                 request_id,
@@ -326,12 +326,11 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
                 tracing::error!(%error, "could not keep the message in the history");
             }
         }
-        let request_id = event.request_context.request_id.as_deref();
         let fanout = Fanout::at(
             received.timestamp_millis(),
             self.config.broadcast_concurrency,
         )
-        .for_request(request_id.unwrap_or_default());
+        .for_request(request_id);
         let report = broadcast(&self.store, &self.sender, &recipients, payload, fanout).await;
         tracing::info!(
             recipients = recipients.len(),

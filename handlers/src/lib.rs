@@ -11,6 +11,7 @@ pub mod channels;
 mod chat;
 pub mod contract;
 mod display_name;
+pub mod fnv;
 mod frames;
 mod history;
 mod memory_store;

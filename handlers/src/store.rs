@@ -39,11 +39,7 @@ impl Recipient {
 
 /// A stable label for a nameless connection (FNV-1a of its id, 24 bits).
 pub fn anonymous_label(connection_id: &str) -> String {
-    let hash = connection_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+    let hash = crate::fnv::fnv1a(connection_id);
     format!("guest-{:06x}", hash & 0x00ff_ffff)
 }
 

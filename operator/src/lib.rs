@@ -10,7 +10,6 @@ pub mod controller;
 pub mod crd;
 mod election;
 pub mod files;
-mod fnv;
 pub mod gateway;
 pub mod providers;
 pub mod reconcile;

@@ -13,12 +13,12 @@ use chatroom_handlers::{
 };
 
 use crate::crd::{ChatRoom, ChatRoomSpec};
-use crate::fnv::fnv1a;
 use crate::gateway::{
     BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Outgoing, Room, RoomKey,
     stage_throttle,
 };
 use crate::report::{Failure, Outputs, Report, Verdict};
+use chatroom_handlers::fnv::fnv1a;
 
 type LocalChat = Chat<Arc<MemoryStore>, GatewaySender, Arc<MemoryHistory>>;
 

@@ -3,7 +3,7 @@
 //! rooms `default/lobby` never share a name, and `a-b`/`c` and `a`/`b-c` would otherwise both
 //! be `a-b-c`. The readable part is the namespace and name; the cluster is only in the hash.
 
-use crate::fnv::fnv1a;
+use chatroom_handlers::fnv::fnv1a;
 
 /// Names of one room's resources.
 #[derive(Clone, Debug, PartialEq, Eq)]
