@@ -25,7 +25,6 @@ pub struct FanoutPage {
     /// The message, as `Fanout::message` names it (hex).
     pub message: String,
     pub page: u32,
-    pub pages: u32,
     /// Where in its page this part begins: a part handed on before its poster's deadline
     /// begins past what that poster posted.
     pub offset: u32,
@@ -63,15 +62,13 @@ pub fn pages(
     settled_before_ms: i64,
 ) -> Vec<FanoutPage> {
     let chunks: Vec<&[Recipient]> = recipients.chunks(FANOUT_PAGE_RECIPIENTS).collect();
-    let pages = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
-    let share = f64::from(posts_per_second) / f64::from(pages.max(1));
+    let share = f64::from(posts_per_second) / chunks.len().max(1) as f64;
     chunks
         .into_iter()
         .zip(0..)
         .map(|(chunk, page)| FanoutPage {
             message: format!("{message:016x}"),
             page,
-            pages,
             offset: 0,
             endpoint: endpoint.to_owned(),
             payload: payload.clone(),
