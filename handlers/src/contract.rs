@@ -46,6 +46,17 @@ pub mod env {
     /// The most `@connections` posts a second one broadcast of the room makes, across every
     /// invocation posting a page of it (default 5,000, half an account's default rate).
     pub const FANOUT_POSTS_PER_SECOND: &str = "FANOUT_POSTS_PER_SECOND";
+    /// The room's own backend (`spec.backend.url`); unset, the room has none.
+    pub const BACKEND_URL: &str = "BACKEND_URL";
+    /// The custom routes whose messages go to the backend, comma-separated.
+    pub const BACKEND_ROUTES: &str = "BACKEND_ROUTES";
+    /// `connect`, `disconnect` or both, comma-separated: the arrivals and departures it hears of.
+    pub const BACKEND_EVENTS: &str = "BACKEND_EVENTS";
+    /// The key every request to the backend is signed with; unset, requests go unsigned
+    /// (a loopback backend only).
+    pub const BACKEND_SECRET: &str = "BACKEND_SECRET";
+    /// How long the backend has to answer, in whole seconds (default 5).
+    pub const BACKEND_TIMEOUT_SECONDS: &str = "BACKEND_TIMEOUT_SECONDS";
 }
 
 /// What the room's authorizer puts in its context, which API Gateway hands every event of an

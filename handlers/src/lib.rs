@@ -6,6 +6,7 @@
 //! same proxy response, so the behaviour a developer sees locally is the behaviour on AWS.
 
 pub mod auth;
+pub mod backend;
 mod broadcast;
 pub mod channels;
 mod chat;
@@ -18,6 +19,8 @@ mod memory_store;
 mod route_selection;
 mod sender;
 mod store;
+#[cfg(any(feature = "auth", feature = "backend"))]
+mod tls;
 
 pub use broadcast::{BroadcastReport, Fanout, broadcast};
 pub use chat::{Chat, ChatConfig, ChatError};

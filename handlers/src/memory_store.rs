@@ -92,6 +92,10 @@ impl ConnectionStore for MemoryStore {
         }))
     }
 
+    async fn get(&self, connection_id: &str) -> Result<Option<Recipient>, StoreError> {
+        Ok(self.lock().recipient(connection_id))
+    }
+
     async fn remove_if_connected_before(
         &self,
         connection_id: &str,

@@ -83,6 +83,18 @@ pub trait ConnectionStore: Send + Sync {
         cutoff_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// The stored connection `connection_id`, if any: who sent a message to a room's backend.
+    /// The default reads the whole listing; stores with a key lookup override it.
+    fn get(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<Recipient>, StoreError>> + Send {
+        async move {
+            let all = self.list().await?;
+            Ok(all.iter().find(|r| r.id == connection_id).cloned())
+        }
+    }
+
     /// Every stored connection; implementations page through all of their storage.
     fn list(&self) -> impl Future<Output = Result<Recipients, StoreError>> + Send;
 
@@ -149,6 +161,13 @@ impl<S: ConnectionStore> ConnectionStore for std::sync::Arc<S> {
         cutoff_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         S::remove_if_connected_before(self, connection_id, cutoff_ms)
+    }
+
+    fn get(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<Recipient>, StoreError>> + Send {
+        S::get(self, connection_id)
     }
 
     fn list(&self) -> impl Future<Output = Result<Recipients, StoreError>> + Send {

@@ -136,6 +136,11 @@ pub struct RunArgs {
     /// namespace.
     #[arg(long, env = "ROOM_INDEX")]
     pub room_index: bool,
+    /// With --provider local: let rooms' backends be at link-local, private and other
+    /// cluster-internal addresses. Without it a room's author cannot make the operator call
+    /// the cloud's metadata service or the cluster's own Services.
+    #[arg(long, env = "BACKEND_ALLOW_INTERNAL_ADDRESSES")]
+    pub backend_allow_internal_addresses: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -146,6 +151,10 @@ pub struct ApplyArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Where rooms' `spec.backend.secretRef` keys are, laid out as Kubernetes mounts a Secret:
+    /// `DIR/{namespace}/{secret name}/{key}` (a trailing newline is not part of the key).
+    #[arg(long, env = "SECRETS_DIR", value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
     /// Give up on rooms not Ready after this long.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -213,6 +222,10 @@ pub struct LocalArgs {
     pub management_listen: SocketAddr,
     #[command(flatten)]
     pub management: ManagementArgs,
+    /// Where rooms' `spec.backend.secretRef` keys are, laid out as Kubernetes mounts a Secret:
+    /// `DIR/{namespace}/{secret name}/{key}` (a trailing newline is not part of the key).
+    #[arg(long, env = "SECRETS_DIR", value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

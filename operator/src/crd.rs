@@ -52,6 +52,10 @@ pub const CERTIFICATE_ARN_PATTERN: &str =
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-mappings.html#websocket-api-mappings-restrictions>
 pub const BASE_PATH_PATTERN: &str = r"^[A-Za-z0-9$_.+!*'()-]{0,300}$";
 pub const MAX_RETENTION_HOURS: u64 = 30 * 24;
+/// A Secret's name (a DNS subdomain) and one of its keys, as Kubernetes takes them.
+pub const SECRET_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 
 /// A serverless, real-time WebSocket chat room.
 // `printcolumn(...)` repeats by design; clippy reads the repeated `type_ = "string"` as a
@@ -80,7 +84,14 @@ pub const MAX_RETENTION_HOURS: u64 = 30 * 24;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(description = "What the room should be; every field has a default.")]
+#[schemars(
+    description = "What the room should be; every field has a default.",
+    extend("x-kubernetes-validations" = [{
+        "rule": "!has(self.backend) || !has(self.backend.routes) || !has(self.messageRoute) || !(self.messageRoute in self.backend.routes)",
+        "fieldPath": ".backend.routes",
+        "message": "must not hold spec.messageRoute: that route broadcasts"
+    }])
+)]
 pub struct ChatRoomSpec {
     /// Stage name: the last path segment of the WebSocket URL.
     #[serde(default = "default_stage")]
@@ -123,6 +134,9 @@ pub struct ChatRoomSpec {
     pub auth: Option<AuthSpec>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<DomainSpec>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +172,7 @@ impl Default for ChatRoomSpec {
             channels: None,
             fanout: None,
             auth: None,
+            backend: None,
             domain: None,
             access_log: None,
             region: None,
@@ -360,12 +375,7 @@ pub struct JwtSpec {
     /// The issuer's JSON Web Key Set: `https://`, or `http://` to a loopback address only.
     #[schemars(
         length(min = 1, max = 2048),
-        extend("x-kubernetes-validations" = [{
-            // A raw CEL string (r'…'): in a plain one `\.` is no escape and the rule does not
-            // compile. Loopback as jwks_uri_problem() reads it: localhost, 127.x.y.z, [::1].
-            "rule": "self.startsWith('https://') || self.matches(r'^http://(localhost|127(\\.[0-9]{1,3}){3}|\\[::1\\])(:[0-9]{1,5})?(/.*)?$')",
-            "message": "must be an https URL (plain http only to a loopback address)"
-        }])
+        extend("x-kubernetes-validations" = https_or_loopback_rules())
     )]
     pub jwks_uri: String,
     /// Where clients put the token: `querystring.token` (the default: `wss://…?token=…`,
@@ -397,6 +407,93 @@ impl JwtSpec {
 
 fn default_identity_source() -> String {
     "querystring.token".to_owned()
+}
+
+/// The room's own backend: messages on `routes` and the `events` it asks for reach `url` as an
+/// HTTP POST whose body is API Gateway's WebSocket event, signed with the Secret's key; what it
+/// answers to a message goes back to the sender. It pushes to any client later through
+/// `status.callbackUrl` (`@connections`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!self.url.startsWith('https://') || has(self.secretRef)",
+    "fieldPath": ".secretRef",
+    "message": "is required for an https backend: every request to it is signed"
+}]))]
+pub struct BackendSpec {
+    /// `https://`, or `http://` to a loopback address (the local gateway and tests; a room on
+    /// AWS needs `https://`).
+    #[schemars(
+        length(min = 1, max = 2048),
+        extend("x-kubernetes-validations" = https_or_loopback_rules())
+    )]
+    pub url: String,
+    /// Custom routes whose messages go to the backend: route keys like `messageRoute`, not it
+    /// and not `who`, `history`, `subscribe` or `unsubscribe`; at most 20.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 20),
+        inner(regex(pattern = MESSAGE_ROUTE_PATTERN), length(max = 128)),
+        extend(
+            "x-kubernetes-list-type" = "set",
+            "x-kubernetes-validations" = reserved_backend_route_rules()
+        )
+    )]
+    pub routes: Vec<String>,
+    /// Arrivals and departures the backend hears of: `connect`, `disconnect`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2), extend("x-kubernetes-list-type" = "set"))]
+    pub events: Vec<BackendEvent>,
+    /// The key every request is signed with, from a Secret in the room's namespace. Required
+    /// for `https://`; a loopback `http://` backend may go unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// How long the backend has to answer, 1-25 s (default 5); on AWS also less than the
+    /// function's own timeout.
+    #[serde(default = "default_backend_timeout")]
+    #[schemars(range(min = 1, max = 25))]
+    pub timeout_seconds: i32,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendEvent {
+    Connect,
+    Disconnect,
+}
+
+/// One key of a Secret in the room's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_NAME_PATTERN))]
+    pub name: String,
+    /// The key within the Secret whose value is the signing key.
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY_PATTERN))]
+    pub key: String,
+}
+
+fn default_backend_timeout() -> i32 {
+    i32::try_from(chatroom_handlers::backend::DEFAULT_TIMEOUT.as_secs()).unwrap_or(5)
+}
+
+/// A URL the room calls: as `https_or_loopback_problem()` reads it, loopback being localhost,
+/// 127.x.y.z and [::1].
+fn https_or_loopback_rules() -> serde_json::Value {
+    // A raw CEL string (r'…'): in a plain one `\.` is no escape and the rule does not compile.
+    serde_json::json!([{
+        "rule": r"self.startsWith('https://') || self.matches(r'^http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?(/.*)?$')",
+        "message": "must be an https URL (plain http only to a loopback address)"
+    }])
+}
+
+/// A backend route may not take a route every room has.
+fn reserved_backend_route_rules() -> serde_json::Value {
+    let reserved: Vec<String> = RESERVED_ROUTES.iter().map(|r| format!("'{r}'")).collect();
+    serde_json::json!([{
+        "rule": format!("self.all(r, !(r in [{}]))", reserved.join(", ")),
+        "message": format!("must not hold {}: every room has those routes", RESERVED_ROUTES.join(" or ")),
+    }])
 }
 
 /// A custom domain for the room's WebSocket URL: a regional API Gateway domain name with an

@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod providers;
 pub mod reconcile;
 pub mod report;
+pub mod secrets;
 pub mod status;
 mod telemetry;
 mod token_bucket;

@@ -20,7 +20,7 @@ pub enum Provider {
 impl Provider {
     async fn converge(&self, room: &ChatRoom) -> Report {
         match self {
-            Self::Local(local) => local.converge(room),
+            Self::Local(local) => local.converge(room).await,
             Self::Aws(aws) => aws.converge(room).await,
         }
     }

@@ -52,6 +52,16 @@ impl Failure {
             part: None,
         }
     }
+
+    /// The room's Secret is missing or unreadable: retried, as it may yet be created.
+    pub fn secret_unavailable(error: &crate::secrets::SecretError) -> Self {
+        Self {
+            reason: "SecretUnavailable".into(),
+            message: error.to_string(),
+            permanent: false,
+            part: None,
+        }
+    }
 }
 
 /// What a step did to its resource.

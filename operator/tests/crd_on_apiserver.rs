@@ -142,6 +142,14 @@ fn rooms_at_every_bound_are_accepted_by_the_api_server_and_by_validate() {
         json!({ "channels": {} }),
         json!({ "fanout": { "postsPerSecond": 1_000_000 } }),
         json!({ "fanout": { "postsPerSecond": 1 } }),
+        json!({ "backend": {
+            "url": format!("https://backend.example.com/{}", "p".repeat(2000)),
+            "routes": (0..20).map(|i| format!("{i:02}{}", "r".repeat(126))).collect::<Vec<_>>(),
+            "events": ["connect", "disconnect"],
+            "secretRef": { "name": "b".repeat(253), "key": "k".repeat(253) },
+            "timeoutSeconds": 25,
+        } }),
+        json!({ "backend": { "url": "http://[::1]:9/chat", "timeoutSeconds": 1 } }),
         json!({ "domain": {
             "name": "chat.example.com",
             "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d",

@@ -112,7 +112,7 @@ async fn chat_gateway(
     let provider = LocalProvider::new(gateway.gateway.clone());
     let mut room = ChatRoom::new("lobby", ChatRoomSpec::default());
     room.metadata.namespace = Some("default".into());
-    let report = provider.converge(&room);
+    let report = provider.converge(&room).await;
     std::mem::forget(provider);
     (gateway, report.outputs.websocket_url.unwrap())
 }

@@ -247,7 +247,23 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
             |c| c.lease_holder("chatroom-operator").as_deref() == Some("second"),
         )
         .await;
-    cluster.add_room("patio", json!({}));
+    // patio has a backend whose key is in a Secret: Ready only once the operator read it.
+    let out = cluster.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "chat-backend",
+        "--from-literal=hmac=s3cret",
+    ]);
+    assert!(out.status.success(), "{}", cluster::stderr(&out));
+    cluster.add_room(
+        "patio",
+        json!({ "backend": {
+            "url": "http://127.0.0.1:9/chat",
+            "routes": ["notify"],
+            "secretRef": { "name": "chat-backend", "key": "hmac" },
+        } }),
+    );
     cluster
         .wait_until("the new leader reconciles patio", PATIENCE, |c| {
             c.ready_url("patio").is_some()

@@ -1,17 +1,16 @@
 //! Key sets fetched over HTTPS (or plain HTTP to loopback), bounded in time and bytes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::https_or_loopback_problem;
 use super::jwks::{FetchError, KeySource};
-use super::jwks_uri_problem;
 
 /// Longest a key set fetch may take, connection included: the authorizer answers API Gateway
 /// within its own timeout.
@@ -32,13 +31,7 @@ impl HttpsKeySource {
     /// A client trusting the system's certificate authorities, with aws-lc-rs as its crypto
     /// (the one provider the AWS SDK brings too).
     pub fn new() -> Result<Self, NoHttpsClient> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| NoHttpsClient(e.to_string()))?
-            .with_native_roots()
-            .map_err(|e| NoHttpsClient(e.to_string()))?
-            .with_no_client_auth();
+        let config = crate::tls::client_config().map_err(NoHttpsClient)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
@@ -50,7 +43,7 @@ impl HttpsKeySource {
     }
 
     async fn get(&self, uri: &str) -> Result<Vec<u8>, String> {
-        if let Some(problem) = jwks_uri_problem(uri) {
+        if let Some(problem) = https_or_loopback_problem(uri) {
             return Err(problem);
         }
         let request = http::Request::get(uri)

@@ -200,9 +200,9 @@ impl JwtSettings {
     }
 }
 
-/// Whether `uri` may serve a room's keys: HTTPS, or plain HTTP to a loopback address (a test
-/// or a sidecar on the same host), never plain HTTP across a network.
-pub fn jwks_uri_problem(uri: &str) -> Option<String> {
+/// Whether a room may call `uri` (its issuer's keys, its backend): HTTPS, or plain HTTP to a
+/// loopback address (a test or a sidecar on the same host), never plain HTTP across a network.
+pub fn https_or_loopback_problem(uri: &str) -> Option<String> {
     let Ok(parsed) = uri.parse::<http::Uri>() else {
         return Some(format!("{uri:?} is not a URL"));
     };
@@ -290,12 +290,18 @@ mod tests {
 
     #[test]
     fn keys_come_over_https_or_from_loopback() {
-        assert_eq!(jwks_uri_problem("https://login.example.com/jwks"), None);
-        assert_eq!(jwks_uri_problem("http://127.0.0.1:8080/jwks"), None);
-        assert_eq!(jwks_uri_problem("http://[::1]:8080/jwks"), None);
-        assert_eq!(jwks_uri_problem("http://localhost/jwks"), None);
+        assert_eq!(
+            https_or_loopback_problem("https://login.example.com/jwks"),
+            None
+        );
+        assert_eq!(
+            https_or_loopback_problem("http://127.0.0.1:8080/jwks"),
+            None
+        );
+        assert_eq!(https_or_loopback_problem("http://[::1]:8080/jwks"), None);
+        assert_eq!(https_or_loopback_problem("http://localhost/jwks"), None);
         for bad in ["http://login.example.com/jwks", "ftp://x/", "jwks.json", ""] {
-            assert!(jwks_uri_problem(bad).is_some(), "{bad}");
+            assert!(https_or_loopback_problem(bad).is_some(), "{bad}");
         }
     }
 }

@@ -136,6 +136,30 @@ impl ConnectionStore for DynamoDbStore {
         }))
     }
 
+    async fn get(&self, connection_id: &str) -> Result<Option<Recipient>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(connection_id.to_owned()))
+            .projection_expression("#id, #name")
+            .expression_attribute_names("#id", ID)
+            .expression_attribute_names("#name", NAME)
+            .send()
+            .await
+            .map_err(|e| failed("get", e))?;
+        Ok(found
+            .item
+            .filter(|row| !row.is_empty())
+            .map(|row| Recipient {
+                id: connection_id.to_owned(),
+                display_name: match row.get(NAME) {
+                    Some(AttributeValue::S(name)) => Some(name.clone()),
+                    _ => None,
+                },
+            }))
+    }
+
     /// A conditional DeleteItem: the row goes only if `connectedAt` is older than `cutoff_ms`
     /// (or missing, as no row this store writes is: no connect window can be known for it).
     async fn remove_if_connected_before(

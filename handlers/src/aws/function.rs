@@ -1,4 +1,4 @@
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_lambda_events::apigw::{
@@ -12,6 +12,10 @@ use super::dynamodb_store::{DEFAULT_LISTING_CACHE_BYTES, DynamoDbStore};
 use super::fanout::Workers;
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
+use crate::backend::{
+    AddressPolicy, BackendLink, DEFAULT_TIMEOUT as DEFAULT_BACKEND_TIMEOUT, Forwarded, HttpBackend,
+    NoBackendClient,
+};
 use crate::channels::{ChannelSettings, MAX_CHANNELS_PER_CONNECTION};
 use crate::chat::{Chat, ChatConfig, ChatError};
 use crate::contract::{DEFAULT_FANOUT_POSTS_PER_SECOND, env};
@@ -34,9 +38,32 @@ pub struct FunctionConfig {
     pub listing_cache_bytes: usize,
     /// The room's posting budget, across every invocation posting a broadcast.
     pub fanout_posts_per_second: u32,
+    /// Set for a room with `spec.backend`.
+    pub backend: Option<BackendConfig>,
     /// The function's own name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets): large
     /// broadcasts are handed to invocations of it. Unset, every broadcast is posted here.
     pub function_name: Option<String>,
+}
+
+/// The room's own backend, from `BACKEND_*`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub url: String,
+    pub forwarded: Forwarded,
+    pub secret: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("url", &self.url)
+            .field("forwarded", &self.forwarded)
+            .field("signed", &self.secret.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Where and how much history the room keeps.
@@ -66,6 +93,14 @@ pub enum ConfigError {
     ChannelsPerConnection(String),
     #[error("FANOUT_POSTS_PER_SECOND must be a whole number from 1 to 1000000, got {0:?}")]
     PostsPerSecond(String),
+    #[error("BACKEND_URL is set, so {name} must be {expected}; got {got:?}")]
+    Backend {
+        name: &'static str,
+        expected: &'static str,
+        got: String,
+    },
+    #[error("BACKEND_URL: {0}")]
+    NoBackendClient(#[from] NoBackendClient),
     #[error("HISTORY_TABLE is set, so {name} must be {expected}; got {got:?}")]
     History {
         name: &'static str,
@@ -159,6 +194,10 @@ impl FunctionConfig {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or(ConfigError::PostsPerSecond(raw))?,
         };
+        let backend = match get(env::BACKEND_URL) {
+            None => None,
+            Some(url) => Some(backend_config(url, &get)?),
+        };
         let auth = JwtSettings::from_lookup(&lookup)?;
         chat.names_from_authorizer = auth.is_some();
         Ok(Self {
@@ -170,9 +209,61 @@ impl FunctionConfig {
             channel_table,
             listing_cache_bytes,
             fanout_posts_per_second,
+            backend,
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
         })
     }
+}
+
+fn backend_config(
+    url: String,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<BackendConfig, ConfigError> {
+    let list = |name: &str| -> Vec<String> {
+        get(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut forwarded = Forwarded {
+        routes: list(env::BACKEND_ROUTES),
+        ..Forwarded::default()
+    };
+    for event in list(env::BACKEND_EVENTS) {
+        match event.as_str() {
+            "connect" => forwarded.connect = true,
+            "disconnect" => forwarded.disconnect = true,
+            _ => {
+                return Err(ConfigError::Backend {
+                    name: env::BACKEND_EVENTS,
+                    expected: "connect, disconnect or both, comma-separated",
+                    got: event,
+                });
+            }
+        }
+    }
+    let timeout = match get(env::BACKEND_TIMEOUT_SECONDS) {
+        None => DEFAULT_BACKEND_TIMEOUT,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=25).contains(s))
+            .map(Duration::from_secs)
+            .ok_or(ConfigError::Backend {
+                name: env::BACKEND_TIMEOUT_SECONDS,
+                expected: "a whole number of seconds from 1 to 25",
+                got: raw,
+            })?,
+    };
+    Ok(BackendConfig {
+        url,
+        forwarded,
+        secret: get(env::BACKEND_SECRET),
+        timeout,
+    })
 }
 
 /// The room's Lambda function: one SDK configuration, one store, and a management-API sender
@@ -186,6 +277,7 @@ pub struct Function {
     verifier: Option<Verifier<HttpsKeySource>>,
     /// Invocations of this same function, for large broadcasts.
     pub(super) workers: Option<Workers>,
+    backend: Option<BackendLink>,
 }
 
 impl Function {
@@ -205,6 +297,20 @@ impl Function {
             let store = DynamoDbHistory::new(dynamodb.clone(), &h.table_name, &h.room);
             (store, h.settings)
         });
+        let backend = match &config.backend {
+            None => None,
+            Some(backend) => Some(BackendLink {
+                forwarded: backend.forwarded.clone(),
+                // Outside a VPC a function reaches only the internet; the operator refuses
+                // plain-HTTP backends for rooms on AWS.
+                backend: Arc::new(HttpBackend::new(
+                    &backend.url,
+                    backend.secret.clone().map(String::into_bytes),
+                    backend.timeout,
+                    AddressPolicy::Any,
+                )?),
+            }),
+        };
         let workers = config
             .function_name
             .as_deref()
@@ -217,6 +323,7 @@ impl Function {
             sender: Mutex::default(),
             verifier,
             workers,
+            backend,
         })
     }
 
@@ -242,6 +349,7 @@ impl Function {
             self.config.chat.clone(),
         );
         Chat::with_history(store, sender, config, self.history.clone())
+            .with_backend(self.backend.clone())
             .handle(event)
             .await
     }
@@ -390,6 +498,36 @@ mod tests {
         ])
         .unwrap_err();
         assert!(error.to_string().contains("from 1 to 100"), "{error}");
+    }
+
+    #[test]
+    fn a_backend_comes_with_its_routes_events_key_and_timeout() {
+        assert_eq!(config_without_history().backend, None);
+        let on = config(&[
+            ("TABLE_NAME", "t"),
+            ("BACKEND_URL", "https://backend.example.com/chat"),
+            ("BACKEND_ROUTES", "notify, order"),
+            ("BACKEND_EVENTS", "connect,disconnect"),
+            ("BACKEND_SECRET", "k"),
+            ("BACKEND_TIMEOUT_SECONDS", "2"),
+        ])
+        .unwrap()
+        .backend
+        .unwrap();
+        assert_eq!(on.forwarded.routes, ["notify", "order"]);
+        assert!(on.forwarded.connect && on.forwarded.disconnect);
+        assert_eq!(on.timeout, Duration::from_secs(2));
+        assert!(
+            !format!("{on:?}").contains("\"k\""),
+            "the key is never printed"
+        );
+        let error = config(&[
+            ("TABLE_NAME", "t"),
+            ("BACKEND_URL", "https://backend.example.com/chat"),
+            ("BACKEND_EVENTS", "message"),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("BACKEND_EVENTS"), "{error}");
     }
 
     #[test]

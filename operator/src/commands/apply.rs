@@ -12,6 +12,7 @@ use crate::cli::{ApplyArgs, DeleteArgs};
 use crate::crd::ChatRoom;
 use crate::files::{LoadedRoom, print_rooms};
 use crate::reconcile::{self, Provider, Reconciled};
+use crate::secrets::SecretSource;
 
 pub async fn apply(args: ApplyArgs) -> ExitCode {
     let Some(rooms) = load_or_report(&args.files, "changed") else {
@@ -23,7 +24,11 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let provider = match one_shot_provider(&args.aws, Some(&zip_path), &rooms).await {
+    let secrets = args
+        .secrets_dir
+        .clone()
+        .map_or(SecretSource::Unavailable, SecretSource::Dir);
+    let provider = match one_shot_provider(&args.aws, Some(&zip_path), &rooms, secrets).await {
         Ok(provider) => provider,
         Err(message) => {
             eprintln!("error: {message}");
@@ -80,7 +85,8 @@ pub async fn delete(args: DeleteArgs) -> ExitCode {
     let Some(rooms) = load_or_report(&args.files, "changed") else {
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let provider = match one_shot_provider(&args.aws, None, &rooms).await {
+    let provider = match one_shot_provider(&args.aws, None, &rooms, SecretSource::Unavailable).await
+    {
         Ok(provider) => provider,
         Err(message) => {
             eprintln!("error: {message}");

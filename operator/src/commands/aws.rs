@@ -1,6 +1,7 @@
 //! The AWS provider as the commands build it: the operator's code from `--handler-zip`, the
 //! SDK's default chain for credentials, region and endpoint, and its retry policy.
 
+use crate::secrets::SecretSource;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub async fn one_shot_provider(
     args: &AwsArgs,
     zip: Option<&Path>,
     rooms: &[LoadedRoom],
+    secrets: SecretSource,
 ) -> Result<Provider, String> {
     let code = HandlerCode::read(args, zip).map_err(|e| e.to_string())?;
     let sdk = sdk_config().await;
@@ -69,13 +71,17 @@ pub async fn one_shot_provider(
             ));
         }
     }
-    Ok(provider_for(sdk, args, code))
+    Ok(provider_for(sdk, args, code, secrets))
 }
 
 /// The provider for `args`, with `zip` as the x86_64 code (`delete` needs none).
-pub async fn aws_provider(args: &AwsArgs, zip: Option<&Path>) -> Result<Provider, UnreadableZip> {
+pub async fn aws_provider(
+    args: &AwsArgs,
+    zip: Option<&Path>,
+    secrets: SecretSource,
+) -> Result<Provider, UnreadableZip> {
     let code = HandlerCode::read(args, zip)?;
-    Ok(provider_for(sdk_config().await, args, code))
+    Ok(provider_for(sdk_config().await, args, code, secrets))
 }
 
 /// The room function's code for each architecture the operator was given.
@@ -104,7 +110,12 @@ impl HandlerCode {
     }
 }
 
-fn provider_for(sdk: SdkConfig, args: &AwsArgs, code: HandlerCode) -> Provider {
+fn provider_for(
+    sdk: SdkConfig,
+    args: &AwsArgs,
+    code: HandlerCode,
+    secrets: SecretSource,
+) -> Provider {
     let mut settings = Settings::new(code.x86_64, &args.cluster_name);
     settings.handler_zip_arm64 = code.arm64;
     settings
@@ -114,5 +125,6 @@ fn provider_for(sdk: SdkConfig, args: &AwsArgs, code: HandlerCode) -> Provider {
         .allowed_role_arns
         .clone_from(&args.allowed_role_arns);
     settings.rate_limits = RateLimits::with(&args.aws_rate_limits);
+    settings.secrets = secrets;
     Provider::Aws(Arc::new(AwsProvider::new(sdk, settings)))
 }

@@ -9,6 +9,7 @@ use crate::cli::LocalArgs;
 use crate::files::print_rooms;
 use crate::gateway::ManagementAuth;
 use crate::providers::local::LocalProvider;
+use crate::secrets::SecretSource;
 use crate::status::status_from;
 
 pub async fn run(args: LocalArgs) -> ExitCode {
@@ -47,11 +48,15 @@ pub async fn run(args: LocalArgs) -> ExitCode {
         }
     };
 
-    let provider = LocalProvider::new(gateway.clone());
+    let secrets = args
+        .secrets_dir
+        .clone()
+        .map_or(SecretSource::Unavailable, SecretSource::Dir);
+    let provider = LocalProvider::new(gateway.clone()).with_secrets(secrets);
     let mut served = Vec::with_capacity(rooms.len());
     for loaded in rooms {
         let mut room = loaded.room;
-        let report = provider.converge(&room);
+        let report = provider.converge(&room).await;
         if let Some(failure) = report.failure() {
             eprintln!("error: {}: {}", loaded.source, failure.message);
             return ExitCode::from(EXIT_BAD_INPUT);

@@ -4,6 +4,8 @@
 //! local gateway with `--provider local`), the metrics server, then leader election when
 //! asked, and finally the controller until SIGTERM or a lost lease.
 
+use crate::secrets::SecretSource;
+use chatroom_handlers::backend::AddressPolicy;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -94,7 +96,7 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
     });
 
     let client = Client::try_default().await.map_err(RunError::Kubernetes)?;
-    let (provider, gateway) = provider(&args, &stopping).await?;
+    let (provider, gateway) = provider(&args, &client, &stopping).await?;
     let metrics = Metrics::default();
     let ready = serve_health(args.metrics_addr, &metrics).await?;
     let context = Arc::new(Context::new(
@@ -140,11 +142,14 @@ async fn serve(args: RunArgs) -> Result<(), RunError> {
 /// `stopping`.
 async fn provider(
     args: &RunArgs,
+    client: &Client,
     stopping: &CancellationToken,
 ) -> Result<(Provider, Option<JoinHandle<()>>), RunError> {
     match args.provider {
         ProviderKind::Aws => {
-            let provider = aws_provider(&args.aws, args.aws.handler_zip.as_deref()).await?;
+            let secrets = SecretSource::Cluster(client.clone());
+            let provider =
+                aws_provider(&args.aws, args.aws.handler_zip.as_deref(), secrets).await?;
             Ok((provider, None))
         }
         ProviderKind::Local => {
@@ -172,7 +177,15 @@ async fn provider(
             let task = tokio::spawn(async move {
                 serving.serve(clients, management, stopped).await;
             });
-            Ok((Provider::Local(LocalProvider::new(gateway)), Some(task)))
+            let addresses = if args.backend_allow_internal_addresses {
+                AddressPolicy::Any
+            } else {
+                AddressPolicy::PublicOnly
+            };
+            let local = LocalProvider::new(gateway)
+                .with_secrets(SecretSource::Cluster(client.clone()))
+                .with_backend_addresses(addresses);
+            Ok((Provider::Local(local), Some(task)))
         }
     }
 }

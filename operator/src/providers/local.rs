@@ -6,18 +6,22 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use chatroom_handlers::auth::{HttpsKeySource, NoHttpsClient, Verifier};
+use chatroom_handlers::backend::{
+    AddressPolicy, BackendLink, Forwarded, HttpBackend, NoBackendClient,
+};
 use chatroom_handlers::contract::routes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MAX_HISTORY_MESSAGES,
     MemoryHistory, MemoryStore, Recipient, RouteSelectionExpression, SendError, Sender,
 };
 
-use crate::crd::{ChatRoom, ChatRoomSpec};
+use crate::crd::{BackendEvent, ChatRoom, ChatRoomSpec};
 use crate::gateway::{
     BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Outgoing, Room, RoomKey,
     stage_throttle,
 };
 use crate::report::{Failure, Outputs, Report, Verdict};
+use crate::secrets::SecretSource;
 use chatroom_handlers::fnv::fnv1a;
 
 type LocalChat = Chat<Arc<MemoryStore>, GatewaySender, Arc<MemoryHistory>>;
@@ -30,6 +34,8 @@ pub enum LocalError {
     IdentitySource(String),
     #[error("spec.auth.jwt: {0}")]
     NoHttpsClient(#[from] NoHttpsClient),
+    #[error("spec.backend.url: {0}")]
+    NoBackendClient(#[from] NoBackendClient),
 }
 
 /// Serves ChatRooms on one gateway.
@@ -39,6 +45,10 @@ pub struct LocalProvider {
     served: Arc<Mutex<HashMap<(String, String), ServedRoom>>>,
     /// One HTTPS client for every room's key sets, made when the first room with auth comes.
     key_source: Arc<OnceLock<HttpsKeySource>>,
+    /// Where rooms' backend keys come from.
+    secrets: SecretSource,
+    /// Which addresses rooms' backends may be at.
+    backend_addresses: AddressPolicy,
 }
 
 struct ServedRoom {
@@ -49,6 +59,8 @@ struct ServedRoom {
     /// Kept likewise: sized for the most any spec may ask (and bounded in bytes), so that a
     /// changed `spec.history` only changes how much of it is answered.
     history: Arc<MemoryHistory>,
+    /// The backend's key as it was served: a rotated Secret re-serves an unchanged spec.
+    backend_key: Option<Vec<u8>>,
 }
 
 impl LocalProvider {
@@ -57,7 +69,23 @@ impl LocalProvider {
             gateway,
             served: Arc::default(),
             key_source: Arc::default(),
+            secrets: SecretSource::Unavailable,
+            backend_addresses: AddressPolicy::Any,
         }
+    }
+
+    /// Backends' keys come from `secrets`.
+    #[must_use]
+    pub fn with_secrets(mut self, secrets: SecretSource) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Backends may be only at addresses `policy` allows.
+    #[must_use]
+    pub fn with_backend_addresses(mut self, policy: AddressPolicy) -> Self {
+        self.backend_addresses = policy;
+        self
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -66,15 +94,27 @@ impl LocalProvider {
 
     /// Serves `room` as its spec says and reports where. Converging an unchanged room changes
     /// nothing; a new stage moves the room to its new URL.
-    pub fn converge(&self, room: &ChatRoom) -> Report {
-        match self.serve(room) {
+    pub async fn converge(&self, room: &ChatRoom) -> Report {
+        let backend_key = match room
+            .spec
+            .backend
+            .as_ref()
+            .and_then(|b| b.secret_ref.as_ref())
+        {
+            None => None,
+            Some(secret) => match self.secrets.key(&room.identity().0, secret).await {
+                Ok(key) => Some(key),
+                Err(error) => return Report::failed(Failure::secret_unavailable(&error)),
+            },
+        };
+        match self.serve(room, backend_key) {
             Ok(key) => self.report(&key),
             // Validation refuses such a spec first; this is the provider's own second line.
             Err(error) => Report::failed(Failure::invalid_spec(error.to_string())),
         }
     }
 
-    fn serve(&self, room: &ChatRoom) -> Result<RoomKey, LocalError> {
+    fn serve(&self, room: &ChatRoom, backend_key: Option<Vec<u8>>) -> Result<RoomKey, LocalError> {
         let (namespace, name) = room.identity();
         let spec = &room.spec;
         let key = RoomKey {
@@ -93,7 +133,7 @@ impl LocalProvider {
             )
         };
         let (store, history) = match previous {
-            Some(same) if same.spec == *spec => {
+            Some(same) if same.spec == *spec && same.backend_key == backend_key => {
                 served.insert((namespace, name), same);
                 return Ok(key);
             }
@@ -114,9 +154,16 @@ impl LocalProvider {
                 Some(Arc::new(Verifier::new(settings, self.key_source()?)))
             }
         };
+        let backend = self.backend_link(spec, backend_key.clone())?;
         let shared_key = Arc::new(key.clone());
-        let (chat, routes) =
-            self.chat(&shared_key, spec, route_selection.clone(), &store, &history);
+        let (chat, routes) = self.chat(
+            &shared_key,
+            spec,
+            route_selection.clone(),
+            &store,
+            &history,
+            backend,
+        );
         self.gateway.upsert_room(Room {
             key: shared_key,
             api_id: local_api_id(&namespace, &name),
@@ -137,9 +184,28 @@ impl LocalProvider {
                 spec: spec.clone(),
                 store,
                 history,
+                backend_key,
             },
         );
         Ok(key)
+    }
+
+    fn backend_link(
+        &self,
+        spec: &ChatRoomSpec,
+        key: Option<Vec<u8>>,
+    ) -> Result<Option<BackendLink>, NoBackendClient> {
+        let Some(backend) = &spec.backend else {
+            return Ok(None);
+        };
+        let timeout = std::time::Duration::from_secs(
+            u64::try_from(backend.timeout_seconds.clamp(1, 25)).unwrap_or(5),
+        );
+        let client = HttpBackend::new(&backend.url, key, timeout, self.backend_addresses)?;
+        Ok(Some(BackendLink {
+            forwarded: forwarded(spec),
+            backend: Arc::new(client),
+        }))
     }
 
     fn key_source(&self) -> Result<HttpsKeySource, NoHttpsClient> {
@@ -159,6 +225,7 @@ impl LocalProvider {
         route_selection: RouteSelectionExpression,
         store: &Arc<MemoryStore>,
         history: &Arc<MemoryHistory>,
+        backend: Option<BackendLink>,
     ) -> (Arc<LocalChat>, Vec<String>) {
         let sender = GatewaySender {
             registry: self.gateway.connections().clone(),
@@ -179,7 +246,10 @@ impl LocalProvider {
             routes.push(routes::HISTORY.to_owned());
             (history.clone(), settings)
         });
-        let chat = Chat::with_history(store.clone(), sender, config, kept);
+        if let Some(link) = &backend {
+            routes.extend(link.forwarded.routes.iter().cloned());
+        }
+        let chat = Chat::with_history(store.clone(), sender, config, kept).with_backend(backend);
         (Arc::new(chat), routes)
     }
 
@@ -209,6 +279,18 @@ impl LocalProvider {
             },
             applied: Vec::new(),
         }
+    }
+}
+
+/// What of the room goes to its backend.
+pub fn forwarded(spec: &ChatRoomSpec) -> Forwarded {
+    let Some(backend) = &spec.backend else {
+        return Forwarded::default();
+    };
+    Forwarded {
+        routes: backend.routes.clone(),
+        connect: backend.events.contains(&BackendEvent::Connect),
+        disconnect: backend.events.contains(&BackendEvent::Disconnect),
     }
 }
 

@@ -39,6 +39,16 @@ pub const RULES: &[Rule] = &[
     Rule::new("jwt-jwks-uri", jwt_jwks_uri),
     Rule::new("jwt-identity-source", jwt_identity_source),
     Rule::new("jwt-name-claim", jwt_name_claim),
+    Rule::new("backend-url", backend_url),
+    Rule::new("backend-routes", backend_routes),
+    Rule::new("backend-route-not-reserved", backend_route_not_reserved),
+    Rule::new(
+        "backend-route-not-message-route",
+        backend_route_not_message_route,
+    ),
+    Rule::new("backend-events", backend_events),
+    Rule::new("backend-secret-ref", backend_secret_ref),
+    Rule::new("backend-timeout", backend_timeout),
     Rule::new("domain-name", domain_name),
     Rule::new("domain-certificate-arn", domain_certificate_arn),
     Rule::new("domain-base-path", domain_base_path),
@@ -290,7 +300,9 @@ fn jwt_jwks_uri(room: &ChatRoom, f: &mut Findings) {
                 "spec.auth.jwt.jwksUri",
                 "must be at most 2048 characters".into(),
             );
-        } else if let Some(problem) = chatroom_handlers::auth::jwks_uri_problem(&jwt.jwks_uri) {
+        } else if let Some(problem) =
+            chatroom_handlers::auth::https_or_loopback_problem(&jwt.jwks_uri)
+        {
             f.fail("spec.auth.jwt.jwksUri", problem);
         }
     }
@@ -312,6 +324,131 @@ fn jwt_name_claim(room: &ChatRoom, f: &mut Findings) {
             .is_some_and(|c| c.is_empty() || c.len() > 256)
     {
         f.fail("spec.auth.jwt.nameClaim", "must be 1-256 characters".into());
+    }
+}
+
+fn backend_url(room: &ChatRoom, f: &mut Findings) {
+    if let Some(backend) = &room.spec.backend {
+        if backend.url.is_empty() || backend.url.len() > 2048 {
+            f.fail("spec.backend.url", "must be 1-2048 characters".into());
+        } else if let Some(problem) =
+            chatroom_handlers::auth::https_or_loopback_problem(&backend.url)
+        {
+            f.fail("spec.backend.url", problem);
+        }
+    }
+}
+
+fn backend_routes(room: &ChatRoom, f: &mut Findings) {
+    let Some(backend) = &room.spec.backend else {
+        return;
+    };
+    if backend.routes.len() > 20 {
+        f.fail("spec.backend.routes", "must hold at most 20 routes".into());
+    }
+    for route in &backend.routes {
+        if !is_message_route(route) {
+            f.fail(
+                "spec.backend.routes",
+                format!(
+                    "must be 1-128 characters of A-Z a-z 0-9 _ . : - (a route key not starting with $), got {route:?}"
+                ),
+            );
+        }
+    }
+    if has_duplicates(&backend.routes) {
+        f.fail("spec.backend.routes", "must not name a route twice".into());
+    }
+}
+
+fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
+    items
+        .iter()
+        .enumerate()
+        .any(|(i, item)| items[..i].contains(item))
+}
+
+fn backend_route_not_reserved(room: &ChatRoom, f: &mut Findings) {
+    let Some(backend) = &room.spec.backend else {
+        return;
+    };
+    for route in &backend.routes {
+        if RESERVED_ROUTES.contains(&route.as_str()) {
+            f.fail(
+                "spec.backend.routes",
+                format!(
+                    "must not hold {}: every room has those routes, got {route:?}",
+                    RESERVED_ROUTES.join(" or ")
+                ),
+            );
+        }
+    }
+}
+
+fn backend_route_not_message_route(room: &ChatRoom, f: &mut Findings) {
+    if let Some(backend) = &room.spec.backend
+        && backend.routes.contains(&room.spec.message_route)
+    {
+        f.fail(
+            "spec.backend.routes",
+            format!(
+                "must not hold spec.messageRoute ({:?}): that route broadcasts",
+                room.spec.message_route
+            ),
+        );
+    }
+}
+
+fn backend_events(room: &ChatRoom, f: &mut Findings) {
+    if let Some(backend) = &room.spec.backend
+        && has_duplicates(&backend.events)
+    {
+        f.fail("spec.backend.events", "must not name an event twice".into());
+    }
+}
+
+fn backend_secret_ref(room: &ChatRoom, f: &mut Findings) {
+    let Some(backend) = &room.spec.backend else {
+        return;
+    };
+    match &backend.secret_ref {
+        None if backend.url.starts_with("https://") => f.fail(
+            "spec.backend.secretRef",
+            "is required for an https backend: every request to it is signed".into(),
+        ),
+        None => {}
+        Some(secret) => {
+            if !is_dns_subdomain(&secret.name) {
+                f.fail(
+                    "spec.backend.secretRef.name",
+                    format!(
+                        "must be a Secret's name (a DNS subdomain), got {:?}",
+                        secret.name
+                    ),
+                );
+            }
+            let key_characters = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+            if !(1..=253).contains(&secret.key.len()) || !secret.key.chars().all(key_characters) {
+                f.fail(
+                    "spec.backend.secretRef.key",
+                    format!(
+                        "must be 1-253 characters of A-Z a-z 0-9 - . _, got {:?}",
+                        secret.key
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn backend_timeout(room: &ChatRoom, f: &mut Findings) {
+    if let Some(backend) = &room.spec.backend
+        && !(1..=25).contains(&backend.timeout_seconds)
+    {
+        f.fail(
+            "spec.backend.timeoutSeconds",
+            format!("must be from 1 to 25, got {}", backend.timeout_seconds),
+        );
     }
 }
 

@@ -5,8 +5,9 @@
 
 /// The watch lists and watches rooms; the finalizer helper and the status write patch; the
 /// Recorder creates Events and patches their series; leader election gets, creates and
-/// patches its Lease (a release is a patch too).
-pub const OBSERVED: [(&str, &str); 9] = [
+/// patches its Lease (a release is a patch too); a room with a backend's Secret is read by
+/// name.
+pub const OBSERVED: [(&str, &str); 10] = [
     ("chatrooms", "list"),
     ("chatrooms", "watch"),
     ("chatrooms", "patch"),
@@ -16,6 +17,7 @@ pub const OBSERVED: [(&str, &str); 9] = [
     ("leases", "get"),
     ("leases", "create"),
     ("leases", "patch"),
+    ("secrets", "get"),
 ];
 
 /// The RBAC (resource, verb) of one request to `/apis/{group}/{version}/...`.

@@ -88,7 +88,7 @@ impl TestGateway {
         let provider = LocalProvider::new(gateway.gateway.clone());
         let mut room = ChatRoom::new("lobby", spec);
         room.metadata.namespace = Some("default".into());
-        let report = provider.converge(&room);
+        let report = provider.converge(&room).await;
         // Keep the provider's rooms alive for the test's lifetime.
         std::mem::forget(provider);
         (gateway, report.outputs.websocket_url.unwrap())

@@ -86,6 +86,8 @@ pub struct Storage<'a> {
     /// The execute-api `@connections` endpoint, for a room whose clients connect through a
     /// custom domain (the management API does not answer there).
     pub callback_url: Option<&'a str>,
+    /// The key the function signs requests to the room's backend with (`spec.backend`).
+    pub backend_key: Option<&'a str>,
 }
 
 /// The function `spec` needs, running as `role_arn` with the operator's code.
@@ -154,6 +156,9 @@ pub fn desired(
     }
     if let Some(url) = storage.callback_url {
         environment.insert(env::CALLBACK_URL.to_owned(), url.to_owned());
+    }
+    if let Some(backend) = &spec.backend {
+        environment.extend(backend_environment(spec, backend, storage.backend_key));
     }
     // The same function is the `$connect` route's authorizer.
     if let Some(jwt) = spec.auth.as_ref().and_then(|auth| auth.jwt.settings()) {
@@ -228,6 +233,42 @@ pub fn diff(
     changes
 }
 
+/// The function forwards to the backend itself (docs/architecture.md says why): its URL, what
+/// goes there, its key, and how long it may take — under the function's own timeout, so that
+/// a hung backend ends in an error frame rather than in a killed invocation.
+fn backend_environment(
+    spec: &ChatRoomSpec,
+    backend: &crate::crd::BackendSpec,
+    key: Option<&str>,
+) -> Vec<(String, String)> {
+    let forwarded = crate::providers::local::forwarded(spec);
+    let events: Vec<&str> = [
+        (forwarded.connect, "connect"),
+        (forwarded.disconnect, "disconnect"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    let timeout = backend
+        .timeout_seconds
+        .min(spec.function.timeout_seconds - 1)
+        .max(1);
+    let mut environment = vec![
+        (env::BACKEND_URL.to_owned(), backend.url.clone()),
+        (env::BACKEND_TIMEOUT_SECONDS.to_owned(), timeout.to_string()),
+    ];
+    if !forwarded.routes.is_empty() {
+        environment.push((env::BACKEND_ROUTES.to_owned(), forwarded.routes.join(",")));
+    }
+    if !events.is_empty() {
+        environment.push((env::BACKEND_EVENTS.to_owned(), events.join(",")));
+    }
+    if let Some(key) = key {
+        environment.push((env::BACKEND_SECRET.to_owned(), key.to_owned()));
+    }
+    environment
+}
+
 /// Observes, creates or updates the function; its output is the function's ARN.
 pub async fn converge(
     room: &RoomContext<'_>,
@@ -241,6 +282,7 @@ pub async fn converge(
         room: &room.display,
         channel_table: &room.names.channel_table,
         callback_url,
+        backend_key: room.backend_key.as_deref(),
     };
     let desired = desired(
         room.spec,
@@ -500,6 +542,7 @@ mod tests {
         room: "default/lobby",
         channel_table: "t-channels",
         callback_url: None,
+        backend_key: None,
     };
 
     fn settings() -> Settings {
@@ -508,6 +551,38 @@ mod tests {
 
     fn wanted(spec: &ChatRoomSpec) -> DesiredFunction {
         desired(spec, "f", &STORAGE, ROLE, &settings(), &lobby_tags()).unwrap()
+    }
+
+    #[test]
+    fn a_backend_is_named_to_the_function_with_its_key_and_a_timeout_under_its_own() {
+        let mut spec = ChatRoomSpec::default();
+        spec.function.timeout_seconds = 4;
+        spec.backend = Some(crate::crd::BackendSpec {
+            url: "https://backend.example.com/chat".into(),
+            routes: vec!["notify".into(), "order".into()],
+            events: vec![crate::crd::BackendEvent::Disconnect],
+            secret_ref: None,
+            timeout_seconds: 5,
+        });
+        let storage = Storage {
+            backend_key: Some("k3y"),
+            ..STORAGE
+        };
+        let function = desired(&spec, "f", &storage, ROLE, &settings(), &lobby_tags()).unwrap();
+        let environment = &function.environment;
+        assert_eq!(
+            environment[env::BACKEND_URL],
+            "https://backend.example.com/chat"
+        );
+        assert_eq!(environment[env::BACKEND_ROUTES], "notify,order");
+        assert_eq!(environment[env::BACKEND_EVENTS], "disconnect");
+        assert_eq!(environment[env::BACKEND_SECRET], "k3y");
+        assert_eq!(environment[env::BACKEND_TIMEOUT_SECONDS], "3");
+        assert!(
+            !wanted(&ChatRoomSpec::default())
+                .environment
+                .contains_key(env::BACKEND_URL)
+        );
     }
 
     /// What a converged function of `desired` looks like in AWS.

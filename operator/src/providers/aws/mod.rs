@@ -51,7 +51,7 @@ pub use naming::ResourceNames;
 pub use rate_limit::{RateLimit, RateLimits};
 
 use crate::crd::{ChatRoom, ChatRoomSpec, DeletionPolicy};
-use crate::report::Report;
+use crate::report::{Failure, Report};
 
 /// The roles a room may bring unless the operator is told otherwise: those named like its own,
 /// which the operator's policy lets it pass to Lambda.
@@ -107,6 +107,8 @@ pub struct Settings {
     pub role_propagation_attempts: usize,
     /// Requests per second per AWS service, shared by every room.
     pub rate_limits: RateLimits,
+    /// Where rooms' backend keys come from.
+    pub secrets: crate::secrets::SecretSource,
 }
 
 impl Settings {
@@ -120,6 +122,7 @@ impl Settings {
             rate_limits: RateLimits::default(),
             // 0.5 s doubling to 8 s: about 40 s in all, longer than IAM usually takes.
             role_propagation_attempts: 8,
+            secrets: crate::secrets::SecretSource::Unavailable,
         }
     }
 }
@@ -175,6 +178,8 @@ struct RoomContext<'a> {
     known_domain: Option<&'a str>,
     /// `namespace/name`, for messages.
     display: String,
+    /// The key from `spec.backend.secretRef`, read for a converge (a deletion needs none).
+    backend_key: Option<String>,
 }
 
 impl RoomContext<'_> {
@@ -334,13 +339,50 @@ impl AwsProvider {
                 .is_some_and(|s| s.channel_table_name.is_some()),
             known_domain: room.status.as_ref().and_then(|s| s.domain_name.as_deref()),
             display: format!("{namespace}/{name}"),
+            backend_key: None,
+        })
+    }
+
+    /// The key the room's function signs its backend requests with. A room on AWS needs an
+    /// `https://` backend (a loopback address there is the function itself) and a key of text
+    /// (Lambda's environment holds text; base64 would change what the backend checks).
+    async fn backend_key(&self, room: &ChatRoom) -> Result<Option<String>, Failure> {
+        let Some(backend) = &room.spec.backend else {
+            return Ok(None);
+        };
+        if !backend.url.starts_with("https://") {
+            return Err(Failure::invalid_spec(format!(
+                "spec.backend.url: a room on AWS needs an https:// backend, got {:?}: its function runs in AWS, where a loopback address is the function itself",
+                backend.url
+            )));
+        }
+        let Some(secret) = &backend.secret_ref else {
+            return Ok(None);
+        };
+        let key = self
+            .settings
+            .secrets
+            .key(&room.identity().0, secret)
+            .await
+            .map_err(|error| Failure::secret_unavailable(&error))?;
+        String::from_utf8(key).map(Some).map_err(|_| {
+            Failure::invalid_spec(
+                "spec.backend.secretRef: a room on AWS needs a key of UTF-8 text".into(),
+            )
         })
     }
 
     /// Converges every resource of `room`, in dependency order, and reports how far it got.
     pub async fn converge(&self, room: &ChatRoom) -> Report {
+        let backend_key = match self.backend_key(room).await {
+            Ok(key) => key,
+            Err(failure) => return Report::failed(failure),
+        };
         match self.context(room).await {
-            Ok(context) => pipeline::run(&context).await,
+            Ok(mut context) => {
+                context.backend_key = backend_key;
+                pipeline::run(&context).await
+            }
             Err(error) => pipeline::stopped_before_start(&error),
         }
     }

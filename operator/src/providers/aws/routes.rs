@@ -45,8 +45,8 @@ pub struct RouteChange {
 }
 
 /// The three predefined routes, the message route, `who`, `history` for a room that keeps
-/// history, and `subscribe` and `unsubscribe` for a room with channels: all to the one
-/// integration.
+/// history, `subscribe` and `unsubscribe` for a room with channels, and the backend's routes
+/// for a room with one (its function forwards them): all to the one integration.
 pub fn desired(
     spec: &ChatRoomSpec,
     integration_id: &str,
@@ -62,6 +62,9 @@ pub fn desired(
     }
     if spec.channels.is_some() {
         keys.extend([routes::SUBSCRIBE, routes::UNSUBSCRIBE].map(str::to_owned));
+    }
+    if let Some(backend) = &spec.backend {
+        keys.extend(backend.routes.iter().cloned());
     }
     DesiredRoutes {
         keys,
@@ -288,6 +291,27 @@ mod tests {
             .map(|c| c.key)
             .collect();
         assert_eq!(removed, ["subscribe", "unsubscribe"]);
+    }
+
+    #[test]
+    fn a_backends_routes_go_to_the_rooms_function_while_it_has_them() {
+        let mut spec = with_route("onMessage");
+        spec.backend = Some(crate::crd::BackendSpec {
+            url: "https://backend.example.com/chat".into(),
+            routes: vec!["notify".into(), "order".into()],
+            events: Vec::new(),
+            secret_ref: None,
+            timeout_seconds: 5,
+        });
+        let with = desired(&spec, "i1", None);
+        assert_eq!(with.keys[5..], ["notify", "order"]);
+        spec.backend.as_mut().unwrap().routes.pop();
+        let removed: Vec<String> = diff(&converged(&with), &desired(&spec, "i1", None))
+            .into_iter()
+            .filter(|c| c.change == Change::Remove)
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(removed, ["order"]);
     }
 
     #[test]

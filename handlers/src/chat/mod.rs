@@ -3,6 +3,9 @@ use aws_lambda_events::encodings::Body;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+mod backend;
+
+use crate::backend::BackendLink;
 use crate::broadcast::{Fanout, broadcast};
 use crate::channels::{ChannelRequest, ChannelSettings, Subscription, channel_name_problem};
 use crate::contract::{MAX_POST_BYTES, MAX_PRESENCE_AUDIENCE, authorizer_context, routes};
@@ -55,6 +58,8 @@ pub struct Chat<S, T, H = MemoryHistory> {
     sender: T,
     config: ChatConfig,
     history: Option<(H, HistorySettings)>,
+    /// The room's own backend (`spec.backend`), if it has one.
+    backend: Option<BackendLink>,
 }
 
 impl<S: ConnectionStore, T: Sender> Chat<S, T> {
@@ -65,6 +70,7 @@ impl<S: ConnectionStore, T: Sender> Chat<S, T> {
             sender,
             config,
             history: None,
+            backend: None,
         }
     }
 }
@@ -83,7 +89,15 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             sender,
             config,
             history,
+            backend: None,
         }
+    }
+
+    /// The same room, forwarding to `backend` what it asks for.
+    #[must_use]
+    pub fn with_backend(mut self, backend: Option<BackendLink>) -> Self {
+        self.backend = backend;
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -109,6 +123,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             .as_deref()
             .ok_or(ChatError::MissingConnectionId)?;
         match context.route_key.as_deref() {
+            Some(route) if self.forwards_route(route) => self.forward(connection_id, event).await,
             Some("$connect") => self.connect(connection_id, event).await,
             Some("$disconnect") => self.disconnect(connection_id, event).await,
             Some(route) if route == self.config.message_route => {
@@ -172,6 +187,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         };
         self.store.put(connection).await?;
         self.announce(PresenceEvent::Join, &joined, event).await?;
+        self.tell_backend(event, &joined).await;
         Ok(response(200, None))
     }
 
@@ -182,9 +198,17 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
         // Already removed (a broadcast found it gone): someone else said it left, or no one
         // saw it arrive.
-        if let Some(left) = self.store.remove(connection_id).await? {
-            self.announce(PresenceEvent::Leave, &left, event).await?;
-        }
+        let left = match self.store.remove(connection_id).await? {
+            Some(left) => {
+                self.announce(PresenceEvent::Leave, &left, event).await?;
+                left
+            }
+            None => Recipient {
+                id: connection_id.to_owned(),
+                display_name: None,
+            },
+        };
+        self.tell_backend(event, &left).await;
         Ok(response(200, None))
     }
 
