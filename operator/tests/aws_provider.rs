@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use aws_support::{
     Inventory, function_environment, names, provider, provider_with_zip, room, sdk, status_of,
 };
-use chatroom_operator::crd::{ChannelsSpec, DeletionPolicy, HistorySpec};
+use chatroom_operator::crd::{
+    BackendEvent, BackendSpec, ChannelsSpec, DeletionPolicy, HistorySpec, SecretKeyRef,
+};
 use chatroom_operator::providers::aws::{AwsProvider, HandlerZip, Removal, Settings};
 
 const TABLE_READY: &str = "TableReady";
@@ -435,6 +437,111 @@ async fn a_room_with_channels_gets_its_table_routes_and_policy_and_loses_them_wh
     provider.delete(&room).await.unwrap();
     let left = Inventory::of(&room).await;
     assert!(left.is_empty(), "{left:#?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_room_with_a_backend_gets_its_routes_and_key_is_steady_and_leaves_nothing() {
+    let secrets = std::env::temp_dir().join(format!("chatroom-aws-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(secrets.join("default/chat-backend")).unwrap();
+    std::fs::write(secrets.join("default/chat-backend/hmac"), "k3y\n").unwrap();
+    let provider = aws_support::provider_with_secrets(
+        chatroom_operator::secrets::SecretSource::Dir(secrets.clone()),
+    )
+    .await;
+    let mut room = room("backend");
+    room.spec.backend = Some(BackendSpec {
+        url: "https://backend.example.com/chat".into(),
+        routes: vec!["notify".into(), "order".into()],
+        events: vec![BackendEvent::Connect, BackendEvent::Disconnect],
+        secret_ref: Some(SecretKeyRef {
+            name: "chat-backend".into(),
+            key: "hmac".into(),
+        }),
+        timeout_seconds: 5,
+    });
+    let names = names(&room);
+
+    let converged = provider.converge(&room).await;
+    assert!(converged.failure().is_none(), "{:?}", converged.failure());
+    let inventory = Inventory::of(&room).await;
+    // The backend's routes go to the room's one integration, which its one permission covers:
+    // the function forwards them, so nothing else is made.
+    assert_eq!(inventory.integrations, 1, "{inventory:#?}");
+    for route in ["notify", "order"] {
+        assert!(
+            inventory.routes.contains(&route.to_owned()),
+            "{:?}",
+            inventory.routes
+        );
+    }
+    assert!(inventory.permission_source.is_some(), "{inventory:#?}");
+    let environment = function_environment(&names.function).await;
+    assert_eq!(
+        environment["BACKEND_URL"],
+        "https://backend.example.com/chat"
+    );
+    assert_eq!(environment["BACKEND_ROUTES"], "notify,order");
+    assert_eq!(environment["BACKEND_EVENTS"], "connect,disconnect");
+    assert_eq!(environment["BACKEND_SECRET"], "k3y");
+    assert_eq!(environment["BACKEND_TIMEOUT_SECONDS"], "5");
+    // The role grows by nothing: the function already posts to its own connections.
+    let policy = inventory.policy.clone().unwrap();
+    let sids: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sids,
+        [
+            "ConnectionTable",
+            "PostToConnections",
+            "FanoutToItself",
+            "FunctionLogs"
+        ]
+    );
+
+    // Steady: the second apply changes nothing.
+    room.status = Some(status_of(&converged));
+    provider.calls().clear();
+    let again = provider.converge(&room).await;
+    assert!(again.failure().is_none(), "{:?}", again.failure());
+    assert_eq!(provider.calls().mutating(), []);
+
+    // A rotated key reaches the function; a plain-http backend is refused before any call.
+    std::fs::write(secrets.join("default/chat-backend/hmac"), "rotated").unwrap();
+    assert!(provider.converge(&room).await.failure().is_none());
+    assert_eq!(
+        function_environment(&names.function).await["BACKEND_SECRET"],
+        "rotated"
+    );
+    let mut plain = room.clone();
+    plain.spec.backend.as_mut().unwrap().url = "http://127.0.0.1:9/chat".into();
+    provider.calls().clear();
+    let refused = provider.converge(&plain).await;
+    let failure = refused.failure().expect("refused");
+    assert!(
+        failure.permanent && failure.message.starts_with("spec.backend.url"),
+        "{failure:?}"
+    );
+    assert_eq!(provider.calls().mutating(), []);
+
+    // The backend goes: its routes and settings go with it; then the room: nothing is left.
+    room.spec.backend = None;
+    room.metadata.generation = Some(2);
+    assert!(provider.converge(&room).await.failure().is_none());
+    Inventory::of(&room).await.assert_complete("onMessage");
+    assert!(
+        !function_environment(&names.function)
+            .await
+            .contains_key("BACKEND_URL")
+    );
+    provider.delete(&room).await.unwrap();
+    let left = Inventory::of(&room).await;
+    assert!(left.is_empty(), "{left:#?}");
+    std::fs::remove_dir_all(secrets).unwrap();
 }
 
 #[tokio::test]

@@ -123,7 +123,28 @@ pub async fn provider_as(access_key_id: &str, zip: &[u8]) -> AwsProvider {
 /// the rest: moto has no quotas of its own (the gate emulates API Gateway's domain quotas
 /// only for a key that asks, tools/iam-gate/quotas.mjs).
 pub async fn provider_paced_as(access_key_id: &str, zip: &[u8], paced: &[&str]) -> AwsProvider {
+    provider_configured(access_key_id, zip, paced, |_| {}).await
+}
+
+/// The test operator with its rooms' Secrets in `secrets`.
+pub async fn provider_with_secrets(
+    secrets: chatroom_operator::secrets::SecretSource,
+) -> AwsProvider {
+    let key = operator_key(CLUSTER);
+    provider_configured(&key, b"bootstrap.zip v1", &[], |settings| {
+        settings.secrets = secrets;
+    })
+    .await
+}
+
+async fn provider_configured(
+    access_key_id: &str,
+    zip: &[u8],
+    paced: &[&str],
+    configure: impl FnOnce(&mut Settings),
+) -> AwsProvider {
     let mut settings = Settings::new(Some(HandlerZip::from_bytes(zip.to_vec())), CLUSTER);
+    configure(&mut settings);
     settings.role_propagation_attempts = 1;
     let unlimited: Vec<_> = chatroom_operator::providers::aws::rate_limit::SERVICES
         .iter()
