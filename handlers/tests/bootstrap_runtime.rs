@@ -4,6 +4,7 @@
 mod aws_support;
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_support::{ManagementApi, create_table};
@@ -247,4 +248,127 @@ async fn as_the_authorizer_it_allows_exactly_this_connect_for_a_good_token_and_4
     let logs = function.stop();
     assert!(logs.contains("refused a connection"), "{logs}");
     assert!(!logs.contains("eyJ"), "tokens stay out of logs:\n{logs}");
+}
+
+/// A backend on loopback that checks each request as docs/backend.md shows, keeps what it
+/// heard, acknowledges `notify` and fails `fail`.
+async fn serve_backend(key: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    use chatroom_handlers::backend::signature::{RequestCheck, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let heard: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let check = Arc::new(RequestCheck::new(key));
+    let kept = heard.clone();
+    let app = Router::new().route(
+        "/chat",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (check, kept) = (check.clone(), kept.clone());
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                if let Err(refused) = check.accept(
+                    header(TIMESTAMP_HEADER),
+                    header(SIGNATURE_HEADER),
+                    &body,
+                    now,
+                ) {
+                    return (StatusCode::UNAUTHORIZED, refused.to_string());
+                }
+                let event: Value = serde_json::from_slice(&body).unwrap();
+                let route = event["requestContext"]["routeKey"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                kept.lock().unwrap().push(event);
+                match route.as_str() {
+                    "notify" => (StatusCode::OK, r#"{"type":"ack"}"#.to_owned()),
+                    "fail" => (StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+                    _ => (StatusCode::NO_CONTENT, String::new()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/chat"), heard)
+}
+
+/// The event as the function was given it, and as the backend must receive it: every field API
+/// Gateway sent, unchanged, and the sender's name added to the authorizer's context.
+fn assert_forwarded_as_received(received: &Value, forwarded: &Value, name: &str) {
+    let mut expected = received.clone();
+    expected["requestContext"]["authorizer"] = serde_json::json!({ "name": name });
+    for (key, value) in expected.as_object().unwrap() {
+        if key == "requestContext" {
+            for (field, value) in value.as_object().unwrap() {
+                assert_eq!(
+                    &forwarded["requestContext"][field], value,
+                    "requestContext.{field}"
+                );
+            }
+        } else {
+            assert_eq!(&forwarded[key], value, "{key}");
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn a_backend_hears_the_events_as_the_function_got_them_and_answers_the_sender() {
+    let sdk = chatroom_testkit::moto_sdk_config().await;
+    let (_, table) = create_table(&sdk, "backend").await;
+    let (endpoint, management) = ManagementApi::default().start().await;
+    let (backend_url, heard) = serve_backend("function-key").await;
+    let mut function = start_function(&[
+        ("TABLE_NAME", table.clone()),
+        ("CALLBACK_URL", format!("{endpoint}/@connections")),
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ("BACKEND_URL", backend_url),
+        ("BACKEND_ROUTES", "notify,fail".to_owned()),
+        ("BACKEND_EVENTS", "connect,disconnect".to_owned()),
+        ("BACKEND_SECRET", "function-key".to_owned()),
+        ("BACKEND_TIMEOUT_SECONDS", "2".to_owned()),
+    ])
+    .await;
+
+    let connect = event("connect.json");
+    assert_eq!(status_code(&function.invoke(connect.clone()).await), 200);
+    let notify = event_with("message.json", |e| {
+        e["requestContext"]["routeKey"] = "notify".into();
+        e["body"] = r#"{"action":"notify","order":42}"#.into();
+    });
+    assert_eq!(status_code(&function.invoke(notify.clone()).await), 200);
+    let fail = event_with("message.json", |e| {
+        e["requestContext"]["routeKey"] = "fail".into();
+        e["body"] = r#"{"action":"fail"}"#.into();
+    });
+    assert_eq!(status_code(&function.invoke(fail).await), 502);
+    let disconnect = event("disconnect.json");
+    assert_eq!(status_code(&function.invoke(disconnect.clone()).await), 200);
+
+    let heard = heard.lock().unwrap().clone();
+    let routes: Vec<&str> = heard
+        .iter()
+        .map(|e| e["requestContext"]["routeKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes, ["$connect", "notify", "fail", "$disconnect"]);
+    assert_forwarded_as_received(&connect, &heard[0], "ada");
+    assert_forwarded_as_received(&notify, &heard[1], "ada");
+    assert_forwarded_as_received(&disconnect, &heard[3], "ada");
+
+    let posts = management.posts.lock().unwrap().clone();
+    assert_eq!(
+        posts[0],
+        (CONNECTION.to_owned(), r#"{"type":"ack"}"#.to_owned())
+    );
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(
+        posts[1].1.contains("HTTP 500"),
+        "one error frame: {posts:?}"
+    );
+    function.stop();
 }

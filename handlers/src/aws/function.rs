@@ -343,15 +343,31 @@ impl Function {
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        self.handle_received(event, None).await
+    }
+
+    pub fn has_backend(&self) -> bool {
+        self.backend.is_some()
+    }
+
+    /// [`Function::handle`] with the event's JSON as Lambda delivered it, which a room's
+    /// backend receives unchanged.
+    pub async fn handle_received(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        received: Option<&serde_json::Value>,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
         let (store, sender, config) = (
             self.store.clone(),
             self.sender_for(event),
             self.config.chat.clone(),
         );
-        Chat::with_history(store, sender, config, self.history.clone())
-            .with_backend(self.backend.clone())
-            .handle(event)
-            .await
+        let chat = Chat::with_history(store, sender, config, self.history.clone())
+            .with_backend(self.backend.clone());
+        match received {
+            Some(received) => chat.handle_received(event, received).await,
+            None => chat.handle(event).await,
+        }
     }
 
     fn sender_for(&self, event: &ApiGatewayWebsocketProxyRequest) -> ManagementApiSender {

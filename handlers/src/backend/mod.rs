@@ -78,20 +78,35 @@ impl std::fmt::Debug for BackendLink {
     }
 }
 
-/// The event as the backend receives it: the room's event, with the connection's name in
-/// `requestContext.authorizer.name` when no authorizer put one there, so that a backend
-/// always knows who spoke (API Gateway gives an event no name of its own after `$connect`).
+/// The event as the backend receives it: the room's event — as it arrived (`received`) when the
+/// shell has it, else as parsed — with the connection's name in
+/// `requestContext.authorizer.name` when no authorizer put one there, so that a backend always
+/// knows who spoke (API Gateway gives an event no name of its own after `$connect`).
 pub fn forwarded_event(
     event: &ApiGatewayWebsocketProxyRequest,
+    received: Option<&serde_json::Value>,
     name: &str,
 ) -> Result<Bytes, serde_json::Error> {
-    let mut event = event.clone();
-    event
-        .request_context
-        .authorizer
-        .fields
-        .entry(authorizer_context::NAME.to_owned())
-        .or_insert_with(|| serde_json::Value::String(name.to_owned()));
+    let mut event = match received {
+        Some(received) => received.clone(),
+        None => serde_json::to_value(event)?,
+    };
+    if let Some(context) = event
+        .get_mut("requestContext")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        let authorizer = context
+            .entry("authorizer")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if !authorizer.is_object() {
+            *authorizer = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let Some(fields) = authorizer.as_object_mut() {
+            fields
+                .entry(authorizer_context::NAME)
+                .or_insert_with(|| serde_json::Value::String(name.to_owned()));
+        }
+    }
     serde_json::to_vec(&event).map(Bytes::from)
 }
 
@@ -106,7 +121,7 @@ mod tests {
         event.request_context.route_key = Some("notify".into());
         event.body = Some(r#"{"action":"notify"}"#.into());
         let forwarded: serde_json::Value =
-            serde_json::from_slice(&forwarded_event(&event, "ada").unwrap()).unwrap();
+            serde_json::from_slice(&forwarded_event(&event, None, "ada").unwrap()).unwrap();
         assert_eq!(forwarded["requestContext"]["authorizer"]["name"], "ada");
         assert_eq!(forwarded["requestContext"]["connectionId"], "abc=");
         assert_eq!(forwarded["requestContext"]["routeKey"], "notify");
@@ -118,7 +133,7 @@ mod tests {
             .fields
             .insert("name".into(), "from-token".into());
         let forwarded: serde_json::Value =
-            serde_json::from_slice(&forwarded_event(&event, "ada").unwrap()).unwrap();
+            serde_json::from_slice(&forwarded_event(&event, None, "ada").unwrap()).unwrap();
         assert_eq!(
             forwarded["requestContext"]["authorizer"]["name"],
             "from-token"

@@ -66,8 +66,10 @@ async fn dispatch(
         let answer = function.authorize(&request).instrument(span).await?;
         return Ok(serde_json::to_value(answer)?);
     }
+    // Only a room with a backend needs the event as it came, to forward it unchanged.
+    let received = function.has_backend().then(|| payload.clone());
     let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)?;
-    let response = invoke(function, request, &context).await?;
+    let response = invoke(function, request, received, &context).await?;
     Ok(serde_json::to_value(response)?)
 }
 
@@ -75,6 +77,7 @@ async fn dispatch(
 async fn invoke(
     function: &Function,
     payload: ApiGatewayWebsocketProxyRequest,
+    received: Option<Value>,
     context: &lambda_runtime::Context,
 ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
     let route = payload
@@ -84,7 +87,7 @@ async fn invoke(
         .unwrap_or_default();
     let span = tracing::info_span!("invocation", request_id = %context.request_id, %route);
     async move {
-        let result = function.handle(&payload).await;
+        let result = function.handle_received(&payload, received.as_ref()).await;
         match &result {
             Ok(response) => tracing::info!(status = response.status_code, "handled"),
             Err(error) => tracing::error!(%error, "failed"),

@@ -26,6 +26,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         &self,
         connection_id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
+        received: Option<&serde_json::Value>,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
         let Some(link) = &self.backend else {
             return Ok(response(200, None));
@@ -36,7 +37,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             .as_deref()
             .unwrap_or_default();
         let name = self.name_of(connection_id, event).await?;
-        let outcome = match forwarded_event(event, &name) {
+        let outcome = match forwarded_event(event, received, &name) {
             Ok(body) => link.backend.deliver(body).await.map_err(|e| e.to_string()),
             Err(error) => Err(format!("the event could not be written: {error}")),
         };
@@ -64,6 +65,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
     pub(super) async fn tell_backend(
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
+        received: Option<&serde_json::Value>,
         whom: &Recipient,
     ) {
         let Some(link) = &self.backend else { return };
@@ -75,7 +77,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         if !wanted {
             return;
         }
-        let outcome = match forwarded_event(event, &whom.sender_label()) {
+        let outcome = match forwarded_event(event, received, &whom.sender_label()) {
             Ok(body) => link
                 .backend
                 .deliver(body)

@@ -117,15 +117,36 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        self.dispatch(event, None).await
+    }
+
+    /// [`Chat::handle`], with the event as it arrived (`received`, the JSON API Gateway sent),
+    /// which is what a backend receives: a parsed event writes some fields differently (header
+    /// names in lower case, for one).
+    pub async fn handle_received(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        received: &serde_json::Value,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        self.dispatch(event, Some(received)).await
+    }
+
+    async fn dispatch(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        received: Option<&serde_json::Value>,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
         let context = &event.request_context;
         let connection_id = context
             .connection_id
             .as_deref()
             .ok_or(ChatError::MissingConnectionId)?;
         match context.route_key.as_deref() {
-            Some(route) if self.forwards_route(route) => self.forward(connection_id, event).await,
-            Some("$connect") => self.connect(connection_id, event).await,
-            Some("$disconnect") => self.disconnect(connection_id, event).await,
+            Some(route) if self.forwards_route(route) => {
+                self.forward(connection_id, event, received).await
+            }
+            Some("$connect") => self.connect(connection_id, event, received).await,
+            Some("$disconnect") => self.disconnect(connection_id, event, received).await,
             Some(route) if route == self.config.message_route => {
                 self.message(connection_id, event).await
             }
@@ -156,6 +177,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         &self,
         connection_id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
+        received: Option<&serde_json::Value>,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
         let display_name = if self.config.names_from_authorizer {
             // Fail closed: a `$connect` that reached the room without its authorizer (a route
@@ -187,7 +209,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         };
         self.store.put(connection).await?;
         self.announce(PresenceEvent::Join, &joined, event).await?;
-        self.tell_backend(event, &joined).await;
+        self.tell_backend(event, received, &joined).await;
         Ok(response(200, None))
     }
 
@@ -195,6 +217,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         &self,
         connection_id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
+        received: Option<&serde_json::Value>,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
         // Already removed (a broadcast found it gone): someone else said it left, or no one
         // saw it arrive.
@@ -208,7 +231,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
                 display_name: None,
             },
         };
-        self.tell_backend(event, &left).await;
+        self.tell_backend(event, received, &left).await;
         Ok(response(200, None))
     }
 
