@@ -325,3 +325,46 @@ async fn a_room_whose_secret_is_missing_is_not_served_and_says_which_file() {
     );
     assert!(gateway.gateway.room_keys().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_a_backend_at_an_internal_address_is_refused_unless_allowed() {
+    use chatroom_handlers::backend::AddressPolicy;
+    let gateway = TestGateway::start_with(|config| config).await;
+    // Without the secretRef validation asks for: the provider's own check is what is shown.
+    let metadata = |name: &str| {
+        let mut room = ChatRoom::new(
+            name,
+            ChatRoomSpec {
+                backend: Some(BackendSpec {
+                    url: "https://169.254.169.254/latest/meta-data".into(),
+                    routes: vec!["notify".into()],
+                    events: Vec::new(),
+                    secret_ref: None,
+                    timeout_seconds: 5,
+                }),
+                ..ChatRoomSpec::default()
+            },
+        );
+        room.metadata.namespace = Some("default".into());
+        room
+    };
+    let guarded = LocalProvider::new(gateway.gateway.clone())
+        .with_backend_addresses(AddressPolicy::PublicOnly);
+    let report = guarded.converge(&metadata("guarded")).await;
+    let failure = report.failure().expect("refused");
+    assert!(
+        failure
+            .message
+            .starts_with("spec.backend.url: 169.254.169.254 is an address"),
+        "{}",
+        failure.message
+    );
+    let allowed = LocalProvider::new(gateway.gateway.clone());
+    assert!(
+        allowed
+            .converge(&metadata("allowed"))
+            .await
+            .failure()
+            .is_none()
+    );
+}
