@@ -187,6 +187,7 @@ fn every_chatroom_example_is_accepted_by_the_api_server() {
         "examples/chatroom-history.yaml",
         "examples/chatroom-auth.yaml",
         "examples/chatroom-dev-auth.yaml",
+        "examples/chatroom-backend.yaml",
         "examples/gitops/rooms/lobby.yaml",
         "examples/gitops/flux/operator/namespace.yaml",
     ] {
