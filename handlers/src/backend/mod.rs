@@ -55,6 +55,17 @@ pub enum BackendError {
     AnswerTooLarge,
 }
 
+impl BackendError {
+    /// What the sender is told: what went wrong, without the backend's address or the
+    /// resolver's and TLS library's details, which go to the log.
+    pub fn for_client(&self) -> String {
+        match self {
+            Self::Unreachable(_) => "it could not be reached".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Where forwarded events go: an HTTP endpoint in production ([`HttpBackend`]).
 pub trait Backend: Send + Sync {
     /// Posts one event (JSON) once, and returns the body of the backend's 2xx answer (empty
@@ -113,6 +124,19 @@ pub fn forwarded_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sender_is_told_what_failed_but_not_where_the_backend_is() {
+        let unreachable = BackendError::Unreachable(
+            "client error (Connect): orders.internal resolves only to addresses …".into(),
+        );
+        assert_eq!(unreachable.for_client(), "it could not be reached");
+        assert_eq!(BackendError::Status(500).for_client(), "it answered HTTP 500");
+        assert_eq!(
+            BackendError::Timeout(Duration::from_secs(5)).for_client(),
+            "it did not answer within 5s"
+        );
+    }
 
     #[test]
     fn the_forwarded_event_names_the_connection_unless_its_authorizer_did() {

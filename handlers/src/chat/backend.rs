@@ -38,8 +38,15 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             .unwrap_or_default();
         let name = self.name_of(connection_id, event).await?;
         let outcome = match forwarded_event(event, received, &name) {
-            Ok(body) => link.backend.deliver(body).await.map_err(|e| e.to_string()),
-            Err(error) => Err(format!("the event could not be written: {error}")),
+            Ok(body) => link
+                .backend
+                .deliver(body)
+                .await
+                .map_err(|e| (e.to_string(), e.for_client())),
+            Err(error) => {
+                let reason = format!("the event could not be written: {error}");
+                Err((reason.clone(), reason))
+            }
         };
         match outcome {
             Ok(answer) if answer.is_empty() => Ok(response(200, None)),
@@ -47,10 +54,10 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
                 self.post_answer(connection_id, answer).await;
                 Ok(response(200, None))
             }
-            Err(reason) => {
+            Err((reason, told)) => {
                 tracing::warn!(%route, %reason, "the room's backend failed");
                 let message = format!(
-                    "The {route} route's backend failed ({reason}); nothing was done. Try again later."
+                    "The {route} route's backend failed ({told}); nothing was done. Try again later."
                 );
                 self.reply(connection_id, &ChatFrame::Error { message })
                     .await;
