@@ -131,7 +131,10 @@ mod tests {
             "client error (Connect): orders.internal resolves only to addresses …".into(),
         );
         assert_eq!(unreachable.for_client(), "it could not be reached");
-        assert_eq!(BackendError::Status(500).for_client(), "it answered HTTP 500");
+        assert_eq!(
+            BackendError::Status(500).for_client(),
+            "it answered HTTP 500"
+        );
         assert_eq!(
             BackendError::Timeout(Duration::from_secs(5)).for_client(),
             "it did not answer within 5s"
