@@ -247,7 +247,8 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
             |c| c.lease_holder("chatroom-operator").as_deref() == Some("second"),
         )
         .await;
-    // patio has a backend whose key is in a Secret: Ready only once the operator read it.
+    // patio has a backend whose key is in a Secret: Ready only once the operator read it, and
+    // its requests signed with that very key.
     let out = cluster.kubectl(&[
         "create",
         "secret",
@@ -256,10 +257,11 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
         "--from-literal=hmac=s3cret",
     ]);
     assert!(out.status.success(), "{}", cluster::stderr(&out));
+    let backend = signed_backend("s3cret").await;
     cluster.add_room(
         "patio",
         json!({ "backend": {
-            "url": "http://127.0.0.1:9/chat",
+            "url": format!("http://{backend}/chat"),
             "routes": ["notify"],
             "secretRef": { "name": "chat-backend", "key": "hmac" },
         } }),
@@ -269,6 +271,13 @@ async fn a_standby_is_ready_but_idle_until_the_leader_stops_then_takes_over() {
             c.ready_url("patio").is_some()
         })
         .await;
+    let mut guest = connect(&cluster.ready_url("patio").unwrap()).await;
+    send_text(&mut guest, r#"{"action":"notify"}"#).await;
+    assert_eq!(
+        next_json(&mut guest).await,
+        json!({ "type": "ack", "signed": true }),
+        "the backend checked the request with the Secret's key"
+    );
     assert_eq!(second.leader_gauge().await, "chatroom_leader 1");
     cluster.delete_room("patio");
     cluster
@@ -539,4 +548,38 @@ async fn a_standby_takes_over_from_a_killed_leader_within_the_lease() {
     let (status, _, log) = second.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}:\n{log}");
     drop(first);
+}
+
+/// A backend on loopback that answers `{"type":"ack","signed":…}`: whether the request's
+/// signature checks out with `key` (docs/backend.md's check).
+async fn signed_backend(key: &'static str) -> std::net::SocketAddr {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use chatroom_handlers::backend::signature::{RequestCheck, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let check = std::sync::Arc::new(RequestCheck::new(key));
+    let app = axum::Router::new().route(
+        "/chat",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let check = check.clone();
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let signed = check
+                    .accept(
+                        header(TIMESTAMP_HEADER),
+                        header(SIGNATURE_HEADER),
+                        &body,
+                        now,
+                    )
+                    .is_ok();
+                json!({ "type": "ack", "signed": signed }).to_string()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }
