@@ -473,6 +473,25 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+impl BackendSpec {
+    /// What of the room goes to the backend.
+    pub fn forwarded(&self) -> chatroom_handlers::backend::Forwarded {
+        chatroom_handlers::backend::Forwarded {
+            routes: self.routes.clone(),
+            connect: self.events.contains(&BackendEvent::Connect),
+            disconnect: self.events.contains(&BackendEvent::Disconnect),
+        }
+    }
+
+    /// How long the backend has to answer. Validation refuses a value outside 1-25 s; a spec
+    /// that skipped it gets the nearest bound.
+    pub fn timeout(&self) -> std::time::Duration {
+        use chatroom_handlers::backend::MAX_TIMEOUT_SECONDS;
+        let seconds = u64::try_from(self.timeout_seconds).unwrap_or(1);
+        std::time::Duration::from_secs(seconds.clamp(1, MAX_TIMEOUT_SECONDS))
+    }
+}
+
 fn default_backend_timeout() -> i32 {
     i32::try_from(chatroom_handlers::backend::DEFAULT_TIMEOUT.as_secs()).unwrap_or(5)
 }

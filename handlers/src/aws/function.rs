@@ -13,8 +13,7 @@ use super::fanout::Workers;
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
 use crate::backend::{
-    AddressPolicy, BackendLink, DEFAULT_TIMEOUT as DEFAULT_BACKEND_TIMEOUT, Forwarded, HttpBackend,
-    NoBackendClient,
+    AddressPolicy, BackendConfig, BackendConfigError, BackendLink, HttpBackend, NoBackendClient,
 };
 use crate::channels::{ChannelSettings, MAX_CHANNELS_PER_CONNECTION};
 use crate::chat::{Chat, ChatConfig, ChatError};
@@ -45,27 +44,6 @@ pub struct FunctionConfig {
     pub function_name: Option<String>,
 }
 
-/// The room's own backend, from `BACKEND_*`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BackendConfig {
-    pub url: String,
-    pub forwarded: Forwarded,
-    pub secret: Option<String>,
-    pub timeout: Duration,
-}
-
-/// Never prints the key.
-impl std::fmt::Debug for BackendConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendConfig")
-            .field("url", &self.url)
-            .field("forwarded", &self.forwarded)
-            .field("signed", &self.secret.is_some())
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
 /// Where and how much history the room keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryConfig {
@@ -93,12 +71,8 @@ pub enum ConfigError {
     ChannelsPerConnection(String),
     #[error("FANOUT_POSTS_PER_SECOND must be a whole number from 1 to 1000000, got {0:?}")]
     PostsPerSecond(String),
-    #[error("BACKEND_URL is set, so {name} must be {expected}; got {got:?}")]
-    Backend {
-        name: &'static str,
-        expected: &'static str,
-        got: String,
-    },
+    #[error(transparent)]
+    Backend(#[from] BackendConfigError),
     #[error("BACKEND_URL: {0}")]
     NoBackendClient(#[from] NoBackendClient),
     #[error("HISTORY_TABLE is set, so {name} must be {expected}; got {got:?}")]
@@ -194,10 +168,7 @@ impl FunctionConfig {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or(ConfigError::PostsPerSecond(raw))?,
         };
-        let backend = match get(env::BACKEND_URL) {
-            None => None,
-            Some(url) => Some(backend_config(url, &get)?),
-        };
+        let backend = BackendConfig::from_lookup(&lookup)?;
         let auth = JwtSettings::from_lookup(&lookup)?;
         chat.names_from_authorizer = auth.is_some();
         Ok(Self {
@@ -213,57 +184,6 @@ impl FunctionConfig {
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
         })
     }
-}
-
-fn backend_config(
-    url: String,
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<BackendConfig, ConfigError> {
-    let list = |name: &str| -> Vec<String> {
-        get(name)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    let mut forwarded = Forwarded {
-        routes: list(env::BACKEND_ROUTES),
-        ..Forwarded::default()
-    };
-    for event in list(env::BACKEND_EVENTS) {
-        match event.as_str() {
-            "connect" => forwarded.connect = true,
-            "disconnect" => forwarded.disconnect = true,
-            _ => {
-                return Err(ConfigError::Backend {
-                    name: env::BACKEND_EVENTS,
-                    expected: "connect, disconnect or both, comma-separated",
-                    got: event,
-                });
-            }
-        }
-    }
-    let timeout = match get(env::BACKEND_TIMEOUT_SECONDS) {
-        None => DEFAULT_BACKEND_TIMEOUT,
-        Some(raw) => raw
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=25).contains(s))
-            .map(Duration::from_secs)
-            .ok_or(ConfigError::Backend {
-                name: env::BACKEND_TIMEOUT_SECONDS,
-                expected: "a whole number of seconds from 1 to 25",
-                got: raw,
-            })?,
-    };
-    Ok(BackendConfig {
-        url,
-        forwarded,
-        secret: get(env::BACKEND_SECRET),
-        timeout,
-    })
 }
 
 /// The room's Lambda function: one SDK configuration, one store, and a management-API sender
@@ -517,26 +437,15 @@ mod tests {
     }
 
     #[test]
-    fn a_backend_comes_with_its_routes_events_key_and_timeout() {
-        assert_eq!(config_without_history().backend, None);
+    fn a_backend_is_read_with_the_rest_and_its_errors_stop_the_start() {
         let on = config(&[
             ("TABLE_NAME", "t"),
             ("BACKEND_URL", "https://backend.example.com/chat"),
-            ("BACKEND_ROUTES", "notify, order"),
-            ("BACKEND_EVENTS", "connect,disconnect"),
-            ("BACKEND_SECRET", "k"),
-            ("BACKEND_TIMEOUT_SECONDS", "2"),
+            ("BACKEND_ROUTES", "notify"),
         ])
-        .unwrap()
-        .backend
         .unwrap();
-        assert_eq!(on.forwarded.routes, ["notify", "order"]);
-        assert!(on.forwarded.connect && on.forwarded.disconnect);
-        assert_eq!(on.timeout, Duration::from_secs(2));
-        assert!(
-            !format!("{on:?}").contains("\"k\""),
-            "the key is never printed"
-        );
+        assert_eq!(on.backend.unwrap().forwarded.routes, ["notify"]);
+        assert_eq!(config_without_history().backend, None);
         let error = config(&[
             ("TABLE_NAME", "t"),
             ("BACKEND_URL", "https://backend.example.com/chat"),

@@ -17,10 +17,12 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::contract::{MAX_POST_BYTES, authorizer_context};
+use crate::contract::{MAX_POST_BYTES, authorizer_context, env};
 
 /// How long the backend has to answer, connection included, unless the room says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a room may give it: inside API Gateway's 29 s integration timeout.
+pub const MAX_TIMEOUT_SECONDS: u64 = 25;
 
 /// The most a backend's answer may hold: it goes back to the sender as one post, and API
 /// Gateway takes at most 128 KB in one.
@@ -42,6 +44,126 @@ impl Forwarded {
         self.routes.iter().any(|r| r == route)
     }
 }
+
+/// A room's backend as the operator hands it to the function (`BACKEND_*`), written and read
+/// here so that both sides agree.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub url: String,
+    pub forwarded: Forwarded,
+    /// The signing key; `None`, requests go unsigned (a loopback backend only).
+    pub secret: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("url", &self.url)
+            .field("forwarded", &self.forwarded)
+            .field("signed", &self.secret.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("BACKEND_URL is set, so {name} must be {expected}; got {got:?}")]
+pub struct BackendConfigError {
+    pub name: &'static str,
+    pub expected: &'static str,
+    pub got: String,
+}
+
+impl BackendConfig {
+    /// The backend in the function's environment, or `None` when the room has none
+    /// (`BACKEND_URL` unset); empty values count as unset.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, BackendConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let Some(url) = get(env::BACKEND_URL) else {
+            return Ok(None);
+        };
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut forwarded = Forwarded {
+            routes: list(env::BACKEND_ROUTES),
+            ..Forwarded::default()
+        };
+        for event in list(env::BACKEND_EVENTS) {
+            match event.as_str() {
+                CONNECT => forwarded.connect = true,
+                DISCONNECT => forwarded.disconnect = true,
+                _ => {
+                    return Err(BackendConfigError {
+                        name: env::BACKEND_EVENTS,
+                        expected: "connect, disconnect or both, comma-separated",
+                        got: event,
+                    });
+                }
+            }
+        }
+        let timeout = match get(env::BACKEND_TIMEOUT_SECONDS) {
+            None => DEFAULT_TIMEOUT,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=MAX_TIMEOUT_SECONDS).contains(s))
+                .map(Duration::from_secs)
+                .ok_or(BackendConfigError {
+                    name: env::BACKEND_TIMEOUT_SECONDS,
+                    expected: "a whole number of seconds from 1 to 25",
+                    got: raw,
+                })?,
+        };
+        Ok(Some(Self {
+            url,
+            forwarded,
+            secret: get(env::BACKEND_SECRET),
+            timeout,
+        }))
+    }
+
+    /// The environment the operator gives the function for this backend.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (env::BACKEND_URL, self.url.clone()),
+            (
+                env::BACKEND_TIMEOUT_SECONDS,
+                self.timeout.as_secs().to_string(),
+            ),
+        ];
+        if !self.forwarded.routes.is_empty() {
+            vars.push((env::BACKEND_ROUTES, self.forwarded.routes.join(",")));
+        }
+        let events: Vec<&str> = [
+            (self.forwarded.connect, CONNECT),
+            (self.forwarded.disconnect, DISCONNECT),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if !events.is_empty() {
+            vars.push((env::BACKEND_EVENTS, events.join(",")));
+        }
+        if let Some(secret) = &self.secret {
+            vars.push((env::BACKEND_SECRET, secret.clone()));
+        }
+        vars
+    }
+}
+
+const CONNECT: &str = "connect";
+const DISCONNECT: &str = "disconnect";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -124,6 +246,68 @@ pub fn forwarded_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lookup(pairs: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs = pairs.to_vec();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn a_backend_comes_with_its_routes_events_key_and_timeout() {
+        assert_eq!(BackendConfig::from_lookup(lookup(&[])), Ok(None));
+        let on = BackendConfig::from_lookup(lookup(&[
+            ("BACKEND_URL", "https://backend.example.com/chat"),
+            ("BACKEND_ROUTES", "notify, order"),
+            ("BACKEND_EVENTS", "connect,disconnect"),
+            ("BACKEND_SECRET", "k"),
+            ("BACKEND_TIMEOUT_SECONDS", "2"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(on.forwarded.routes, ["notify", "order"]);
+        assert!(on.forwarded.connect && on.forwarded.disconnect);
+        assert_eq!(on.timeout, Duration::from_secs(2));
+        assert!(
+            !format!("{on:?}").contains("\"k\""),
+            "the key is never printed"
+        );
+        let error = BackendConfig::from_lookup(lookup(&[
+            ("BACKEND_URL", "https://backend.example.com/chat"),
+            ("BACKEND_EVENTS", "message"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.name, "BACKEND_EVENTS");
+        let error = BackendConfig::from_lookup(lookup(&[
+            ("BACKEND_URL", "https://backend.example.com/chat"),
+            ("BACKEND_TIMEOUT_SECONDS", "26"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.name, "BACKEND_TIMEOUT_SECONDS");
+    }
+
+    #[test]
+    fn what_the_operator_writes_the_function_reads_back() {
+        let config = BackendConfig {
+            url: "https://backend.example.com/chat".into(),
+            forwarded: Forwarded {
+                routes: vec!["notify".into(), "order".into()],
+                connect: false,
+                disconnect: true,
+            },
+            secret: Some("k3y".into()),
+            timeout: Duration::from_secs(3),
+        };
+        let env = config.to_env();
+        let read = BackendConfig::from_lookup(|name| {
+            env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        });
+        assert_eq!(read, Ok(Some(config)));
+    }
 
     #[test]
     fn the_sender_is_told_what_failed_but_not_where_the_backend_is() {

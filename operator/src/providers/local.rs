@@ -6,16 +6,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use chatroom_handlers::auth::{HttpsKeySource, NoHttpsClient, Verifier};
-use chatroom_handlers::backend::{
-    AddressPolicy, BackendLink, Forwarded, HttpBackend, NoBackendClient,
-};
+use chatroom_handlers::backend::{AddressPolicy, BackendLink, HttpBackend, NoBackendClient};
 use chatroom_handlers::contract::routes;
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Chat, ChatConfig, InvalidExpression, MAX_HISTORY_MESSAGES,
     MemoryHistory, MemoryStore, Recipient, RouteSelectionExpression, SendError, Sender,
 };
 
-use crate::crd::{BackendEvent, ChatRoom, ChatRoomSpec};
+use crate::crd::{ChatRoom, ChatRoomSpec};
 use crate::gateway::{
     BoxError, ConnectionRegistry, Gateway, Integration, Invocation, Outgoing, Room, RoomKey,
     stage_throttle,
@@ -198,12 +196,10 @@ impl LocalProvider {
         let Some(backend) = &spec.backend else {
             return Ok(None);
         };
-        let timeout = std::time::Duration::from_secs(
-            u64::try_from(backend.timeout_seconds.clamp(1, 25)).unwrap_or(5),
-        );
-        let client = HttpBackend::new(&backend.url, key, timeout, self.backend_addresses)?;
+        let client =
+            HttpBackend::new(&backend.url, key, backend.timeout(), self.backend_addresses)?;
         Ok(Some(BackendLink {
-            forwarded: forwarded(spec),
+            forwarded: backend.forwarded(),
             backend: Arc::new(client),
         }))
     }
@@ -279,18 +275,6 @@ impl LocalProvider {
             },
             applied: Vec::new(),
         }
-    }
-}
-
-/// What of the room goes to its backend.
-pub fn forwarded(spec: &ChatRoomSpec) -> Forwarded {
-    let Some(backend) = &spec.backend else {
-        return Forwarded::default();
-    };
-    Forwarded {
-        routes: backend.routes.clone(),
-        connect: backend.events.contains(&BackendEvent::Connect),
-        disconnect: backend.events.contains(&BackendEvent::Disconnect),
     }
 }
 

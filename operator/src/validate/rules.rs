@@ -2,6 +2,7 @@
 //! A rule adds one [`FieldError`] per thing it finds wrong, naming the field.
 
 use chatroom_handlers::RouteSelectionExpression;
+use chatroom_handlers::backend::MAX_TIMEOUT_SECONDS;
 
 use super::{
     BASE_PATH, CERTIFICATE_ARN, DOMAIN_NAME, Findings, is_dns_label, is_dns_subdomain, is_region,
@@ -443,11 +444,15 @@ fn backend_secret_ref(room: &ChatRoom, f: &mut Findings) {
 
 fn backend_timeout(room: &ChatRoom, f: &mut Findings) {
     if let Some(backend) = &room.spec.backend
-        && !(1..=25).contains(&backend.timeout_seconds)
+        && !u64::try_from(backend.timeout_seconds)
+            .is_ok_and(|s| (1..=MAX_TIMEOUT_SECONDS).contains(&s))
     {
         f.fail(
             "spec.backend.timeoutSeconds",
-            format!("must be from 1 to 25, got {}", backend.timeout_seconds),
+            format!(
+                "must be from 1 to {MAX_TIMEOUT_SECONDS}, got {}",
+                backend.timeout_seconds
+            ),
         );
     }
 }

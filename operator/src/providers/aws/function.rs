@@ -13,6 +13,7 @@ use aws_sdk_lambda::types::{
     LastUpdateStatus, Runtime, State,
 };
 use backon::{ExponentialBuilder, Retryable};
+use chatroom_handlers::backend::BackendConfig;
 use chatroom_handlers::contract::env;
 
 use super::change::{Change, Converged, Removal, claim, outcome};
@@ -241,32 +242,21 @@ fn backend_environment(
     backend: &crate::crd::BackendSpec,
     key: Option<&str>,
 ) -> Vec<(String, String)> {
-    let forwarded = crate::providers::local::forwarded(spec);
-    let events: Vec<&str> = [
-        (forwarded.connect, "connect"),
-        (forwarded.disconnect, "disconnect"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
-    let timeout = backend
-        .timeout_seconds
-        .min(spec.function.timeout_seconds - 1)
-        .max(1);
-    let mut environment = vec![
-        (env::BACKEND_URL.to_owned(), backend.url.clone()),
-        (env::BACKEND_TIMEOUT_SECONDS.to_owned(), timeout.to_string()),
-    ];
-    if !forwarded.routes.is_empty() {
-        environment.push((env::BACKEND_ROUTES.to_owned(), forwarded.routes.join(",")));
-    }
-    if !events.is_empty() {
-        environment.push((env::BACKEND_EVENTS.to_owned(), events.join(",")));
-    }
-    if let Some(key) = key {
-        environment.push((env::BACKEND_SECRET.to_owned(), key.to_owned()));
-    }
-    environment
+    let under_the_function = u64::try_from(spec.function.timeout_seconds - 1).unwrap_or(0);
+    let config = BackendConfig {
+        url: backend.url.clone(),
+        forwarded: backend.forwarded(),
+        secret: key.map(str::to_owned),
+        timeout: backend
+            .timeout()
+            .min(Duration::from_secs(under_the_function))
+            .max(Duration::from_secs(1)),
+    };
+    config
+        .to_env()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }
 
 /// Observes, creates or updates the function; its output is the function's ARN.
