@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::crd::SecretKeyRef;
+use crate::crd::{ChatRoom, SecretKeyRef};
 
 /// The most bytes a key may have; an HMAC key needs 32.
 pub const MAX_KEY_BYTES: usize = 4096;
@@ -35,6 +35,20 @@ impl std::fmt::Debug for SecretSource {
 pub struct SecretError(String);
 
 impl SecretSource {
+    /// The key of `room`'s backend, if its spec names one (`spec.backend.secretRef`), from
+    /// the room's namespace.
+    pub async fn backend_key(&self, room: &ChatRoom) -> Result<Option<Vec<u8>>, SecretError> {
+        let secret = room
+            .spec
+            .backend
+            .as_ref()
+            .and_then(|b| b.secret_ref.as_ref());
+        match secret {
+            None => Ok(None),
+            Some(secret) => self.key(&room.identity().0, secret).await.map(Some),
+        }
+    }
+
     /// The key's bytes, without the trailing newline a file written by an editor or `echo`
     /// ends with (in both sources alike, so that one key signs the same everywhere).
     pub async fn key(

@@ -93,17 +93,9 @@ impl LocalProvider {
     /// Serves `room` as its spec says and reports where. Converging an unchanged room changes
     /// nothing; a new stage moves the room to its new URL.
     pub async fn converge(&self, room: &ChatRoom) -> Report {
-        let backend_key = match room
-            .spec
-            .backend
-            .as_ref()
-            .and_then(|b| b.secret_ref.as_ref())
-        {
-            None => None,
-            Some(secret) => match self.secrets.key(&room.identity().0, secret).await {
-                Ok(key) => Some(key),
-                Err(error) => return Report::failed(Failure::secret_unavailable(&error)),
-            },
+        let backend_key = match self.secrets.backend_key(room).await {
+            Ok(key) => key,
+            Err(error) => return Report::failed(Failure::secret_unavailable(&error)),
         };
         match self.serve(room, backend_key) {
             Ok(key) => self.report(&key),

@@ -356,16 +356,13 @@ impl AwsProvider {
                 backend.url
             )));
         }
-        let Some(secret) = &backend.secret_ref else {
-            return Ok(None);
-        };
         let key = self
             .settings
             .secrets
-            .key(&room.identity().0, secret)
+            .backend_key(room)
             .await
             .map_err(|error| Failure::secret_unavailable(&error))?;
-        String::from_utf8(key).map(Some).map_err(|_| {
+        key.map(String::from_utf8).transpose().map_err(|_| {
             Failure::invalid_spec(
                 "spec.backend.secretRef: a room on AWS needs a key of UTF-8 text".into(),
             )
