@@ -2,14 +2,12 @@
 //! answers the sender with what it says, and tells it who came and went.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use bytes::Bytes;
 
-use super::{Chat, ChatError, response};
+use super::{Chat, ChatError, authorized_name, response};
 use crate::backend::forwarded_event;
-use crate::contract::authorizer_context;
 use crate::frames::ChatFrame;
 use crate::history::HistoryStore;
-use crate::sender::{SendError, Sender};
+use crate::sender::Sender;
 use crate::store::{ConnectionStore, Recipient, anonymous_label};
 
 impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
@@ -51,7 +49,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         match outcome {
             Ok(answer) if answer.is_empty() => Ok(response(200, None)),
             Ok(answer) => {
-                self.post_answer(connection_id, answer).await;
+                self.post_to(connection_id, answer).await;
                 Ok(response(200, None))
             }
             Err((reason, told)) => {
@@ -109,13 +107,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         connection_id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<String, ChatError> {
-        let from_token = event
-            .request_context
-            .authorizer
-            .fields
-            .get(authorizer_context::NAME)
-            .and_then(serde_json::Value::as_str);
-        if let Some(name) = from_token {
+        if let Some(name) = authorized_name(event) {
             return Ok(name.to_owned());
         }
         Ok(self
@@ -123,12 +115,5 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
             .get(connection_id)
             .await?
             .map_or_else(|| anonymous_label(connection_id), |r| r.sender_label()))
-    }
-
-    async fn post_answer(&self, connection_id: &str, answer: Bytes) {
-        match self.sender.post(connection_id, answer).await {
-            Ok(()) | Err(SendError::Gone) => {}
-            Err(error) => tracing::warn!(%connection_id, %error, "could not answer"),
-        }
     }
 }

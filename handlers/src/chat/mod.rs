@@ -182,13 +182,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         let display_name = if self.config.names_from_authorizer {
             // Fail closed: a `$connect` that reached the room without its authorizer (a route
             // changed by hand) is no one the room knows.
-            let authorized = event
-                .request_context
-                .authorizer
-                .fields
-                .get(authorizer_context::NAME)
-                .and_then(serde_json::Value::as_str);
-            match authorized {
+            match authorized_name(event) {
                 Some(name) => Some(name.to_owned()),
                 None => return Ok(response(403, Some("Forbidden".to_owned()))),
             }
@@ -505,11 +499,14 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
 
     /// Answers only the caller; a reply to a connection that is already gone is dropped.
     async fn reply(&self, connection_id: &str, frame: &ChatFrame) {
-        match self
-            .sender
-            .post(connection_id, Bytes::from(frame.to_json()))
-            .await
-        {
+        self.post_to(connection_id, Bytes::from(frame.to_json()))
+            .await;
+    }
+
+    /// Posts to one connection; a connection gone meanwhile is no error, and a failure is
+    /// logged, never returned: an answer that cannot be delivered changes nothing else.
+    async fn post_to(&self, connection_id: &str, data: Bytes) {
+        match self.sender.post(connection_id, data).await {
             Ok(()) | Err(SendError::Gone) => {}
             Err(error) => tracing::warn!(%connection_id, %error, "could not reply"),
         }
@@ -546,6 +543,16 @@ fn received_at(request_time_epoch_ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(request_time_epoch_ms)
         .filter(|_| request_time_epoch_ms > 0)
         .unwrap_or_else(Utc::now)
+}
+
+/// The name the room's authorizer gave the connection, in a room with auth.
+fn authorized_name(event: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
+    event
+        .request_context
+        .authorizer
+        .fields
+        .get(authorizer_context::NAME)
+        .and_then(serde_json::Value::as_str)
 }
 
 fn response(status_code: i64, body: Option<String>) -> ApiGatewayProxyResponse {
