@@ -263,16 +263,20 @@ impl Function {
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, ChatError> {
-        self.handle_received(event, None).await
-    }
-
-    pub fn has_backend(&self) -> bool {
-        self.backend.is_some()
+        self.dispatch(event, None).await
     }
 
     /// [`Function::handle`] with the event's JSON as Lambda delivered it, which a room's
     /// backend receives unchanged.
     pub async fn handle_received(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        received: &serde_json::Value,
+    ) -> Result<ApiGatewayProxyResponse, ChatError> {
+        self.dispatch(event, Some(received)).await
+    }
+
+    async fn dispatch(
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
         received: Option<&serde_json::Value>,

@@ -16,6 +16,7 @@ use chatroom_handlers::aws::{
     FANOUT_EVENT_KEY, FanoutPage, Function, FunctionConfig, is_authorizer_event, is_fanout_event,
 };
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
@@ -66,10 +67,9 @@ async fn dispatch(
         let answer = function.authorize(&request).instrument(span).await?;
         return Ok(serde_json::to_value(answer)?);
     }
-    // Only a room with a backend needs the event as it came, to forward it unchanged.
-    let received = function.has_backend().then(|| payload.clone());
-    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)?;
-    let response = invoke(function, request, received, &context).await?;
+    // Read from a reference: a room's backend gets the event as it came, not as parsed.
+    let request = ApiGatewayWebsocketProxyRequest::deserialize(&payload)?;
+    let response = invoke(function, request, &payload, &context).await?;
     Ok(serde_json::to_value(response)?)
 }
 
@@ -77,7 +77,7 @@ async fn dispatch(
 async fn invoke(
     function: &Function,
     payload: ApiGatewayWebsocketProxyRequest,
-    received: Option<Value>,
+    received: &Value,
     context: &lambda_runtime::Context,
 ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
     let route = payload
@@ -87,7 +87,7 @@ async fn invoke(
         .unwrap_or_default();
     let span = tracing::info_span!("invocation", request_id = %context.request_id, %route);
     async move {
-        let result = function.handle_received(&payload, received.as_ref()).await;
+        let result = function.handle_received(&payload, received).await;
         match &result {
             Ok(response) => tracing::info!(status = response.status_code, "handled"),
             Err(error) => tracing::error!(%error, "failed"),
