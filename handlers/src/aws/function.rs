@@ -288,10 +288,7 @@ impl Function {
         );
         let chat = Chat::with_history(store, sender, config, self.history.clone())
             .with_backend(self.backend.clone());
-        match received {
-            Some(received) => chat.handle_received(event, received).await,
-            None => chat.handle(event).await,
-        }
+        chat.dispatch(event, received).await
     }
 
     fn sender_for(&self, event: &ApiGatewayWebsocketProxyRequest) -> ManagementApiSender {

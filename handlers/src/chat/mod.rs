@@ -131,7 +131,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
         self.dispatch(event, Some(received)).await
     }
 
-    async fn dispatch(
+    pub(crate) async fn dispatch(
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
         received: Option<&serde_json::Value>,
