@@ -506,11 +506,16 @@ fn https_or_loopback_rules() -> serde_json::Value {
     }])
 }
 
+/// [`RESERVED_ROUTES`] as a CEL list: `['who', 'history', …]`.
+fn reserved_routes_in_cel() -> String {
+    let quoted: Vec<String> = RESERVED_ROUTES.iter().map(|r| format!("'{r}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 /// A backend route may not take a route every room has.
 fn reserved_backend_route_rules() -> serde_json::Value {
-    let reserved: Vec<String> = RESERVED_ROUTES.iter().map(|r| format!("'{r}'")).collect();
     serde_json::json!([{
-        "rule": format!("self.all(r, !(r in [{}]))", reserved.join(", ")),
+        "rule": format!("self.all(r, !(r in {}))", reserved_routes_in_cel()),
         "message": format!("must not hold {}: every room has those routes", RESERVED_ROUTES.join(" or ")),
     }])
 }
@@ -701,9 +706,8 @@ impl ChatRoom {
 
 /// `spec.messageRoute` may not take a route every room has.
 fn reserved_route_rules() -> serde_json::Value {
-    let reserved: Vec<String> = RESERVED_ROUTES.iter().map(|r| format!("'{r}'")).collect();
     serde_json::json!([{
-        "rule": format!("!(self in [{}])", reserved.join(", ")),
+        "rule": format!("!(self in {})", reserved_routes_in_cel()),
         "message": format!("must not be {}: every room has those routes", RESERVED_ROUTES.join(" or ")),
     }])
 }
