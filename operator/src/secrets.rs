@@ -140,6 +140,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("default/chat-backend")).unwrap();
         std::fs::write(dir.join("default/chat-backend/hmac"), "s3cret\n").unwrap();
         std::fs::write(dir.join("default/chat-backend/empty"), "\n").unwrap();
+        std::fs::write(
+            dir.join("default/chat-backend/huge"),
+            "k".repeat(MAX_KEY_BYTES + 1),
+        )
+        .unwrap();
         let source = SecretSource::Dir(dir.clone());
 
         assert_eq!(
@@ -162,6 +167,11 @@ mod tests {
             empty.to_string().contains("must be 1-4096 bytes"),
             "{empty}"
         );
+        let huge = source
+            .key("default", &secret("chat-backend", "huge"))
+            .await
+            .unwrap_err();
+        assert!(huge.to_string().contains("has 4097"), "{huge}");
         let nowhere = SecretSource::Unavailable
             .key("default", &secret("chat-backend", "hmac"))
             .await
