@@ -317,3 +317,32 @@ async fn a_message_reads_one_row_while_nobody_comes_or_goes() {
     store.unsubscribe("conn-a", "x").await.unwrap();
     assert!(store.list_channel("x").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+#[ignore = "needs moto; run through scripts/test.sh"]
+async fn parts_of_a_broadcast_that_finish_together_are_all_recorded() {
+    let sdk = moto_sdk_config().await;
+    let (client, table) = create_table(&sdk, "fanout-marks").await;
+    let store = DynamoDbStore::new(client, &table);
+    // An older broadcast holds the slot (there are 256; 0x101 and 0x001 share one).
+    let older = "0000000000000001";
+    store.fanout_mark(older, "0@0").await.unwrap();
+
+    // 25 pages of a new broadcast record their parts at once, as its workers finish together.
+    let message = "0000000000000101";
+    let segments: Vec<String> = (0..25).map(|page| format!("{page}@0")).collect();
+    let marked =
+        futures::future::join_all(segments.iter().map(|s| store.fanout_mark(message, s))).await;
+    assert!(marked.iter().all(Result::is_ok), "{marked:?}");
+
+    for segment in &segments {
+        assert!(
+            store.fanout_handled(message, segment).await.unwrap(),
+            "{segment} was recorded, so a second delivery of it is skipped"
+        );
+    }
+    assert!(
+        !store.fanout_handled(older, "0@0").await.unwrap(),
+        "the older broadcast's record gave way"
+    );
+}

@@ -44,45 +44,77 @@ impl DynamoDbStore {
     }
 
     /// Records `segment` of `message` as posted: added to its slot's set when the slot is
-    /// about `message`, else the slot is taken over.
+    /// about `message`, else the slot is taken over — only from another message, so that of
+    /// the parts of a new broadcast that finish together one takes the slot and the rest add
+    /// to it, and none is lost.
     pub async fn fanout_mark(&self, message: &str, segment: &str) -> Result<(), StoreError> {
         let slot = Self::fanout_slot(message);
-        let added = self
+        // Each round fails only when another part (or another broadcast) changed the slot
+        // between the two writes; three are plenty.
+        for _ in 0..3 {
+            let added = self
+                .write_mark(
+                    &slot,
+                    message,
+                    segment,
+                    "ADD #handled :segment",
+                    "#message = :message",
+                )
+                .await?;
+            if added {
+                return Ok(());
+            }
+            let taken = self
+                .write_mark(
+                    &slot,
+                    message,
+                    segment,
+                    "SET #message = :message, #handled = :segment",
+                    "attribute_not_exists(#message) OR #message <> :message",
+                )
+                .await?;
+            if taken {
+                return Ok(());
+            }
+        }
+        Err(StoreError::new(
+            "record a fan-out",
+            format!("the slot of message {message} kept changing hands"),
+        ))
+    }
+
+    /// One conditional write of a mark: whether its condition held.
+    async fn write_mark(
+        &self,
+        slot: &AttributeValue,
+        message: &str,
+        segment: &str,
+        update: &str,
+        condition: &str,
+    ) -> Result<bool, StoreError> {
+        let written = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(ID, slot.clone())
-            .update_expression("ADD #handled :segment")
-            .condition_expression("#message = :message")
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_names("#handled", HANDLED)
             .expression_attribute_names("#message", MESSAGE)
             .expression_attribute_values(":segment", AttributeValue::Ss(vec![segment.to_owned()]))
             .expression_attribute_values(":message", AttributeValue::S(message.to_owned()))
             .send()
             .await;
-        match added {
-            Ok(_) => return Ok(()),
+        match written {
+            Ok(_) => Ok(true),
             Err(error)
                 if error
                     .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-            Err(error) => return Err(failed("record a fan-out", error)),
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(failed("record a fan-out", error)),
         }
-        // A slot about another broadcast, or none yet: this one takes it over. Two parts of
-        // one new broadcast racing here may each write a set of one; the loser's part is then
-        // not recognised if delivered again, and is posted again.
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(ID, slot)
-            .update_expression("SET #message = :message, #handled = :segment")
-            .expression_attribute_names("#handled", HANDLED)
-            .expression_attribute_names("#message", MESSAGE)
-            .expression_attribute_values(":segment", AttributeValue::Ss(vec![segment.to_owned()]))
-            .expression_attribute_values(":message", AttributeValue::S(message.to_owned()))
-            .send()
-            .await
-            .map_err(|e| failed("record a fan-out", e))?;
-        Ok(())
     }
 }
