@@ -24,6 +24,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use chatroom_handlers::Recipient;
+use chatroom_handlers::aws::{pages, worker_posts_per_second};
 use chatroom_testkit::lambda_runtime::Function;
 use chatroom_testkit::lambda_service::LambdaService;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -84,7 +86,17 @@ async fn main() {
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ];
-    let pages = recipients.div_ceil(chatroom_handlers::contract::FANOUT_PAGE_RECIPIENTS);
+    // As many processes as the function makes pages of the broadcast: each page is one
+    // execution at once, as on Lambda.
+    let listing: Vec<Recipient> = ids
+        .iter()
+        .map(|id| Recipient {
+            id: id.clone(),
+            display_name: None,
+        })
+        .collect();
+    let worker_rate = worker_posts_per_second(memory.parse().ok());
+    let pages = pages(&listing, "{}".into(), "", 0, rate, worker_rate, 0).len();
     let timeout = Duration::from_secs(29);
     service
         .run(pages.max(1), &bootstrap, FUNCTION, &env, timeout)

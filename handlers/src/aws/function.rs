@@ -9,7 +9,7 @@ use aws_lambda_events::apigw::{
 use super::authorizer::{AuthorizerError, AuthorizerResponse, authorize};
 use super::dynamodb_history::DynamoDbHistory;
 use super::dynamodb_store::{DEFAULT_LISTING_CACHE_BYTES, DynamoDbStore};
-use super::fanout::Workers;
+use super::fanout::{Workers, worker_posts_per_second};
 use super::management_sender::{ManagementApiSender, management_endpoint};
 use crate::auth::{HttpsKeySource, JwtSettings, JwtSettingsError, NoHttpsClient, Verifier};
 use crate::backend::{
@@ -37,6 +37,9 @@ pub struct FunctionConfig {
     pub listing_cache_bytes: usize,
     /// The room's posting budget, across every invocation posting a broadcast.
     pub fanout_posts_per_second: u32,
+    /// What one invocation posting a page of a broadcast is given to post a second, by the
+    /// function's memory: the budget is split among as few invocations as this allows.
+    pub worker_posts_per_second: u32,
     /// Set for a room with `spec.backend`.
     pub backend: Option<BackendConfig>,
     /// The function's own name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets): large
@@ -157,9 +160,11 @@ impl FunctionConfig {
             }
             chat.channels = Some(settings);
         }
-        let listing_cache_bytes = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-            .and_then(|mb| mb.parse::<usize>().ok())
-            .map_or(DEFAULT_LISTING_CACHE_BYTES, |mb| mb * 1024 * 1024 / 4);
+        let memory_mb =
+            get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|mb| mb.parse::<u32>().ok());
+        let listing_cache_bytes = memory_mb.map_or(DEFAULT_LISTING_CACHE_BYTES, |mb| {
+            mb as usize * 1024 * 1024 / 4
+        });
         let fanout_posts_per_second = match get(env::FANOUT_POSTS_PER_SECOND) {
             None => DEFAULT_FANOUT_POSTS_PER_SECOND,
             Some(raw) => raw
@@ -180,6 +185,7 @@ impl FunctionConfig {
             channel_table,
             listing_cache_bytes,
             fanout_posts_per_second,
+            worker_posts_per_second: worker_posts_per_second(memory_mb),
             backend,
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
         })
@@ -234,7 +240,7 @@ impl Function {
         let workers = config
             .function_name
             .as_deref()
-            .map(|name| Workers::new(sdk, name));
+            .map(|name| Workers::new(sdk, name, config.worker_posts_per_second));
         Ok(Self {
             sdk: sdk.clone(),
             store,

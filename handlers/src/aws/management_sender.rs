@@ -145,6 +145,7 @@ impl Sender for ManagementApiSender {
             &self.endpoint,
             fanout.message,
             self.posts_per_second.max(1),
+            workers.posts_per_second(),
             fanout.settled_before_ms,
         );
         let handed = pages.len();

@@ -16,7 +16,9 @@ mod versions;
 pub use authorizer::{AuthorizerError, AuthorizerResponse, authorize, is_authorizer_event};
 pub use dynamodb_history::DynamoDbHistory;
 pub use dynamodb_store::DynamoDbStore;
-pub use fanout::{FANOUT_EVENT_KEY, FanoutPage, Workers, is_fanout_event, pages};
+pub use fanout::{
+    FANOUT_EVENT_KEY, FanoutPage, Workers, is_fanout_event, pages, worker_posts_per_second,
+};
 pub use fanout_worker::PartReport;
 pub use function::{ConfigError, Function, FunctionConfig};
 pub use management_sender::{ManagementApiSender, management_endpoint};
