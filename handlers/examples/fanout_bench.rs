@@ -381,9 +381,16 @@ fn hold_to_cpu_share(pids: &[u32], vcpu: f64, stop: &AtomicBool) {
     }
     let period = Duration::from_millis(100);
     let quota_ns = (vcpu * period.as_nanos() as f64) as u64;
+    // Every thread of the process, as a cgroup's CPU quota counts them: the process's own
+    // schedstat is its main thread's alone, and the runtime's workers post too.
     let on_cpu = |pid: u32| -> Option<u64> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
-        text.split_whitespace().next()?.parse().ok()
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let mut total = 0;
+        for thread in threads.flatten() {
+            let text = std::fs::read_to_string(thread.path().join("schedstat")).ok()?;
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(total)
     };
     let signal = |pid: u32, signal: i32| {
         // SAFETY: kill(2) with a pid this benchmark started and a valid signal number.
