@@ -21,7 +21,10 @@ use serde_json::Value;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
+// One thread: below 1,769 MB a function has a fraction of a vCPU, where a second runtime
+// thread buys no parallelism and costs a cross-thread wake-up per I/O (the broadcast to
+// 100,000 in docs/benchmarks.md took 15.4 s with the multi-threaded runtime, 12.6 s without).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
