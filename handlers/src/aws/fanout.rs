@@ -69,8 +69,8 @@ const PAGE_FIELDS_BYTES: usize = 4 * 1024;
 
 /// The pages of a broadcast to `recipients`: as few as post the room's budget with each
 /// worker at `worker_posts_per_second` (fewer concurrent executions than a page per thousand,
-/// and each one busy), but never pages of fewer than [`FANOUT_PAGE_RECIPIENTS`] and never an
-/// event past Lambda's 1 MB. Each page gets an equal share of the budget.
+/// and each one busy), but never more than one page per [`FANOUT_PAGE_RECIPIENTS`] recipients
+/// and never an event past Lambda's 1 MB. Each page gets an equal share of the budget.
 pub fn pages(
     recipients: &[Recipient],
     payload: String,
