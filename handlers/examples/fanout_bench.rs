@@ -90,10 +90,7 @@ async fn main() {
     // execution at once, as on Lambda.
     let listing: Vec<Recipient> = ids
         .iter()
-        .map(|id| Recipient {
-            id: id.clone(),
-            display_name: None,
-        })
+        .map(|id| Recipient::unnamed(id.as_str()))
         .collect();
     let worker_rate = worker_posts_per_second(memory.parse().ok());
     let pages = pages(&listing, "{}".into(), "", 0, rate, worker_rate, 0).len();

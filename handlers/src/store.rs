@@ -26,6 +26,14 @@ pub struct Recipient {
 }
 
 impl Recipient {
+    /// A recipient known by its id alone: a page of a broadcast, or one who left unlisted.
+    pub fn unnamed(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            display_name: None,
+        }
+    }
+
     /// How this connection signs its messages and shows in presence: its display name, else
     /// `guest-` and six hex digits derived from its id. Never the id itself: whoever holds an
     /// id can post to, inspect and disconnect that connection through `@connections`.

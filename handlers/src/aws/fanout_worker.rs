@@ -73,10 +73,7 @@ impl Function {
             }
             let recipients: Vec<Recipient> = ids
                 .iter()
-                .map(|id| Recipient {
-                    id: id.clone(),
-                    display_name: None,
-                })
+                .map(|id| Recipient::unnamed(id.as_str()))
                 .collect();
             let chunk_report: BroadcastReport =
                 broadcast(&self.store, &sender, &recipients, payload.clone(), fanout).await;

@@ -118,12 +118,7 @@ mod tests {
     use crate::store::Recipient;
 
     fn listing(ids: &[&str]) -> Recipients {
-        ids.iter()
-            .map(|id| Recipient {
-                id: (*id).to_owned(),
-                display_name: None,
-            })
-            .collect()
+        ids.iter().map(|id| Recipient::unnamed(*id)).collect()
     }
 
     #[test]

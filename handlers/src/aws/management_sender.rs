@@ -153,10 +153,7 @@ impl Sender for ManagementApiSender {
         let left: Vec<Recipient> = refused
             .iter()
             .flat_map(|page| &page.recipients)
-            .map(|id| Recipient {
-                id: id.clone(),
-                display_name: None,
-            })
+            .map(|id| Recipient::unnamed(id.as_str()))
             .collect();
         Some(HandOff {
             pages: handed - refused.len(),

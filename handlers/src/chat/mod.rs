@@ -220,10 +220,7 @@ impl<S: ConnectionStore, T: Sender, H: HistoryStore> Chat<S, T, H> {
                 self.announce(PresenceEvent::Leave, &left, event).await?;
                 left
             }
-            None => Recipient {
-                id: connection_id.to_owned(),
-                display_name: None,
-            },
+            None => Recipient::unnamed(connection_id),
         };
         self.tell_backend(event, received, &left).await;
         Ok(response(200, None))
