@@ -9,6 +9,16 @@ pub use crate::frames::{ChatFrame, Inbound};
 
 /// Environment variables of the room function.
 pub mod env {
+    /// The items of a list variable (`AUTH_AUDIENCES`, `BACKEND_ROUTES`, …): written joined
+    /// by commas, read back trimmed, empty items dropped.
+    pub fn list_items(raw: &str) -> Vec<String> {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The room's connection table (required).
     pub const TABLE_NAME: &str = "TABLE_NAME";
     /// The custom route that broadcasts (default `onMessage`).

@@ -161,12 +161,7 @@ impl JwtSettings {
             return Ok(None);
         };
         let required = |name: &'static str| get(name).ok_or(JwtSettingsError::Missing { name });
-        let audiences: Vec<String> = required(env::AUTH_AUDIENCES)?
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let audiences = env::list_items(&required(env::AUTH_AUDIENCES)?);
         if audiences.is_empty() {
             return Err(JwtSettingsError::Missing {
                 name: env::AUTH_AUDIENCES,

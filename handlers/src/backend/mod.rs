@@ -86,15 +86,7 @@ impl BackendConfig {
         let Some(url) = get(env::BACKEND_URL) else {
             return Ok(None);
         };
-        let list = |name: &str| -> Vec<String> {
-            get(name)
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
+        let list = |name: &str| env::list_items(&get(name).unwrap_or_default());
         let mut forwarded = Forwarded {
             routes: list(env::BACKEND_ROUTES),
             ..Forwarded::default()
