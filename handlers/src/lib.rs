@@ -15,12 +15,12 @@ mod display_name;
 pub mod fnv;
 mod frames;
 mod history;
+#[cfg(any(feature = "auth", feature = "backend"))]
+mod https_client;
 mod memory_store;
 mod route_selection;
 mod sender;
 mod store;
-#[cfg(any(feature = "auth", feature = "backend"))]
-mod tls;
 
 pub use broadcast::{BroadcastReport, Fanout, broadcast};
 pub use chat::{Chat, ChatConfig, ChatError};

@@ -25,18 +25,14 @@ pub struct HttpsKeySource {
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot make an HTTPS client for the issuer's keys: {0}")]
-pub struct NoHttpsClient(String);
+pub struct NoHttpsClient(pub(crate) String);
 
 impl HttpsKeySource {
     /// A client trusting the system's certificate authorities, with aws-lc-rs as its crypto
     /// (the one provider the AWS SDK brings too).
     pub fn new() -> Result<Self, NoHttpsClient> {
-        let config = crate::tls::client_config().map_err(NoHttpsClient)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let connector =
+            crate::https_client::connector(HttpConnector::new()).map_err(NoHttpsClient)?;
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
         })

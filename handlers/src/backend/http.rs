@@ -19,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use super::{Backend, BackendError, MAX_ANSWER_BYTES};
+use crate::https_client::{self, with_causes};
 
 /// Which addresses a backend may resolve to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,14 +118,8 @@ impl HttpBackend {
             inner: GaiResolver::new(),
             policy,
         });
-        http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
-        let tls = crate::tls::client_config().map_err(NoBackendClient::Tls)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = https_client::connector(http).map_err(NoBackendClient::Tls)?;
         Ok(Self {
             url: parsed,
             key: key.map(Arc::from),
@@ -179,18 +174,6 @@ impl Backend for HttpBackend {
                 .map_err(|_| BackendError::Timeout(self.timeout))?
         })
     }
-}
-
-/// hyper's errors say little at the top ("client error (Connect)"); the reason is below.
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The system's resolver, keeping only the addresses the policy allows, so that a name that
