@@ -1,8 +1,9 @@
 //! Measures the Lambda function's numbers for docs/benchmarks.md (not a test: nothing here is
 //! asserted):
 //! - init: time from spawning `bootstrap` until it asks the Runtime API for its first event;
-//! - fan-out: one broadcast to 1,000 connections through the real management-API client
-//!   against a loopback endpoint that answers at once;
+//! - fan-out: one broadcast to 1,000 connections through the function's `@connections` client
+//!   against a loopback endpoint that answers at once: its time, and the CPU the posting thread
+//!   spent per post;
 //! - a message, end to end through `Function::handle` (DynamoDB and the management API both
 //!   stubbed on loopback), with and without history: the DynamoDB requests it makes and its
 //!   time. Init is measured with history configured, and with auth configured, too.
@@ -19,7 +20,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use bytes::Bytes;
-use chatroom_handlers::aws::{Function, FunctionConfig, ManagementApiSender};
+use chatroom_handlers::aws::{ConnectionsApi, Function, FunctionConfig, ManagementApiSender};
 use chatroom_handlers::{
     ApiGatewayWebsocketProxyRequest, Connection, ConnectionStore, Fanout, MemoryStore, broadcast,
 };
@@ -41,9 +42,11 @@ async fn main() {
         init_history.push(init_time(&bootstrap, HISTORY_ENV).await);
         init_auth.push(init_time(&bootstrap, AUTH_ENV).await);
     }
-    let mut fanout = Vec::new();
+    let (mut fanout, mut fanout_cpu) = (Vec::new(), Vec::new());
     for _ in 0..FANOUT_RUNS {
-        fanout.push(fanout_time().await);
+        let (time, cpu) = fanout_time().await;
+        fanout.push(time);
+        fanout_cpu.push(cpu);
     }
     let (mut plain, mut kept) = (Vec::new(), Vec::new());
     let (mut plain_requests, mut kept_requests) = (Vec::new(), Vec::new());
@@ -60,6 +63,7 @@ async fn main() {
         &mut init_history,
         &mut init_auth,
         &mut fanout,
+        &mut fanout_cpu,
         &mut plain,
         &mut kept,
     ] {
@@ -73,6 +77,10 @@ async fn main() {
             "init_with_history_ms": summary(&init_history),
             "init_with_auth_ms": summary(&init_auth),
             "fanout_1000_ms": summary(&fanout),
+            "fanout_cpu_us_per_post": {
+                "runs": fanout_cpu.len(),
+                "p50": fanout_cpu[fanout_cpu.len() / 2].as_secs_f64() * 1e6 / CONNECTIONS as f64,
+            },
             "message_to_1000_ms": { "history_off": summary(&plain), "history_on": summary(&kept) },
             "message_dynamodb_requests": { "history_off": plain_requests, "history_on": kept_requests },
         })
@@ -157,7 +165,9 @@ async fn init_time(bootstrap: &str, extra_env: &[(&str, &str)]) -> Duration {
     polled - started
 }
 
-async fn fanout_time() -> Duration {
+/// The broadcast's time, and the CPU time of the one thread it ran on (the endpoint runs on
+/// other threads).
+async fn fanout_time() -> (Duration, Duration) {
     let app = Router::new().route(
         "/{stage}/@connections/{id}",
         post(|| async { StatusCode::OK }),
@@ -170,7 +180,10 @@ async fn fanout_time() -> Duration {
         .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
         .load()
         .await;
-    let sender = ManagementApiSender::new(&sdk, &format!("http://{addr}/dev"));
+    let sender = ManagementApiSender::new(
+        ConnectionsApi::new(&sdk).expect("TLS client"),
+        &format!("http://{addr}/dev"),
+    );
     let store = MemoryStore::new();
     for i in 0..CONNECTIONS {
         store
@@ -188,19 +201,38 @@ async fn fanout_time() -> Duration {
         "x".repeat(100)
     ));
 
-    let started = Instant::now();
-    let report = broadcast(
-        &store,
-        &sender,
-        &recipients,
-        payload,
-        Fanout::at(chrono::Utc::now().timestamp_millis(), 64),
-    )
-    .await;
-    let elapsed = started.elapsed();
-    assert_eq!(report.delivered, CONNECTIONS, "every post succeeded");
+    let posting = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (cpu_before, started) = (thread_cpu(), Instant::now());
+        let report = runtime.block_on(broadcast(
+            &store,
+            &sender,
+            &recipients,
+            payload,
+            Fanout::at(chrono::Utc::now().timestamp_millis(), 64),
+        ));
+        let (elapsed, cpu) = (started.elapsed(), thread_cpu() - cpu_before);
+        assert_eq!(report.delivered, CONNECTIONS, "every post succeeded");
+        (elapsed, cpu)
+    });
+    let measured = tokio::task::spawn_blocking(move || posting.join().unwrap())
+        .await
+        .unwrap();
     server.abort();
-    elapsed
+    measured
+}
+
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `now` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// One message from one of 1,000 connections, through `Function::handle` as Lambda runs it:

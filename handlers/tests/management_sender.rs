@@ -1,5 +1,5 @@
-//! Broadcast through the real API Gateway Management API client against a local server that
-//! answers as API Gateway does.
+//! Broadcast through the function's `@connections` client against a local server that answers
+//! as API Gateway does.
 
 mod aws_support;
 mod support;
@@ -9,10 +9,15 @@ use std::time::Duration;
 
 use aws_support::ManagementApi;
 use bytes::Bytes;
-use chatroom_handlers::aws::ManagementApiSender;
+use chatroom_handlers::aws::{ConnectionsApi, ManagementApiSender};
 use chatroom_handlers::{ConnectionStore, Fanout, SendError, Sender, broadcast};
 use chatroom_testkit::sdk_config;
 use support::{NOW_MS, store_with};
+
+async fn sender(endpoint: &str) -> ManagementApiSender {
+    let api = ConnectionsApi::new(&sdk_config(None).await).unwrap();
+    ManagementApiSender::new(api, endpoint)
+}
 
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("conn{i:03}")).collect()
@@ -26,7 +31,7 @@ async fn a_410_is_gone_and_removes_exactly_that_connection() {
         .unwrap()
         .extend(["conn003".to_owned(), "conn007".to_owned()]);
     let (endpoint, api) = api.start().await;
-    let sender = ManagementApiSender::new(&sdk_config(None).await, &endpoint);
+    let sender = sender(&endpoint).await;
 
     assert!(matches!(
         sender.post("conn003", Bytes::from_static(b"x")).await,
@@ -73,7 +78,7 @@ async fn a_500_on_one_post_does_not_stop_the_others() {
     let api = ManagementApi::default();
     api.failing.lock().unwrap().insert("conn002".to_owned());
     let (endpoint, api) = api.start().await;
-    let sender = ManagementApiSender::new(&sdk_config(None).await, &endpoint);
+    let sender = sender(&endpoint).await;
     let all = ids(6);
     let (store, recipients) = store_with(&all).await;
 
@@ -102,7 +107,7 @@ async fn concurrent_posts_never_exceed_the_bound() {
         ..ManagementApi::default()
     };
     let (endpoint, api) = api.start().await;
-    let sender = ManagementApiSender::new(&sdk_config(None).await, &endpoint);
+    let sender = sender(&endpoint).await;
     let (store, recipients) = store_with(&ids(60)).await;
 
     let report = broadcast(

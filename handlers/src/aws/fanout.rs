@@ -52,10 +52,12 @@ pub fn is_fanout_event(event: &Value) -> bool {
     event.get(FANOUT_EVENT_KEY).is_some()
 }
 
-/// What one worker is given to post a second, by the function's memory: a little over half of
-/// what a 128 MB function was measured to post (~730 a second, docs/benchmarks.md), in
-/// proportion to memory as Lambda's CPU is, and at most 1,500 (64 posts in flight at ~22 ms
-/// each post about 2,900 a second). Without a memory size, Lambda's default of 128 MB.
+/// What one worker is given to post a second, by the function's memory: about a quarter of what
+/// a 128 MB function was measured to post over plain HTTP (~1,600 a second, docs/benchmarks.md)
+/// — on AWS every post is HTTPS, which the benchmark does not measure, and a function's CPU
+/// share is Lambda's to vary — in proportion to memory as Lambda's CPU is, and at most 1,500
+/// (64 posts in flight at ~22 ms each post about 2,900 a second). Without a memory size,
+/// Lambda's default of 128 MB.
 pub fn worker_posts_per_second(memory_mb: Option<u32>) -> u32 {
     let memory_mb = memory_mb.unwrap_or(128);
     (memory_mb.saturating_mul(400) / 128).clamp(100, 1_500)

@@ -47,8 +47,8 @@ impl Function {
                 ..PartReport::default()
             });
         }
-        let sender =
-            ManagementApiSender::new(&self.sdk, &part.endpoint).paced(part.posts_per_second);
+        let sender = ManagementApiSender::new(self.connections.clone(), &part.endpoint)
+            .paced(part.posts_per_second);
         let payload = Bytes::from(part.payload.clone());
         let fanout = Fanout {
             concurrency: self.config.chat.broadcast_concurrency,

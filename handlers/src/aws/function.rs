@@ -7,6 +7,7 @@ use aws_lambda_events::apigw::{
 };
 
 use super::authorizer::{AuthorizerError, AuthorizerResponse, authorize};
+use super::connections_api::ConnectionsApi;
 use super::dynamodb_history::DynamoDbHistory;
 use super::dynamodb_store::{DEFAULT_LISTING_CACHE_BYTES, DynamoDbStore};
 use super::fanout::{Workers, worker_posts_per_second};
@@ -200,6 +201,8 @@ pub struct Function {
     history: Option<(DynamoDbHistory, HistorySettings)>,
     pub(super) config: FunctionConfig,
     sender: Mutex<Option<(String, ManagementApiSender)>>,
+    /// One connection pool for every post of every warm invocation.
+    pub(super) connections: ConnectionsApi,
     verifier: Option<Verifier<HttpsKeySource>>,
     /// Invocations of this same function, for large broadcasts.
     pub(super) workers: Option<Workers>,
@@ -207,7 +210,7 @@ pub struct Function {
 }
 
 impl Function {
-    /// Fails only when the room has auth and no HTTPS client can be made for its keys.
+    /// Fails only when no HTTPS client can be made (no system certificate authorities).
     pub fn new(sdk: &aws_config::SdkConfig, config: FunctionConfig) -> Result<Self, ConfigError> {
         let verifier = match &config.auth {
             Some(settings) => Some(Verifier::new(settings.clone(), HttpsKeySource::new()?)),
@@ -247,6 +250,7 @@ impl Function {
             history,
             config,
             sender: Mutex::default(),
+            connections: ConnectionsApi::new(sdk)?,
             verifier,
             workers,
             backend,
@@ -309,7 +313,8 @@ impl Function {
             Some((known, sender)) if *known == endpoint => sender.clone(),
             _ => {
                 let budget = f64::from(self.config.fanout_posts_per_second);
-                let mut sender = ManagementApiSender::new(&self.sdk, &endpoint).paced(budget);
+                let mut sender =
+                    ManagementApiSender::new(self.connections.clone(), &endpoint).paced(budget);
                 if let Some(workers) = &self.workers {
                     sender = sender.with_workers(workers.clone());
                 }

@@ -2,13 +2,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::config::retry::{RetryConfig, RetryPartition, TokenBucket};
-use aws_sdk_apigatewaymanagement::error::DisplayErrorContext;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use super::connections_api::{ConnectionsApi, PostError};
 use super::fanout::{Workers, pages};
 use crate::broadcast::Fanout;
 use crate::contract::FANOUT_PAGE_RECIPIENTS;
@@ -19,37 +16,18 @@ use crate::store::Recipient;
 /// its pace; past a page of recipients it hands a broadcast to workers, when it has them.
 #[derive(Clone, Debug)]
 pub struct ManagementApiSender {
-    client: Client,
+    api: ConnectionsApi,
     endpoint: String,
     pace: Option<Arc<DefaultDirectRateLimiter>>,
     posts_per_second: u32,
     workers: Option<Workers>,
 }
 
-/// Attempts per post: a 429 (`LimitExceededException`, which the SDK counts as throttling) is
-/// retried with the SDK's exponential backoff and full jitter, from 100 ms up to 5 s.
-const ATTEMPTS_PER_POST: u32 = 8;
-
 impl ManagementApiSender {
     /// A sender for the API at `endpoint` (`https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`).
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let retry = RetryConfig::standard()
-            .with_max_attempts(ATTEMPTS_PER_POST)
-            .with_initial_backoff(Duration::from_millis(100))
-            .with_max_backoff(Duration::from_secs(5));
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .retry_config(retry)
-            // The client-side retry quota would stop retrying a storm of 429s a pacing error
-            // caused, and lose those posts; each post's attempts are bounded instead.
-            .retry_partition(
-                RetryPartition::custom("chatroom-posts")
-                    .token_bucket(TokenBucket::unlimited())
-                    .build(),
-            )
-            .build();
+    pub fn new(api: ConnectionsApi, endpoint: &str) -> Self {
         Self {
-            client: Client::from_conf(config),
+            api,
             endpoint: endpoint.to_owned(),
             pace: None,
             posts_per_second: 0,
@@ -102,28 +80,10 @@ impl Sender for ManagementApiSender {
         if let Some(pace) = &self.pace {
             pace.until_ready().await;
         }
-        let sent = self
-            .client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(payload.to_vec()))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let gone = error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_gone_exception())
-                    || error
-                        .raw_response()
-                        .is_some_and(|r| r.status().as_u16() == 410);
-                if gone {
-                    Err(SendError::Gone)
-                } else {
-                    Err(SendError::Failed(DisplayErrorContext(error).to_string()))
-                }
-            }
+        match self.api.post(&self.endpoint, connection_id, payload).await {
+            Ok(()) => Ok(()),
+            Err(PostError::Gone) => Err(SendError::Gone),
+            Err(error) => Err(SendError::Failed(error.to_string())),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod authorizer;
 mod channel_store;
+mod connections_api;
 mod dynamodb_history;
 mod dynamodb_store;
 mod fanout;
@@ -14,6 +15,7 @@ mod management_sender;
 mod versions;
 
 pub use authorizer::{AuthorizerError, AuthorizerResponse, authorize, is_authorizer_event};
+pub use connections_api::{ConnectionsApi, PostError};
 pub use dynamodb_history::DynamoDbHistory;
 pub use dynamodb_store::DynamoDbStore;
 pub use fanout::{
