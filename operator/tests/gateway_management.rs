@@ -1,5 +1,5 @@
 //! The `@connections` management API: POST, GET, DELETE, and 410 Gone for unknown, closed and
-//! still-connecting connections.
+//! still-connecting connections; the Lambda function's own client against its SigV4 check.
 
 mod support;
 
@@ -262,4 +262,61 @@ async fn connections_calls_count_against_the_accounts_rate() {
     send_text(&mut client, r#"{"action":"onMessage"}"#).await;
     let refused = next_json(&mut client).await;
     assert_eq!(refused["message"], "Too Many Requests", "{refused}");
+}
+
+/// The room's Lambda function signs its posts itself (`aws-sigv4`, not the SDK's client); the
+/// gateway's check re-signs the request as it arrived — path, host and body as hyper sent them
+/// — and compares. A post signed with the key's secret passes; one signed with another secret
+/// is refused with 403 and delivers nothing.
+#[tokio::test]
+async fn the_functions_own_signed_posts_pass_the_gateways_sigv4_check() {
+    use bytes::Bytes;
+    use chatroom_handlers::aws::{ConnectionsApi, ManagementApiSender};
+    use chatroom_handlers::{SendError, Sender};
+    use chatroom_operator::gateway::{GatewayConfig, ManagementAuth, ManagementKeys};
+
+    const KEY_ID: &str = "AKIAFUNCTIONSIGNS";
+    let keys = ManagementKeys {
+        access_key_id: KEY_ID.into(),
+        secret_access_key: "function-signing-secret".into(),
+    };
+    let gateway = TestGateway::start_with(|config| GatewayConfig {
+        management_auth: ManagementAuth::SigV4(keys),
+        ..config
+    })
+    .await;
+    let script = Script::accepting();
+    let url = gateway.add_scripted_room(script.clone());
+    let mut client = connect(&url).await;
+    let id = script.connection_ids()[0].clone();
+    let endpoint = gateway.callback_url();
+    let sender = |secret: &str| {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(KEY_ID, secret, None, None, "test"),
+                ),
+            )
+            .build();
+        ManagementApiSender::new(
+            ConnectionsApi::new(&sdk).unwrap(),
+            endpoint.trim_end_matches("/@connections"),
+        )
+    };
+
+    sender("function-signing-secret")
+        .post(&id, Bytes::from_static(br#"{"from":"the function"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut client).await["from"], "the function");
+
+    let forged = sender("another-secret")
+        .post(&id, Bytes::from_static(br#"{"from":"someone else"}"#))
+        .await;
+    match forged {
+        Err(SendError::Failed(why)) => assert!(why.contains("HTTP 403"), "{why}"),
+        other => panic!("a post signed with another secret got {other:?}"),
+    }
+    assert_silent(&mut client).await;
 }
