@@ -110,8 +110,9 @@ impl ConnectionsApi {
         })
     }
 
-    /// Posts `payload` to `connection_id` at `endpoint` (`https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`),
-    /// trying again what may pass later.
+    /// Posts `payload` to `connection_id` at `endpoint`
+    /// (`https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`), trying again what may
+    /// pass later.
     pub async fn post(
         &self,
         endpoint: &str,
