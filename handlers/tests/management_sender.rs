@@ -131,3 +131,49 @@ async fn concurrent_posts_never_exceed_the_bound() {
         "peak concurrency {peak} outside 2..=8"
     );
 }
+
+/// An error answer is read to at most 4 KiB: a 403 with a 64 KiB body is one failed post, not
+/// retried, its error text bounded, and the next post on the same client goes through.
+#[tokio::test]
+async fn an_error_answer_past_4_kib_is_not_held_and_not_retried() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let app = axum::Router::new().route(
+        "/{stage}/@connections/{id}",
+        axum::routing::post(
+            move |axum::extract::Path((_, id)): axum::extract::Path<(String, String)>| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if id == "refused" {
+                        let body = format!(r#"{{"message":"{}"}}"#, "x".repeat(64 * 1024));
+                        (axum::http::StatusCode::FORBIDDEN, body)
+                    } else {
+                        (axum::http::StatusCode::OK, String::new())
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let sender = sender(&format!("http://{addr}/dev")).await;
+
+    match sender.post("refused", Bytes::from_static(b"x")).await {
+        Err(SendError::Failed(why)) => {
+            assert!(why.contains("HTTP 403"), "{why}");
+            assert!(why.len() < 4 * 1024, "{} bytes of error text", why.len());
+        }
+        other => panic!("a 403 with a large body got {other:?}"),
+    }
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "a 403 is not retried");
+    sender
+        .post("conn000", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+}
