@@ -191,8 +191,9 @@ fn refused(status: u16, headers: &http::HeaderMap, answer: &[u8]) -> PostError {
     }
 }
 
-/// The request, signed as of `time`; only `host` and the `x-amz-*` headers are signed, as the
-/// SDK signs them.
+/// The request, signed as of `time`. Signed are `host` and the `x-amz-*` headers the signer adds
+/// (what SigV4 requires); `content-type` and `user-agent` go unsigned (the SDK signs those too,
+/// which API Gateway does not ask for).
 fn signed_post(
     uri: &str,
     payload: Bytes,
